@@ -1,0 +1,1 @@
+"""The Python client and the ``netpol-pdp`` command line."""

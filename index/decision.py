@@ -1,0 +1,154 @@
+"""What a decision reports: the verdict, a short reason code, and (when asked) why.
+
+The reason codes are a closed set so that clients, metrics and audit summaries
+can group on them.  The explanation is built only when ``explain=True``: the hot
+path returns a verdict and reason; the per-direction trace costs more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    ALLOW = "ALLOW"
+    DENY = "DENY"
+
+
+class Reason(StrEnum):
+    """Why a verdict was reached.  Exemptions come first, then policy outcomes."""
+
+    #: Source and destination are the same pod (any of its IPs).
+    LOOPBACK = "loopback"
+    #: A pod talking to the node it runs on (any address of that node, either way).
+    NODE_TRAFFIC = "node-traffic"
+    #: Neither end is a pod (choice: ALLOW).
+    NO_POD = "no-pod-involved"
+    #: Neither end is an ordinary pod and at least one is a hostNetwork pod, whose
+    #: policies are not enforced (choice: it is treated as its node).
+    HOST_NETWORK = "host-network"
+    #: Every pod end involved is not isolated in the direction that concerns it.
+    NOT_ISOLATED = "not-isolated"
+    #: At least one isolated direction was allowed by a policy rule; the other (if
+    #: any) was allowed too.
+    ALLOWED_BY_POLICY = "allowed-by-policy"
+    DENIED_INGRESS = "denied-on-ingress"
+    DENIED_EGRESS = "denied-on-egress"
+    DENIED_BOTH = "denied-on-both"
+
+
+class EndpointKind(StrEnum):
+    POD = "pod"
+    NODE = "node"
+    EXTERNAL = "external"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What an address is: a pod (``name`` = ``ns/pod``), a node, or external.
+
+    A hostNetwork pod's address is a node endpoint with ``host_network_pods``
+    naming the pods on it.
+    """
+
+    kind: EndpointKind
+    name: str | None = None
+    namespace: str | None = None
+    host_network_pods: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind is EndpointKind.EXTERNAL:
+            return "external"
+        return f"{self.kind.value} {self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind.value}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        if self.host_network_pods:
+            out["host_network_pods"] = list(self.host_network_pods)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """``policy`` (``ns/name``) and the index of the rule in its ingress/egress list."""
+
+    policy: str
+    rule: int
+
+    def __str__(self) -> str:
+        return f"{self.policy} rule {self.rule}"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionTrace:
+    """How one direction was judged (ingress of the destination, egress of the source).
+
+    ``pod`` is the pod the direction belongs to; ``isolating`` lists every policy
+    that selects it for this direction (empty when not isolated); ``allowed_by``
+    lists every rule that matched (empty when denied or not isolated).
+    """
+
+    direction: str
+    pod: str
+    isolated: bool
+    allowed: bool
+    isolating: tuple[str, ...] = ()
+    allowed_by: tuple[RuleRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "direction": self.direction,
+            "pod": self.pod,
+            "isolated": self.isolated,
+            "allowed": self.allowed,
+            "isolating_policies": list(self.isolating),
+            "allowed_by": [{"policy": r.policy, "rule": r.rule} for r in self.allowed_by],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one flow.
+
+    ``ingress``/``egress`` are filled only when explained, and only for a
+    direction that was evaluated (an exemption evaluates none).  ``notes`` carry
+    the choices that shaped the answer (hostNetwork ends, IP conflicts) and are
+    always present, explained or not.
+    """
+
+    verdict: Verdict
+    reason: Reason
+    generation: int
+    src: Endpoint
+    dst: Endpoint
+    notes: tuple[str, ...] = ()
+    egress: DirectionTrace | None = None
+    ingress: DirectionTrace | None = None
+    explained: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "verdict": self.verdict.value,
+            "reason": self.reason.value,
+            "generation": self.generation,
+            "src": self.src.to_dict(),
+            "dst": self.dst.to_dict(),
+        }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.explained:
+            out["explanation"] = {
+                "egress": self.egress.to_dict() if self.egress else None,
+                "ingress": self.ingress.to_dict() if self.ingress else None,
+            }
+        return out

@@ -1,0 +1,95 @@
+"""Errors of the model and of flows, in the Kubernetes vocabulary.
+
+Exception tree::
+
+    NetpolPdpError
+    ├── ValidationError      one object failed validation; carries every FieldError
+    ├── SourceError          a manifest source could not be loaded (file, document, object)
+    └── FlowError            one flow is malformed (names the field)
+
+Paths are built as validation descends (``FieldPath("spec").child("ingress").index(0)``)
+so that every message names the exact field, as ``kubectl`` would:
+``NetworkPolicy default/web: spec.ingress[0].ports[1].endPort: must be ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FieldPath:
+    """An immutable Kubernetes-style field path (``spec.ingress[0].from[1]``)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str = "") -> None:
+        self._text = text
+
+    def child(self, name: str) -> FieldPath:
+        return FieldPath(f"{self._text}.{name}" if self._text else name)
+
+    def index(self, i: int) -> FieldPath:
+        return FieldPath(f"{self._text}[{i}]")
+
+    def key(self, k: str) -> FieldPath:
+        return FieldPath(f"{self._text}[{k}]")
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"FieldPath({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldPath) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem at one field: ``path`` (as text), a lower-case ``message``, the bad ``value``."""
+
+    path: str
+    message: str
+    value: object = None
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message} (got {self.value!r})"
+
+
+class NetpolPdpError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ValidationError(NetpolPdpError):
+    """An object failed validation; ``errors`` lists every problem found, not just the first."""
+
+    def __init__(self, obj: str, errors: list[FieldError]) -> None:
+        self.obj = obj
+        self.errors = list(errors)
+        lines = "; ".join(str(e) for e in self.errors)
+        super().__init__(f"{obj}: {lines}")
+
+
+class SourceError(NetpolPdpError):
+    """A manifest source failed to load; ``problems`` are one line each, already located.
+
+    Each problem reads ``file[:document N]: Kind ns/name: field.path: message``.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class FlowError(NetpolPdpError):
+    """A flow is malformed: ``field`` names the bad field (``src_ip``, ``dst_port``, ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")

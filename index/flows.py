@@ -1,0 +1,94 @@
+"""Flows: what is asked, and how raw input becomes one.
+
+A :class:`Flow` is a plain named tuple so that it is cheap to build, hashable
+(the decision cache and flow-log deduplication key on it) and normalised: IPs in
+``ipaddress``'s canonical text, protocol upper case.  Build flows from untrusted
+input with :func:`parse_flow`, which names the bad field in a :class:`FlowError`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from netpol_pdp.index.errors import FlowError
+
+#: Protocols with ports, and the other IP protocols a flow may name.  A flow of
+#: another protocol is matched only by port-less rules (SEMANTICS.md choice).
+PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
+IANA_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPV6", 132: "SCTP"}
+OTHER_PROTOCOLS = frozenset({"ICMP", "ICMPV6", "GRE", "ESP", "AH", "IGMP"})
+
+
+class Flow(NamedTuple):
+    src_ip: str
+    dst_ip: str
+    protocol: str = "TCP"
+    dst_port: int = 0
+
+
+def normalize_ip(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise FlowError(field, f"must be an IPv4 or IPv6 address (got {value!r})")
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise FlowError(field, f"must be an IPv4 or IPv6 address (got {value!r})") from None
+
+
+def normalize_protocol(value: object, field: str = "protocol") -> str:
+    """TCP/UDP/SCTP (any case), another known IP protocol name, or an IANA number."""
+    if isinstance(value, bool):
+        raise FlowError(field, f"unknown protocol {value!r}")
+    if isinstance(value, int):
+        if value in IANA_PROTOCOLS:
+            return IANA_PROTOCOLS[value]
+        if 0 <= value <= 255:
+            return str(value)
+        raise FlowError(field, f"unknown protocol {value!r}")
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in PORT_PROTOCOLS or text in OTHER_PROTOCOLS:
+            return text
+        if text.isdigit():
+            return normalize_protocol(int(text), field)
+    raise FlowError(
+        field, f"unknown protocol {value!r}: must be TCP, UDP, SCTP, ICMP, ICMPv6 or an IANA number"
+    )
+
+
+def normalize_port(value: object, protocol: str, field: str = "dst_port") -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value is None and protocol not in PORT_PROTOCOLS:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FlowError(field, f"must be an integer port (got {value!r})")
+    if protocol in PORT_PROTOCOLS:
+        if not 1 <= value <= 65535:
+            raise FlowError(field, f"must be between 1 and 65535 for {protocol} (got {value})")
+    elif not 0 <= value <= 65535:
+        raise FlowError(field, f"must be between 0 and 65535 (got {value})")
+    return value
+
+
+def make_flow(src_ip: object, dst_ip: object, protocol: object = "TCP", dst_port: object = None) -> Flow:
+    """Validate and normalise one flow; raises :class:`FlowError` naming the field."""
+    proto = normalize_protocol("TCP" if protocol is None else protocol)
+    return Flow(
+        normalize_ip(src_ip, "src_ip"),
+        normalize_ip(dst_ip, "dst_ip"),
+        proto,
+        normalize_port(dst_port, proto),
+    )
+
+
+def parse_flow(record: Mapping[str, Any]) -> Flow:
+    """A flow from a mapping with ``src_ip``, ``dst_ip``, ``protocol`` (default TCP), ``dst_port``."""
+    if not isinstance(record, Mapping):
+        raise FlowError("flow", f"must be an object (got {type(record).__name__})")
+    for name in ("src_ip", "dst_ip"):
+        if name not in record:
+            raise FlowError(name, "is required")
+    return make_flow(record["src_ip"], record["dst_ip"], record.get("protocol"), record.get("dst_port"))

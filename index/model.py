@@ -1,0 +1,231 @@
+"""The objects the engine knows, as validated, immutable values.
+
+These are produced only by :mod:`netpol_pdp.index.validation` from manifest dicts
+(the shape the Kubernetes API returns), so every instance is already valid and
+already defaulted: protocols are upper case, CIDRs are networks, policy types are
+the *effective* ones, and namespaces carry ``kubernetes.io/metadata.name``.
+
+The model holds data only.  Matching logic lives twice, on purpose: once fast in
+the index, once obvious in :mod:`netpol_pdp.index.reference`, so that the
+property tests compare two independent readings of SEMANTICS.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, TypeAlias
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+class Kind(StrEnum):
+    NAMESPACE = "Namespace"
+    POD = "Pod"
+    NODE = "Node"
+    NETWORK_POLICY = "NetworkPolicy"
+
+
+class Operator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One ``matchExpressions`` entry; ``values`` is empty for Exists/DoesNotExist."""
+
+    key: str
+    operator: Operator
+    values: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """``matchLabels`` AND ``matchExpressions``; empty matches everything.
+
+    ``match_labels`` is a sorted tuple so that equal selectors are equal values
+    (the index deduplicates selectors by value).
+    """
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[Requirement, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+
+@dataclass(frozen=True, slots=True)
+class IPBlock:
+    """``cidr`` minus every ``except`` network (host bits already cleared)."""
+
+    cidr: IPNetwork
+    except_: tuple[IPNetwork, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One ``from``/``to`` element: either selectors (one or both) or an ipBlock.
+
+    ``pod_selector is None and namespace_selector is not None`` means "every pod
+    of the matching namespaces"; ``namespace_selector is None and pod_selector is
+    not None`` means "pods of the policy's own namespace".
+    """
+
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPort:
+    """One ``ports`` entry. ``port`` is None (every port), an int, or a port name."""
+
+    protocol: str = "TCP"
+    port: int | str | None = None
+    end_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ingress or egress rule; empty ``peers``/``ports`` mean "any"."""
+
+    peers: tuple[Peer, ...] = ()
+    ports: tuple[PolicyPort, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    kind: Literal[Kind.NAMESPACE] = Kind.NAMESPACE
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.NAMESPACE, "", self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"Namespace {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPort:
+    port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A pod.  ``ips`` is podIPs (or podIP), normalised; ``live`` says it takes part.
+
+    A pod takes part iff it has at least one IP and its phase is not
+    Succeeded/Failed.  ``created`` is ``metadata.creationTimestamp`` as epoch
+    seconds (0.0 when absent) and breaks IP conflicts: the newest pod wins.
+    """
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    node_name: str | None = None
+    host_network: bool = False
+    ips: tuple[str, ...] = ()
+    phase: str | None = None
+    ports: tuple[ContainerPort, ...] = ()
+    created: float = 0.0
+
+    kind: Literal[Kind.POD] = Kind.POD
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.POD, self.namespace, self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"Pod {self.namespace}/{self.name}"
+
+    @property
+    def live(self) -> bool:
+        return bool(self.ips) and self.phase not in ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    addresses: tuple[str, ...] = ()
+
+    kind: Literal[Kind.NODE] = Kind.NODE
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.NODE, "", self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"Node {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPolicy:
+    """A NetworkPolicy with *effective* policy types already computed.
+
+    ``ingress``/``egress`` hold the rules; a direction absent from
+    ``policy_types`` is ignored whatever its rules say.
+    """
+
+    namespace: str
+    name: str
+    pod_selector: LabelSelector = LabelSelector()
+    policy_types: frozenset[str] = frozenset({"Ingress"})
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+
+    kind: Literal[Kind.NETWORK_POLICY] = Kind.NETWORK_POLICY
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.NETWORK_POLICY, self.namespace, self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"NetworkPolicy {self.namespace}/{self.name}"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+Object: TypeAlias = Namespace | Pod | Node | NetworkPolicy
+#: (kind, namespace or "", name): identifies an object across updates.
+ObjectKey: TypeAlias = tuple[Kind, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Add or replace an object (ADDED and MODIFIED are the same to the index)."""
+
+    obj: Object
+
+    @property
+    def key(self) -> ObjectKey:
+        return self.obj.key
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove the object with this key (a no-op when absent)."""
+
+    key: ObjectKey
+
+
+Event: TypeAlias = Upsert | Delete
