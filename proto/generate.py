@@ -17,14 +17,14 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from grpc_tools import protoc
+
 PROTO_ROOT = Path(__file__).resolve().parent
 PROTOS = sorted(PROTO_ROOT.glob("netpol_pdp/**/*.proto"))
 
 
 def generate(out_dir: Path) -> list[Path]:
     """Run protoc (from grpcio-tools) on every proto; returns the files written."""
-    from grpc_tools import protoc
-
     out_dir.mkdir(parents=True, exist_ok=True)
     well_known = str(resources.files("grpc_tools") / "_proto")
     for proto in PROTOS:
