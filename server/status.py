@@ -50,6 +50,10 @@ class ServerState:
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
+    def set_feed_info(self, feed_info: Callable[[], FeedInfo]) -> None:
+        """Where GetStatus reads the feed's state (set once, before serving)."""
+        self._feed_info = feed_info
+
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
