@@ -141,9 +141,8 @@ MALFORMED = [
 def test_a_malformed_unary_flow_is_invalid_argument_naming_the_field(
     service: Service, bad: pb.Flow, field: str
 ) -> None:
-    with grpc.insecure_channel(service.address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.DecisionServiceStub(channel).Decide(pb.DecideRequest(flow=bad), timeout=5)
+    with grpc.insecure_channel(service.address) as channel, pytest.raises(grpc.RpcError) as err:
+        pb_grpc.DecisionServiceStub(channel).Decide(pb.DecideRequest(flow=bad), timeout=5)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(f"{field}: ")
 
@@ -208,10 +207,9 @@ def test_an_oversized_stream_message_ends_the_stream_after_the_earlier_answers(
         pb.DecideBatchRequest(request_id=3, flows=flows * 10),
     ]
     seen: list[int] = []
-    with grpc.insecure_channel(small_batches.address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            for response in pb_grpc.DecisionServiceStub(channel).DecideStream(iter(requests)):
-                seen.append(response.request_id)
+    with grpc.insecure_channel(small_batches.address) as channel, pytest.raises(grpc.RpcError) as err:
+        for response in pb_grpc.DecisionServiceStub(channel).DecideStream(iter(requests)):
+            seen.append(response.request_id)
     assert seen == [1]
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 100 flows" in err.value.details()
