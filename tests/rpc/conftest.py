@@ -125,7 +125,9 @@ def start_service() -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
     def start(sources: list[Path], **overrides: Any) -> Service:
-        options = ServeOptions(sources=sources, listen="127.0.0.1:0", grace=1.0, **overrides)
+        overrides.setdefault("listen", "127.0.0.1:0")
+        overrides.setdefault("grace", 1.0)
+        options = ServeOptions(sources=sources, **overrides)
         service = Service(options)
         started.append(service)
         return service
