@@ -100,5 +100,5 @@ def test_plaintext_beyond_loopback_is_refused_at_start(world: Path) -> None:
 
 def test_an_unreadable_certificate_is_named(world: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
-    with pytest.raises(ConfigError, match="nope.pem"):
+    with pytest.raises(ConfigError, match=r"nope\.pem"):
         Service(ServeOptions(sources=[world], listen="127.0.0.1:0", tls=TlsConfig(missing, missing)))
