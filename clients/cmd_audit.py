@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm import tqdm
+
 from netpol_pdp.clients.audit import Auditor, summary_lines
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.sources import add_source_argument, load_index
@@ -98,7 +100,5 @@ def _progress(size: int | None) -> Iterator[Any]:
     if not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
-
     with tqdm(total=size, unit="B", unit_scale=True, delay=1.0, file=sys.stderr, desc="audit") as bar:
         yield bar.update
