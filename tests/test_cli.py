@@ -279,12 +279,9 @@ def test_validate_lists_every_problem_one_per_line_and_exits_1(
     lines = out.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith(f"{tmp_path / 'broken.yaml'}: line 2, column 1: invalid YAML")
-    assert lines[1].startswith(
-        f"{tmp_path / 'p.yaml'}: document 1: NetworkPolicy shop/web: spec.ingress[0].from[0].ipBlock.except[0]:"
-    )
-    assert lines[2].startswith(
-        f"{tmp_path / 'p.yaml'}: document 1: NetworkPolicy shop/web: spec.ingress[0].ports[0].endPort:"
-    )
+    where = f"{tmp_path / 'p.yaml'}: document 1: NetworkPolicy shop/web:"
+    assert lines[1].startswith(f"{where} spec.ingress[0].from[0].ipBlock.except[0]:")
+    assert lines[2].startswith(f"{where} spec.ingress[0].ports[0].endPort:")
     assert err == "3 problems found\n"
 
 

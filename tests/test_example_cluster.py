@@ -1,4 +1,4 @@
-"""The bundled example cluster holds every feature its docs promise, and its flows get the documented verdicts."""
+"""The bundled example cluster holds every feature its docs promise; its flows get the documented verdicts."""
 
 from __future__ import annotations
 
