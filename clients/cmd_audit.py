@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
 from netpol_pdp.clients.audit import Auditor, summary_lines
 from netpol_pdp.clients.errors import CommandError
@@ -48,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 @contextlib.contextmanager
-def _input(name: str) -> Iterator[tuple[IO[bytes], int | None]]:
+def _input(name: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
     """The flow log as binary lines, with its size when known (for the progress bar)."""
     if name == "-":
         yield sys.stdin.buffer, None
@@ -56,7 +57,7 @@ def _input(name: str) -> Iterator[tuple[IO[bytes], int | None]]:
     path = Path(name)
     try:
         size = path.stat().st_size
-        handle: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
+        handle: io.BufferedIOBase = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
     except OSError as err:
         raise CommandError(f"{name}: {err.strerror or err}") from None
     with handle:
