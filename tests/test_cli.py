@@ -298,3 +298,13 @@ def test_the_installed_console_script_audits_the_bundled_example(tmp_path: Path)
     rows = jsonl(done.stdout.decode())
     assert [(r["verdict"], r["reason"]) for r in rows] == [(e["verdict"], e["reason"]) for e in EXPECTED]
     assert b"audited 41 flows" in done.stderr
+
+
+def test_remembered_parses_never_let_a_malformed_spelling_through(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "f.jsonl"
+    log.write_text("\n".join([flow_line(WEB, API, 1), flow_line(WEB, API, True)]) + "\n")
+    status, out, err = run(capsys, "audit", str(log))
+    assert status == 2 and len(jsonl(out)) == 1
+    assert err.startswith("error: line 2: dst_port: must be an integer port (got True)")
