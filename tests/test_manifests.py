@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.flows import make_flow
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource, diff
 from netpol_pdp.index.model import Delete, Event, Kind, Namespace, Object, ObjectKey, Pod, Upsert
 
@@ -374,3 +376,30 @@ def test_watch_picks_up_a_change_within_seconds_and_stops_promptly(tmp_path: Pat
         began = time.monotonic()
         thread.join(5)
     assert not thread.is_alive() and time.monotonic() - began < 2
+
+
+def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_path: Path) -> None:
+    write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
+    write(tmp_path, "web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
+    index = Index()
+    feed = ManifestFeed(ManifestSource(tmp_path), index)
+    feed.start()
+    flow = make_flow("10.9.9.9", "10.0.0.1", "TCP", 80)
+    assert index.decide(flow).reason.value == "not-isolated"
+
+    write(tmp_path, "deny.yaml", POLICY.format(name="only-443", ns="shop", port=443))
+    assert feed.reload().upserts == 1
+    index.check()
+    assert index.decide(flow).reason.value == "denied-on-ingress"
+
+    write(tmp_path, "deny.yaml", POLICY.format(name="only-443", ns="shop", port=-1))
+    assert not feed.reload().ok
+    assert index.decide(flow).reason.value == "denied-on-ingress" and index.generation == 2
+
+    (tmp_path / "deny.yaml").unlink()
+    assert feed.reload().deletes == 1
+    index.check()
+    assert index.decide(flow).reason.value == "not-isolated" and index.objects().keys() == {
+        (Kind.NAMESPACE, "", "shop"),
+        (Kind.POD, "shop", "web"),
+    }
