@@ -217,6 +217,18 @@ def test_a_namespace_gets_its_name_label_and_counts_cover_every_kind(tmp_path: P
             id="a document without kind is an error, not ignored",
         ),
         pytest.param(
+            "kind.yaml",
+            "kind: [Pod]\nmetadata: {name: web}\n",
+            "kind.yaml: document 1: object default/web: kind: must be a string (got ['Pod'])",
+            id="a kind that is not a string is an error",
+        ),
+        pytest.param(
+            "null-item.yaml",
+            "kind: List\nitems: [null]\n",
+            "null-item.yaml: document 1: items[0]: must be a Kubernetes object (a map), got NoneType",
+            id="an empty list item is an error",
+        ),
+        pytest.param(
             "scalar.yaml",
             "just a string\n",
             "scalar.yaml: document 1: must be a Kubernetes object (a map), got str",
@@ -403,3 +415,28 @@ def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_pa
         (Kind.NAMESPACE, "", "shop"),
         (Kind.POD, "shop", "web"),
     }
+
+
+def test_watch_of_a_single_file_sees_it_replaced_by_rename_as_editors_do(tmp_path: Path) -> None:
+    target = write(tmp_path, "cluster.yaml", NS.format(name="shop", team="a"))
+    index = RecordingIndex()
+    changed = threading.Event()
+    feed = ManifestFeed(ManifestSource(target), index)  # type: ignore[arg-type]
+    feed.start()
+    feed.add_listener(lambda report: changed.set() if report.changed else None)
+    stop = threading.Event()
+    thread = threading.Thread(target=feed.watch, args=(stop,), kwargs={"debounce_ms": 100}, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        write(tmp_path, "unrelated.yaml", NS.format(name="other", team="x"))  # same folder, not the source
+        staged = write(tmp_path, ".cluster.yaml.tmp", NS.format(name="shop", team="b"))
+        staged.replace(target)
+        assert changed.wait(10), "the replaced file was not picked up"
+        ns = index.objects()[(Kind.NAMESPACE, "", "shop")]
+        assert isinstance(ns, Namespace) and ns.labels["team"] == "b"
+        assert (Kind.NAMESPACE, "", "other") not in index.objects()
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
