@@ -19,11 +19,10 @@ import grpc
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.config import MAX_MESSAGE_BYTES
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb, fill_flow
 
-#: Same as the server's limit: a full batch, explained, fits with room to spare.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Flows per DecideStream message.  Per-message cost dominates in Python gRPC;
 #: ~1,000 flows amortise it (docs/grpc.md) while keeping the first answer quick.
 DEFAULT_BATCH = 1000

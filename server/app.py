@@ -33,20 +33,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from netpol_pdp.server.config import MAX_MESSAGE_BYTES, ConfigError
 from netpol_pdp.server.service import add_to_server
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
-#: Largest message either way; a full batch (DEFAULT_MAX_BATCH flows) explained
-#: stays far below it.  The client sets the same limit.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 Mode = Literal["aio", "sync"]
-
-
-class ConfigError(ValueError):
-    """A serving option is wrong or missing (names the option)."""
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,13 @@ import grpc
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.encode import BatchEncoder
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 from netpol_pdp.v1.convert import fill_decision, flow_from_pb
-
-#: The default (and documented) largest batch: 10,000 flows is ~0.5 MB of
-#: request and, unexplained, ~1.5 MB of response, well under the channel limits
-#: the server and client set (see :data:`netpol_pdp.server.app.MAX_MESSAGE_BYTES`).
-DEFAULT_MAX_BATCH = 10_000
 
 
 class RequestError(Exception):
