@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -113,6 +114,7 @@ class Server:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.port = 0
         self.ready_lines = 0
+        self.events: list[dict[str, Any]] = []
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -137,8 +139,9 @@ class Server:
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
-        for _ in self.proc.stderr:
-            pass
+        for line in self.proc.stderr:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.append(json.loads(line))
 
     @property
     def target(self) -> str:
@@ -341,8 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reload", action="store_true", help="skip latency during reloads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each figure (median kept)")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}"
+    )
     args = parser.parse_args(argv)
     ns, pods, secs = args.namespaces, args.pods, args.seconds
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"--kinds: unknown {sorted(unknown)}")
     results: dict[str, Any] = {"cpus": os.cpu_count(), "namespaces": ns, "pods": ns * pods, "seconds": secs}
     with tempfile.TemporaryDirectory() as tmp:
         world = Path(tmp) / "world"
@@ -361,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             # Rounds interleave every server, so that load from elsewhere on the
             # machine hits all of them alike; the median of the rounds is reported.
             for _ in range(args.rounds):
-                for kind in KINDS:
+                for kind in kinds:
                     for (mode, service), server in servers.items():
                         runs.setdefault(f"{mode}/{service}/{kind}", []).append(
                             measure(kind, server.target, secs, ns, pods)
@@ -375,10 +385,10 @@ def main(argv: list[str] | None = None) -> int:
             mode, service, kind = key.split("/")
             print(f"{mode:5} {service:5} {kind:14} {r['rate']:>10,.0f} flows/s{extra}", flush=True)
         for mode in modes:
-            for kind in KINDS:
+            for kind in kinds:
                 real, echo = results[f"{mode}/real/{kind}"], results[f"{mode}/echo/{kind}"]
                 results[f"{mode}/ratio/{kind}"] = real["rate"] / echo["rate"]
-            ratios = "  ".join(f"{k} {results[f'{mode}/ratio/{k}']:.2f}" for k in KINDS)
+            ratios = "  ".join(f"{k} {results[f'{mode}/ratio/{k}']:.2f}" for k in kinds)
             print(f"{mode:5} real/echo: {ratios}", flush=True)
         if not args.no_workers:
             for workers in (1, 2):
@@ -391,43 +401,59 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     server.stop()
         if not args.no_reload:
-            results.update(reload_latency(Path(tmp), ns, pods, secs))
+            results.update(reload_latency(Path(tmp), ns, pods, secs, modes[0], args.rounds))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
-def reload_latency(tmp: Path, ns: int, pods: int, secs: float) -> dict[str, Any]:
-    """Unary p50/p99 while one file changes every 0.25 s (each change reloads the world)."""
+def reload_latency(tmp: Path, ns: int, pods: int, secs: float, mode: str, rounds: int) -> dict[str, Any]:
+    """Unary p50/p99 with no reloads, then while one file changes every 0.25 s (each change
+    re-reads and diffs the whole world), with a 5 ms and a 1 ms GIL switch interval."""
     out: dict[str, Any] = {}
     big = tmp / "reload-world"
     write_world(big, ns * 2, pods)
-    for switch in (0.005, 0.001):
-        server = real_server(big, "aio", switch=switch)
-        stop = threading.Event()
+    cases = [("quiet", 0.005, False), ("churn-5ms", 0.005, True), ("churn-1ms", 0.001, True)]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    reload_seconds: list[float] = []
+    for _ in range(rounds):
+        for label, switch, churning in cases:
+            server = real_server(big, mode, switch=switch)
+            stop = threading.Event()
 
-        def churn(stop: threading.Event = stop) -> None:
-            target = big / "ns0.yaml"
-            text = target.read_text()
-            k = 0
-            while not stop.wait(0.25):
-                k += 1
-                target.write_text(text.replace("tier: t0", f"tier: t0, churn: c{k}"))
+            def churn(stop: threading.Event = stop) -> None:
+                target = big / "ns0.yaml"
+                text = target.read_text()
+                k = 0
+                while not stop.wait(0.25):
+                    k += 1
+                    target.write_text(text.replace("tier: t0", f"tier: t0, churn: c{k}"))
+                target.write_text(text)
 
-        writer = threading.Thread(target=churn)
-        writer.start()
-        try:
-            quiet = measure("unary-latency", server.target, secs, ns * 2, pods)
-        finally:
-            stop.set()
-            writer.join()
-            server.stop()
-        out[f"reload/switch{switch}"] = quiet
-        print(
-            f"reloading every 0.25 s, switch interval {switch * 1000:g} ms: "
-            f"unary p50 {quiet['p50_ms']:.2f} ms p99 {quiet['p99_ms']:.2f} ms",
-            flush=True,
-        )
+            writer = threading.Thread(target=churn)
+            if churning:
+                writer.start()
+            try:
+                r = measure("unary-latency", server.target, secs, ns * 2, pods)
+            finally:
+                stop.set()
+                if churning:
+                    writer.join()
+                server.stop()
+            r["reloads"] = sum(1 for e in server.events if e.get("event") == "feed_reloaded")
+            reload_seconds += [e["seconds"] for e in server.events if e.get("event") == "feed_reloaded"]
+            runs.setdefault(label, []).append(r)
+    for label, rs in runs.items():
+        p99 = sorted(r["p99_ms"] for r in rs)[len(rs) // 2]
+        p50 = sorted(r["p50_ms"] for r in rs)[len(rs) // 2]
+        out[f"reload/{label}"] = {"p50_ms": p50, "p99_ms": p99, "p99s": [round(r["p99_ms"], 2) for r in rs]}
+        rounds_p99 = out[f"reload/{label}"]["p99s"]
+        print(f"{mode} {label:10} unary p50 {p50:.2f} ms  p99 {p99:.2f} ms  (p99 per round {rounds_p99})")
+    if reload_seconds:
+        median = statistics.median(reload_seconds)
+        out["reload/seconds_median"] = median
+        n = len(reload_seconds)
+        print(f"a reload of the {ns * 2 * pods}-pod world: {median * 1000:.0f} ms (median of {n})")
     return out
 
 

@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server-mode",
         choices=("aio", "sync"),
-        default="aio",
-        help="grpc.aio (default, measured faster: docs/grpc.md) or the thread-pool server",
+        default="sync",
+        help="grpcio's thread-pool server (default: as fast or faster, docs/grpc.md) or grpc.aio",
     )
     parser.add_argument("--threads", type=int, default=16, metavar="N", help="thread pool size (sync mode)")
     parser.add_argument(

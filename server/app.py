@@ -2,9 +2,9 @@
 
 Two flavours share everything but the event model:
 
-- ``aio`` (the default, chosen by measurement, docs/grpc.md): ``grpc.aio`` on
-  an event loop in its own thread;
-- ``sync``: grpcio's thread-pool server.
+- ``sync`` (the default, chosen by measurement, docs/grpc.md): grpcio's
+  thread-pool server;
+- ``aio``: ``grpc.aio`` on an event loop in its own thread.
 
 :func:`start_server` returns a :class:`ServerHandle` in both cases, so
 ``netpol-pdp serve``, the tests and the benchmarks start, query and stop either
@@ -264,7 +264,7 @@ def start_server(
     servicer: pb_grpc.DecisionServiceServicer,
     listen: str = "127.0.0.1:0",
     *,
-    mode: Mode = "aio",
+    mode: Mode = "sync",
     tls: TlsConfig | None = None,
     insecure: bool = False,
     threads: int = 16,

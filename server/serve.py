@@ -4,7 +4,8 @@ Threads of one serving process::
 
     main thread   waits for SIGTERM/SIGINT, then drains and stops everything
     feed thread   ManifestFeed.start() then .watch(): the index's ONLY writer
-    grpc-aio      the event loop serving DecisionService, health, reflection
+    grpc          the server's thread pool (or, with --server-mode aio, one event
+                  loop thread) serving DecisionService, health, reflection
     metrics       prometheus_client's HTTP server (daemon)
 
 Keeping reloads from starving the serving path: the feed thread parses and
@@ -62,7 +63,7 @@ class ServeOptions:
     metrics_listen: str | None = None
     tls: TlsConfig | None = None
     insecure: bool = False
-    mode: Mode = "aio"
+    mode: Mode = "sync"
     workers: int = 1
     threads: int = 16
     max_batch: int = DEFAULT_MAX_BATCH
