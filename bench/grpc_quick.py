@@ -276,7 +276,7 @@ def _raw(kind: str, target: str, work: list[Any], end: float, seconds: float) ->
     requests = [batch_request(i, work[i * 1000 : (i + 1) * 1000], False) for i in range(len(work) // 1000)]
     n = 0
     with grpc.insecure_channel(target, options=channel_options(None)) as channel:
-        stub = pb_grpc.DecisionServiceStub(channel)
+        stub = pb_grpc.DecisionServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
         if kind == "batch":
             i = 0
             while time.perf_counter() < end:

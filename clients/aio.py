@@ -75,7 +75,7 @@ class AsyncDecisionClient:
             self.channel = grpc.aio.secure_channel(target, tls.credentials(), options=opts)
         else:
             self.channel = grpc.aio.insecure_channel(target, options=opts)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
         self._health = health_pb2_grpc.HealthStub(self.channel)
         # Batch calls whose responses stay bytes, for ResultDecoder (see client.py).
         self._decide_batch = self.channel.unary_unary(

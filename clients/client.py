@@ -91,7 +91,7 @@ class DecisionClient:
             self.channel = grpc.secure_channel(target, tls.credentials(), options=opts)
         else:
             self.channel = grpc.insecure_channel(target, options=opts)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
         self._health = health_pb2_grpc.HealthStub(self.channel)
         # Batch calls whose responses stay bytes, for ResultDecoder (no deserializer: raw bytes).
         self._decide_batch = self.channel.unary_unary(

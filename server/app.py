@@ -123,9 +123,8 @@ class ServerHandle:
         return self._stopped.wait(timeout)
 
     def _health_status(self, serving: bool) -> int:
-        return (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        response = health_pb2.HealthCheckResponse
+        return int(response.SERVING if serving else response.NOT_SERVING)
 
 
 class SyncServerHandle(ServerHandle):

@@ -74,19 +74,17 @@ class AioEchoService(pb_grpc.DecisionServiceServicer):
     def __init__(self) -> None:
         self.core = EchoCore()
 
-    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:  # type: ignore[override]
+    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:
         return self.core.decide(request)
 
-    async def DecideBatch(  # type: ignore[override]
-        self, request: pb.DecideBatchRequest, context: Any
-    ) -> pb.DecideBatchResponse:
+    async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> pb.DecideBatchResponse:
         return self.core.decide_batch(request)
 
-    async def DecideStream(  # type: ignore[override]
+    async def DecideStream(
         self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
     ) -> AsyncIterator[pb.DecideBatchResponse]:
         async for request in request_iterator:
             yield self.core.decide_batch(request)
 
-    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:  # type: ignore[override]
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return self.core.status()

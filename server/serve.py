@@ -268,7 +268,7 @@ def _supervise(options: ServeOptions) -> int:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous: dict[int, Any] = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         codes = [child.wait() for child in children]
     finally:

@@ -174,14 +174,16 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
             return self.core.decide(request)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
 
-    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:  # type: ignore[override]
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:
         try:
             return self.core.decide_batch(request)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
 
-    def DecideStream(  # type: ignore[override]
+    def DecideStream(
         self, request_iterator: Iterator[pb.DecideBatchRequest], context: grpc.ServicerContext
     ) -> Iterator[bytes]:
         try:
@@ -204,21 +206,21 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
     def __init__(self, core: DecisionCore) -> None:
         self.core = core
 
-    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:  # type: ignore[override]
+    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:
         try:
             return self.core.decide(request)
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
             raise  # unreachable: abort raises
 
-    async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> bytes:  # type: ignore[override]
+    async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> bytes:
         try:
             return self.core.decide_batch(request)
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
             raise
 
-    async def DecideStream(  # type: ignore[override]
+    async def DecideStream(
         self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
     ) -> AsyncIterator[bytes]:
         try:
@@ -227,5 +229,5 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
 
-    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:  # type: ignore[override]
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return self.core.status()
