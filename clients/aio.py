@@ -162,6 +162,19 @@ class AsyncDecisionClient:
             yield result
 
 
+def _failed_send(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the stream died under our own ``write`` (the connection went away mid-stream).
+
+    grpc.aio then ends the call with INTERNAL "Internal error from Core" (its
+    send operation failed) instead of the UNAVAILABLE the server's going away
+    would give a reader; whichever the race produces, it is the same broken
+    connection, and the unanswered batches are re-sent like after UNAVAILABLE.
+    """
+    return exc.code() is grpc.StatusCode.INTERNAL and "SendMessageOperation" in (
+        exc.debug_error_string() or ""
+    )
+
+
 async def _abatched(flows: Iterable[Flow] | AsyncIterable[Flow], size: int) -> AsyncIterator[list[Flow]]:
     chunk: list[Flow] = []
     if isinstance(flows, AsyncIterable):
@@ -239,7 +252,7 @@ class _AioPipeline:
                 await writer  # re-raises an error of the caller's flow iterable
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
-                delay = next(delays, None) if code in RETRYABLE else None
+                delay = next(delays, None) if code in RETRYABLE or _failed_send(exc) else None
                 if delay is None:
                     raise ClientError(code, exc.details() or "") from None
                 await asyncio.sleep(delay)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from netpol_pdp.clients.cli import COMMANDS, main
 from netpol_pdp.examples import CLUSTER, FLOWS
 from netpol_pdp.server.serve import Service
+
+from .conftest import wait_for
 
 WEB, API = "10.244.1.12", "10.244.1.20"
 
@@ -44,6 +47,18 @@ def test_status_prints_json_and_exits_zero_when_ready(
     assert code == 0
     assert status["ready"] and status["synced"] and status["generation"] == 1
     assert status["feed"]["sources"] == [str(CLUSTER)]
+
+
+def test_status_exits_one_and_says_why_when_the_server_is_not_ready(
+    start_service: Callable[..., Service], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: maybe}\n")
+    svc = start_service([tmp_path])
+    wait_for(lambda: svc.feed.status.errors >= 1, what="the failed first load")
+    code, out, _ = run(capsys, "status", "--server", svc.address)
+    status = json.loads(out)
+    assert code == 1 and not status["ready"] and not status["synced"]
+    assert "bad.yaml" in status["feed"]["last_error"] and "hostNetwork" in status["feed"]["last_error"]
 
 
 def test_status_of_nothing_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

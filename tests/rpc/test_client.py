@@ -190,6 +190,30 @@ def test_the_asyncio_client_decides_streams_and_reports_status(service: Service,
     assert status["ready"] and health == "SERVING"
 
 
+def test_the_asyncio_client_resends_unanswered_batches_when_the_server_is_replaced(
+    start_service: Callable[..., Service], world: Path
+) -> None:
+    first = start_service([world])
+    assert first.state.wait_ready(10)
+    port = first.port
+    flows = mixed_flows(3_000)
+
+    async def source() -> AsyncIterator[Flow]:
+        for i, f in enumerate(flows):
+            if i == 1_000:  # the first server goes away mid-stream; a new one takes its port
+                first.close(grace=0)
+                second = start_service([world], listen=f"127.0.0.1:{port}")
+                assert second.state.wait_ready(10)
+            yield f
+
+    async def main() -> list[Decision | FlowError]:
+        retry = Retry(attempts=8, initial=0.02, maximum=0.2)
+        async with AsyncDecisionClient(first.address, retry=retry) as client:
+            return [d async for d in client.decide_many(source(), batch_size=100, window=4)]
+
+    assert summary(asyncio.run(main())) == expected(world, flows)
+
+
 def test_the_asyncio_client_raises_flow_error_and_yields_error_slots(service: Service) -> None:
     async def main() -> tuple[FlowError, list[Decision | FlowError]]:
         async with AsyncDecisionClient(service.address) as client:

@@ -91,8 +91,9 @@ def launch() -> Iterator[Any]:
         proc.stop()
 
 
-def test_sigterm_drains_a_stream_in_flight_then_exits_cleanly(launch: Any, world: Path) -> None:
-    server = launch("--source", str(world), "--grace", "10")
+@pytest.mark.parametrize("mode", ["sync", "aio"])
+def test_sigterm_drains_a_stream_in_flight_then_exits_cleanly(launch: Any, world: Path, mode: str) -> None:
+    server = launch("--source", str(world), "--grace", "10", "--server-mode", mode)
     port = server.wait_event("listening")["port"]
     server.wait_event("feed_loaded")
     address = f"127.0.0.1:{port}"
