@@ -92,6 +92,17 @@ def write_world(root: Path, namespaces: int, pods: int) -> None:
         (root / f"ns{n}.yaml").write_text("---\n".join(docs))
 
 
+def check_world(root: Path, namespaces: int, pods: int) -> dict[str, int]:
+    """The benchmark guards its own size: the world must load to exactly what was asked for."""
+    from netpol_pdp.index.manifests import ManifestSource
+
+    counts = ManifestSource(root).load().counts()
+    expected = {"Namespace": namespaces, "Pod": namespaces * pods, "Node": 0, "NetworkPolicy": 3 * namespaces}
+    if counts != expected:
+        raise AssertionError(f"the world loaded as {counts}, not {expected}")
+    return counts
+
+
 def flows(namespaces: int, pods: int, count: int = 5000) -> list[Any]:
     from netpol_pdp.index.flows import make_flow
 
@@ -357,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         world = Path(tmp) / "world"
         write_world(world, ns, pods)
+        results["world"] = check_world(world, ns, pods)
         print(
             f"world: {ns} namespaces, {ns * pods} pods, {3 * ns} policies; {secs:g} s per figure", flush=True
         )
@@ -413,6 +425,7 @@ def reload_latency(tmp: Path, ns: int, pods: int, secs: float, mode: str, rounds
     out: dict[str, Any] = {}
     big = tmp / "reload-world"
     write_world(big, ns * 2, pods)
+    check_world(big, ns * 2, pods)
     cases = [("quiet", 0.005, False), ("churn-5ms", 0.005, True), ("churn-1ms", 0.001, True)]
     runs: dict[str, list[dict[str, Any]]] = {}
     reload_seconds: list[float] = []
