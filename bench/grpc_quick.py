@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pods", type=int, default=50, help="per namespace")
     parser.add_argument("--only", choices=("aio", "sync"), help="one server flavour")
     parser.add_argument("--no-workers", action="store_true", help="skip --workers 2 vs 1")
+    parser.add_argument("--no-main", action="store_true", help="skip the real-vs-echo figures")
     parser.add_argument("--no-reload", action="store_true", help="skip latency during reloads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each figure (median kept)")
@@ -372,51 +373,75 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"world: {ns} namespaces, {ns * pods} pods, {3 * ns} policies; {secs:g} s per figure", flush=True
         )
-        modes = [args.only] if args.only else ["aio", "sync"]
-        servers = {
-            (mode, service): real_server(world, mode) if service == "real" else echo_server(mode)
-            for mode in modes
-            for service in ("real", "echo")
-        }
-        runs: dict[str, list[dict[str, Any]]] = {}
-        try:
-            # Rounds interleave every server, so that load from elsewhere on the
-            # machine hits all of them alike; the median of the rounds is reported.
-            for _ in range(args.rounds):
-                for kind in kinds:
-                    for (mode, service), server in servers.items():
-                        runs.setdefault(f"{mode}/{service}/{kind}", []).append(
-                            measure(kind, server.target, secs, ns, pods)
-                        )
-        finally:
-            for server in servers.values():
-                server.stop()
-        for key, rs in runs.items():
-            r = results[key] = _median_run(rs)
-            extra = f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms" if "p50_ms" in r else ""
-            mode, service, kind = key.split("/")
-            print(f"{mode:5} {service:5} {kind:14} {r['rate']:>10,.0f} flows/s{extra}", flush=True)
-        for mode in modes:
-            for kind in kinds:
-                real, echo = results[f"{mode}/real/{kind}"], results[f"{mode}/echo/{kind}"]
-                results[f"{mode}/ratio/{kind}"] = real["rate"] / echo["rate"]
-            ratios = "  ".join(f"{k} {results[f'{mode}/ratio/{k}']:.2f}" for k in kinds)
-            print(f"{mode:5} real/echo: {ratios}", flush=True)
+        modes = [args.only] if args.only else ["sync", "aio"]
+        if not args.no_main:
+            results.update(real_vs_echo(world, ns, pods, secs, modes, kinds, args.rounds))
         if not args.no_workers:
-            for workers in (1, 2):
-                server = real_server(world, "aio", workers)
-                try:
-                    for kind in ("unary", "stream"):
-                        r = measure(kind, server.target, secs, ns, pods, clients=2)
-                        results[f"workers{workers}/{kind}"] = r
-                        print(f"workers {workers} {kind:8} 2 clients {r['rate']:>10,.0f} flows/s", flush=True)
-                finally:
-                    server.stop()
+            results.update(workers_throughput(world, ns, pods, secs, modes[0], args.rounds))
         if not args.no_reload:
             results.update(reload_latency(Path(tmp), ns, pods, secs, modes[0], args.rounds))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def real_vs_echo(
+    world: Path, ns: int, pods: int, secs: float, modes: list[str], kinds: list[str], rounds: int
+) -> dict[str, Any]:
+    """Every kind of call against the real service and the echo service, in each server flavour."""
+    results: dict[str, Any] = {}
+    servers = {
+        (mode, service): real_server(world, mode) if service == "real" else echo_server(mode)
+        for mode in modes
+        for service in ("real", "echo")
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        # Rounds interleave every server, so that load from elsewhere on the
+        # machine hits all of them alike; the median of the rounds is reported.
+        for _ in range(rounds):
+            for kind in kinds:
+                for (mode, service), server in servers.items():
+                    runs.setdefault(f"{mode}/{service}/{kind}", []).append(
+                        measure(kind, server.target, secs, ns, pods)
+                    )
+    finally:
+        for server in servers.values():
+            server.stop()
+    for key, rs in runs.items():
+        r = results[key] = _median_run(rs)
+        extra = f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms" if "p50_ms" in r else ""
+        mode, service, kind = key.split("/")
+        print(f"{mode:5} {service:5} {kind:14} {r['rate']:>10,.0f} flows/s{extra}", flush=True)
+    for mode in modes:
+        for kind in kinds:
+            real, echo = results[f"{mode}/real/{kind}"], results[f"{mode}/echo/{kind}"]
+            results[f"{mode}/ratio/{kind}"] = real["rate"] / echo["rate"]
+        ratios = "  ".join(f"{k} {results[f'{mode}/ratio/{k}']:.2f}" for k in kinds)
+        print(f"{mode:5} real/echo: {ratios}", flush=True)
+    return results
+
+
+def workers_throughput(
+    world: Path, ns: int, pods: int, secs: float, mode: str, rounds: int
+) -> dict[str, Any]:
+    """``--workers 1`` against ``--workers 2``, each driven by two client processes, rounds interleaved."""
+    out: dict[str, Any] = {}
+    servers = {workers: real_server(world, mode, workers) for workers in (1, 2)}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for _ in range(rounds):
+            for kind in ("unary", "stream"):
+                for workers, server in servers.items():
+                    r = measure(kind, server.target, secs, ns, pods, clients=2)
+                    runs.setdefault(f"workers{workers}/{kind}", []).append(r)
+    finally:
+        for server in servers.values():
+            server.stop()
+    for key, rs in runs.items():
+        r = out[key] = _median_run(rs)
+        print(f"{mode} {key:18} 2 clients {r['rate']:>10,.0f} flows/s  (rounds {r['rates']})", flush=True)
+    return out
 
 
 def reload_latency(tmp: Path, ns: int, pods: int, secs: float, mode: str, rounds: int) -> dict[str, Any]:
