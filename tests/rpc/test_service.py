@@ -6,8 +6,10 @@ local index says for the same manifests: the wire adds nothing and loses nothing
 
 from __future__ import annotations
 
+import threading
+import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -24,7 +26,7 @@ from netpol_pdp.server.serve import Service
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
-from .conftest import CLIENT, DB, INTRUDER, OUTSIDE, WEB, flow
+from .conftest import CLIENT, DB, INTRUDER, OUTSIDE, WEB, flow, wait_for
 
 FLOWS = [
     flow(CLIENT, WEB, 8080),  # allowed by the policy
@@ -267,3 +269,39 @@ def test_metrics_count_decisions_by_verdict_and_reason(
     assert samples["netpol_pdp_ready"] == 1
     assert samples["netpol_pdp_feed_loads_total"] == 1
     assert samples["netpol_pdp_feed_errors_total"] == 0
+
+
+def test_more_open_streams_than_server_threads_are_all_served(
+    start_service: Callable[..., Service], world: Path, mode: str
+) -> None:
+    svc = start_service([world], mode=mode, threads=2)
+    assert svc.state.wait_ready(10)
+    request = pb.DecideBatchRequest(flows=[pb.Flow(src_ip=CLIENT, dst_ip=WEB, dst_port=8080)])
+    release = threading.Event()
+    answered: list[int] = []
+    lock = threading.Lock()
+
+    def stream(stub: pb_grpc.DecisionServiceStub) -> None:
+        def requests() -> Iterator[pb.DecideBatchRequest]:
+            yield request
+            time.sleep(0.2)  # the stream stays open between messages, as a sidecar's does
+            yield request
+            release.wait(10)
+
+        call = stub.DecideStream(requests(), timeout=10)
+        for n, _ in enumerate(call, start=1):
+            if n == 2:
+                with lock:
+                    answered.append(1)
+                call.cancel()
+                return
+
+    with grpc.insecure_channel(svc.address) as channel:
+        stub = pb_grpc.DecisionServiceStub(channel)
+        threads = [threading.Thread(target=stream, args=(stub,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(answered) == 6, timeout=8, what="six streams answered twice by two threads")
+        release.set()
+        for t in threads:
+            t.join(10)
