@@ -14,7 +14,7 @@ from pathlib import Path
 
 def test_the_quick_grpc_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    argv = ["--seconds", "0.2", "--rounds", "1", "--only", "sync", "--no-workers", "--no-reload"]
+    argv = ["--seconds", "0.3", "--rounds", "1", "--only", "sync", "--no-workers", "--no-reload"]
     argv += ["--namespaces", "2", "--pods", "5", "--kinds", "unary-latency,stream", "--json", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "netpol_pdp.bench.grpc_quick", *argv],
