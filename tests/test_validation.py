@@ -149,7 +149,7 @@ SEL = "spec.podSelector"
 
 @dataclass(frozen=True)
 class R:
-    """One rule broken: set ``field`` of ``base`` to ``value``; expect ``message`` at ``at`` (or ``field``)."""
+    """One rule broken: set ``field`` of ``base`` to ``value``; expect ``message`` at ``at`` or ``field``."""
 
     id: str
     base: str
