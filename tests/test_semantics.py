@@ -21,6 +21,7 @@ The base cluster (every table adds policies or objects to it)::
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -1056,3 +1057,54 @@ def test_a_later_object_with_the_same_key_replaces_the_earlier(evaluator_factory
     objs = world(pod("prod", "web", ["10.0.0.99"], labels={"app": "web"}))
     assert decide(evaluator_factory, objs, EXT, WEB).dst == Endpoint(EndpointKind.EXTERNAL)
     assert decide(evaluator_factory, objs, EXT, "10.0.0.99").dst.name == "prod/web"
+
+
+def test_host_network_note_given_once_for_two_addresses_of_one_node(
+    evaluator_factory: EvaluatorFactory,
+) -> None:
+    objs = world(pod("prod", "two-ips", [N3, "192.168.1.3"], node="n3", host_network=True))
+    d = decide(evaluator_factory, objs, "192.168.1.3", N3)
+    assert d.notes == tuple(
+        f"host-network: {p} uses node n3's network; its policies are not enforced"
+        for p in ("prod/two-ips", "prod/agent")  # the source's, then the destination's not yet given
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "src", "dst"),
+    [
+        (ingress_from(block("10.0.0.0/8")), "::ffff:10.0.0.2", WEB6),
+        (ingress_from(block("::ffff:0:0/96")), DB, WEB),
+    ],
+    ids=[
+        "an IPv4 block does not match an IPv4-mapped IPv6 address",
+        "an IPv4-mapped IPv6 block does not match an IPv4 address",
+    ],
+)
+def test_ipv4_mapped_addresses_are_ipv6(
+    evaluator_factory: EvaluatorFactory, policy: dict[str, Any], src: str, dst: str
+) -> None:
+    d = decide(evaluator_factory, world(policy), src, dst)
+    assert (d.verdict, d.reason) == (DENY, DENIED_INGRESS)
+
+
+def test_an_ipv4_mapped_address_is_not_the_ipv4_pod(evaluator_factory: EvaluatorFactory) -> None:
+    d = decide(evaluator_factory, world(), EXT, "::ffff:10.0.0.1")
+    assert d.dst == Endpoint(EndpointKind.EXTERNAL)
+
+
+def test_deleting_a_namespace_leaves_it_undeclared() -> None:
+    """Index only (the reference has no updates): its pods stay, with only the name label."""
+    if importlib.util.find_spec("netpol_pdp.index.engine") is None:
+        pytest.skip("netpol_pdp.index.engine is not on this branch yet")
+    from netpol_pdp.index.engine import Index
+    from netpol_pdp.index.model import Delete, Kind
+
+    policy = netpol("p", ingress=[{"from": [{"namespaceSelector": expr("env", "DoesNotExist")}]}])
+    index = Index.from_objects(world(policy))
+    flow = make_flow(DEV_WEB, WEB, "TCP", 80)
+    assert not index.decide(flow).allowed  # dev has env=dev
+    index.apply([Delete((Kind.NAMESPACE, "", "dev"))])
+    index.check()
+    d = index.decide(flow, explain=True)
+    assert d.allowed and d.src == Endpoint(EndpointKind.POD, "dev/web", "dev")
