@@ -22,7 +22,7 @@ import importlib.util
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import History, WorldAndFlows, flows, histories, world_ips, worlds_and_flows
 
@@ -33,6 +33,11 @@ from netpol_pdp.index.reference import ReferenceEvaluator
 
 HAS_INDEX = importlib.util.find_spec("netpol_pdp.index.engine") is not None
 needs_index = pytest.mark.skipif(not HAS_INDEX, reason="netpol_pdp.index.engine is not on this branch yet")
+
+
+def examples(fraction: float) -> int:
+    """A share of the active profile's example count (the reference-only checks need fewer)."""
+    return max(20, int(settings.default.max_examples * fraction))
 
 
 def _index_class() -> Any:
@@ -66,6 +71,7 @@ def test_index_agrees_with_reference_on_random_worlds(case: WorldAndFlows) -> No
 
 
 @needs_index
+@settings(max_examples=examples(0.5))
 @given(worlds_and_flows(max_flows=8))
 def test_decide_many_agrees_with_decide(case: WorldAndFlows) -> None:
     index = _index_class().from_objects(case.world)
@@ -116,6 +122,7 @@ def test_incremental_updates_agree_with_a_fresh_build_and_the_reference(
 # --- the reference on its own ------------------------------------------------------------
 
 
+@settings(max_examples=examples(0.25))
 @given(worlds_and_flows())
 def test_reference_explaining_changes_only_the_trace(case: WorldAndFlows) -> None:
     reference = ReferenceEvaluator(case.world)
@@ -130,6 +137,7 @@ def test_reference_explaining_changes_only_the_trace(case: WorldAndFlows) -> Non
 EXEMPTIONS = {Reason.LOOPBACK, Reason.NODE_TRAFFIC, Reason.HOST_NETWORK, Reason.NO_POD}
 
 
+@settings(max_examples=examples(0.25))
 @given(worlds_and_flows())
 def test_reference_reason_tells_the_same_story_as_the_traces(case: WorldAndFlows) -> None:
     reference = ReferenceEvaluator(case.world)
@@ -150,6 +158,7 @@ def test_reference_reason_tells_the_same_story_as_the_traces(case: WorldAndFlows
         assert (d.reason is Reason.NOT_ISOLATED) == (d.allowed and not any(t.isolated for t in traces))
 
 
+@settings(max_examples=examples(0.25))
 @given(worlds_and_flows())
 def test_reference_resolves_every_known_address_consistently(case: WorldAndFlows) -> None:
     """An address resolves the same way whichever end of the flow it is on."""
