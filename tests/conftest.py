@@ -29,7 +29,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "ci",
-    max_examples=600,
+    max_examples=500,
     deadline=None,
     derandomize=False,
     print_blob=True,
