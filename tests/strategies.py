@@ -104,6 +104,12 @@ def selectors(draw: Draw) -> Manifest:
     return sel
 
 
+def namespace_selectors() -> st.SearchStrategy[Manifest]:
+    """Any selector, or the common "this namespace by name" (declared or not)."""
+    by_name = st.sampled_from(NAMESPACES).map(lambda ns: {"matchLabels": {"kubernetes.io/metadata.name": ns}})
+    return st.one_of(selectors(), by_name)
+
+
 # --- peers and ports -----------------------------------------------------------------------
 
 
@@ -138,7 +144,7 @@ def peers(draw: Draw) -> Manifest:
     if kind in ("pod", "both"):
         peer["podSelector"] = draw(selectors())
     if kind in ("ns", "both"):
-        peer["namespaceSelector"] = draw(selectors())
+        peer["namespaceSelector"] = draw(namespace_selectors())
     return peer
 
 
