@@ -273,7 +273,7 @@ class Index:
         if s is not None and s.notes:
             notes = s.notes
         if d is not None and d.notes and d is not s:
-            notes = notes + d.notes
+            notes = notes + tuple(n for n in d.notes if n not in notes) if notes else d.notes
         reason: Reason | None = None
         if s_pod is not None and d_pod is not None and s_pod.name == d_pod.name:
             reason = Reason.LOOPBACK
@@ -384,8 +384,8 @@ class Index:
     def _add_pod(self, pod: Pod) -> None:
         key = (pod.namespace, pod.name)
         self._pods[key] = pod
-        if not pod.live:
-            return
+        if not pod.live or (pod.host_network and not pod.node_name):
+            return  # a hostNetwork pod has its node's address: without a node it has none
         for ip in pod.ips:
             claims = self._claim(ip)
             (claims.host_pods if pod.host_network else claims.pods).add(key)
@@ -420,6 +420,8 @@ class Index:
     def _new_identity(
         self, ident_key: tuple[str, frozenset[tuple[str, str]]], namespace: str, labels: Mapping[str, str]
     ) -> _Identity:
+        if namespace not in self._ns_indexed_labels:  # an undeclared namespace still has its name label
+            self._index_namespace_labels(namespace)
         ident = _Identity(self._next_id, namespace, dict(labels))
         self._next_id += 1
         self._identities[ident_key] = ident
@@ -477,17 +479,21 @@ class Index:
             out |= self._idents_by_ns.get(ns, set())
         return out
 
-    def _relabel_namespace(self, namespace: str) -> None:
-        """The namespace's labels may have changed: re-test its identities' global selectors."""
-        labels = self._ns_labels(namespace)
+    def _index_namespace_labels(self, namespace: str) -> None:
+        """(Re)index the namespace's labels, declared or implicit, in ``_ns_by_label``."""
         for pair in self._ns_indexed_labels.pop(namespace, {}).items():
             bucket = self._ns_by_label[pair]
             bucket.discard(namespace)
             if not bucket:
                 del self._ns_by_label[pair]
+        labels = self._ns_labels(namespace)
         for pair in labels.items():
             self._ns_by_label[pair].add(namespace)
         self._ns_indexed_labels[namespace] = labels
+
+    def _relabel_namespace(self, namespace: str) -> None:
+        """The namespace's labels may have changed: re-test its identities' global selectors."""
+        self._index_namespace_labels(namespace)
         for ident_id in self._idents_by_ns.get(namespace, ()):
             ident = self._identity_by_id[ident_id]
             new = self._matching_selectors(ident)
@@ -648,7 +654,7 @@ class Index:
 
     def _entry_for(self, ip: str, claims: _Claims) -> Entry | None:
         if claims.pods:
-            ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, k[0], k[1]))
+            ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, _pod_name(k)))
             winner = self._pods[ranked[-1]]
             wkey = ranked[-1]
             notes: tuple[str, ...] = ()
