@@ -30,6 +30,8 @@ class ResourceState:
     objects: int
     invalid_objects: int
     watching: bool
+    #: watch events received (ADDED/MODIFIED/DELETED; bookmarks not counted)
+    events: int
     last_event_time: float | None
     reconnects: int
     relists: int
@@ -55,6 +57,7 @@ class ResourceStatus:
         self._objects = 0
         self._invalid_objects = 0
         self._watching = False
+        self._events = 0
         self._last_event: float | None = None
         self._reconnects = 0
         self._relists = 0
@@ -91,6 +94,7 @@ class ResourceStatus:
         with self._lock:
             self._rv = rv
             self._invalid_objects = invalid
+            self._events += 1
             self._last_event = time.time()
 
     def invalid(self, message: str) -> None:
@@ -137,6 +141,7 @@ class ResourceStatus:
                 objects=self._objects,
                 invalid_objects=self._invalid_objects,
                 watching=self._watching,
+                events=self._events,
                 last_event_time=self._last_event,
                 reconnects=self._reconnects,
                 relists=self._relists,

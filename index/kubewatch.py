@@ -191,33 +191,39 @@ class Watcher:
         self._resp_lock = threading.Lock()
         self._rng = random.Random()
         self._invalid: set[ObjectKey] = set()
+        #: the resourceVersion everything up to which has been handed to the applier;
+        #: None until the first list and after a 410 (both mean: list next)
+        self.rv: str | None = None
+        self._progress = False  # something arrived on the current watch
         self.thread = threading.Thread(target=self.run, name=f"kube-watch-{coll.plural}", daemon=True)
 
     # the thread --------------------------------------------------------------------------
 
     def run(self) -> None:
-        rv: str | None = None
         attempt = 0
         while not self._stopping.is_set():
+            self._progress = False
             try:
-                if rv is None:
-                    rv = self._list()
+                if self.rv is None:
+                    self._list()
                     attempt = 0
-                rv, delivered = self._watch(rv)
-                if delivered:
-                    attempt = 0
+                self._watch()
             except Expired as e:
                 self.status.expired(str(e))
                 log.info("%s: %s; re-listing", self.coll.plural, e)
-                rv = None
+                self.rv = None
             except Exception as e:
                 if self._stopping.is_set():
                     break
+                if self._progress:  # the stream worked for a while: start the back-off over
+                    attempt = 0
                 self.status.failed(_describe(e))
                 delay = self._opts.backoff.delay(attempt, self._rng)
                 attempt += 1
                 log.warning("%s: %s; retrying in %.1fs", self.coll.plural, _describe(e), delay)
                 self._stopping.wait(delay)
+            else:
+                attempt = 0
 
     def interrupt(self) -> None:
         """Break the open watch connection (called by stop(), from another thread)."""
@@ -231,7 +237,7 @@ class Watcher:
 
     # list --------------------------------------------------------------------------------
 
-    def _list(self) -> str:
+    def _list(self) -> None:
         objects: dict[ObjectKey, Object] = {}
         invalid: set[ObjectKey] = set()
         token: str | None = None
@@ -271,12 +277,13 @@ class Watcher:
         self._invalid = invalid
         self.status.listed(rv, len(invalid))
         self._out.put(Listed(self.coll.kind, objects, frozenset(invalid), rv))
-        return rv
+        self.rv = rv
 
     # watch -------------------------------------------------------------------------------
 
-    def _watch(self, rv: str) -> tuple[str, bool]:
-        """Follow one watch request to its end; (last resourceVersion, whether anything arrived)."""
+    def _watch(self) -> None:
+        """Follow one watch request to its end, moving :attr:`rv` along with each event."""
+        rv = self.rv
         read_timeout = self._opts.watch_timeout + self._opts.read_slack
         try:
             resp = self._call(
@@ -293,26 +300,24 @@ class Watcher:
             raise
         with self._resp_lock:
             self._resp = resp
-        self.status.watching(rv)
-        delivered = False
+        self.status.watching(rv or "")
         try:
             for line in iter_resp_lines(resp):
                 if self._stopping.is_set():
                     break
                 if not line:
                     continue
-                rv = self._event(line, rv)
-                delivered = True
+                self._event(line)
+                self._progress = True
         finally:
             with self._resp_lock:
                 self._resp = None
             resp.close()  # as kubernetes.watch does: never hand a half-read stream back to the pool
             resp.release_conn()
         self.status.watch_ended()
-        return rv, delivered
 
-    def _event(self, line: str, rv: str) -> str:
-        """Handle one watch line; returns the resourceVersion after it."""
+    def _event(self, line: str) -> None:
+        """Handle one watch line: hand its event to the applier, then move :attr:`rv` past it."""
         ev = _json(line.encode(), "watch event")
         kind, raw = ev.get("type"), ev.get("object")
         if not isinstance(raw, dict) or kind not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"):
@@ -323,10 +328,11 @@ class Watcher:
                 raise Expired(f"410 {reason}: {message}")
             raise WatchProtocolError(f"watch ERROR {code} {reason}: {message}")
         meta = raw.get("metadata") or {}
-        new_rv = str(meta.get("resourceVersion") or rv)
+        new_rv = str(meta.get("resourceVersion") or self.rv)
         if kind == "BOOKMARK":
+            self.rv = new_rv
             self.status.bookmark(new_rv)
-            return new_rv
+            return
         if kind == "DELETED":
             key = object_key(self.coll, raw)
             self._invalid.discard(key)
@@ -338,8 +344,8 @@ class Watcher:
                 self._out.put(Changed(self.coll.kind, Upsert(obj)))
             else:
                 self._invalid.add(key)
+        self.rv = new_rv
         self.status.event(new_rv, len(self._invalid))
-        return new_rv
 
     def _convert(self, raw: Any) -> tuple[ObjectKey, Object | None]:
         """(key, valid object) or (key, None) after reporting why the object is rejected."""

@@ -110,6 +110,8 @@ class FakeKubeAPI:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        #: kind -> HTTP status every request for it gets (see :meth:`fail`)
+        self._failing: dict[str, int] = {}
         #: every request line served, for tests that check what the client asked for
         self.requests: list[str] = []
 
@@ -157,6 +159,13 @@ class FakeKubeAPI:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def fail(self, kind: str, code: int | None) -> None:
+        """Answer every request for ``kind`` with HTTP ``code`` (a Status body); None to stop."""
+        if code is None:
+            self._failing.pop(kind, None)
+        else:
+            self._failing[kind] = code
+
     def drop_watches(self) -> None:
         """Cut every open watch stream mid-way (the connection just breaks)."""
         with self._cond:
@@ -176,6 +185,11 @@ class FakeKubeAPI:
             self._compacted = self._revision
             self._history.clear()
             self._snapshots.clear()
+
+    def objects(self, kind: str) -> list[dict[str, Any]]:
+        """The stored objects of ``kind`` (shared, do not mutate)."""
+        with self._cond:
+            return list(self._objects[kind].values())
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._cond:
@@ -321,6 +335,10 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             res = _BY_PATH.get(parts.path)
             if res is None:
                 self._send_json(404, _status(404, "NotFound", f"the server could not find {parts.path}"))
+                return
+            code = api._failing.get(res.kind)
+            if code is not None:
+                self._send_json(code, _status(code, "InternalError", "injected failure"))
                 return
             if query.get("watch") in ("true", "1"):
                 self._watch(res, query)
