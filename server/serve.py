@@ -17,6 +17,10 @@ figures of docs/grpc.md show what it does to p99 during continuous reloads.
 A reload is not chopped into several ``apply`` calls: that would publish the
 half-applied states in between, which no call may ever see.
 
+With ``kube=True`` the feed is the Kubernetes watch instead
+(:mod:`netpol_pdp.server.kubeserve`: ready after all four initial lists; stale
+and fail-closed handling).
+
 Readiness: health is NOT_SERVING and Decide answers UNAVAILABLE until the first
 load succeeds.  A first load that fails is logged and the feed keeps watching,
 so fixing the files makes the server ready without a restart.
@@ -44,8 +48,10 @@ from typing import Any
 
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server.app import ConfigError, Mode, ServerHandle, TlsConfig, split_host_port, start_server
+from netpol_pdp.server.kubeserve import KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import DEFAULT_MAX_BATCH, AioDecisionService, DecisionCore, DecisionService
@@ -69,6 +75,12 @@ class ServeOptions:
     switch_interval: float = 0.001
     reuse_port: bool = False
     log_level: str = "info"
+    #: follow a Kubernetes cluster instead of ``sources`` (server/kubeserve.py)
+    kube: bool = False
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    stale_after: float = 30.0
+    fail_closed_after: float | None = None
 
 
 class FeedTracker:
@@ -138,11 +150,17 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     sys.setswitchinterval(options.switch_interval)
     index = Index()
-    feed = ManifestFeed(ManifestSource(options.sources), index)
     state = ServerState(index)
-    tracker = FeedTracker(feed, state)
+    tracker: FeedTracker | KubeTracker
+    if options.kube:
+        tracker = KubeTracker(_kube_feed(options, index), state)
+        sources = [tracker.feed.source]
+    else:
+        tracker = FeedTracker(ManifestFeed(ManifestSource(options.sources), index), state)
+        sources = [str(p) for p in options.sources]
     state.set_feed_info(tracker.info)
-    metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters)
+    stale = tracker.stale if isinstance(tracker, KubeTracker) else None
+    metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters, stale)
     core = DecisionCore(state, metrics, options.max_batch)
     servicer = AioDecisionService(core) if options.mode == "aio" else DecisionService(core)
     handle: ServerHandle = start_server(
@@ -155,6 +173,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         reuse_port=options.reuse_port,
     )
     state.on_ready(lambda: handle.set_serving(True))
+    if isinstance(tracker, KubeTracker):
+        tracker.health = handle
     metrics_port = None
     if options.metrics_listen:
         host, port = split_host_port(options.metrics_listen, "--metrics-listen")
@@ -177,7 +197,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         mutual_tls=bool(options.tls and options.tls.client_ca),
         mode=options.mode,
         pid=os.getpid(),
-        sources=[str(p) for p in options.sources],
+        sources=sources,
         max_batch=options.max_batch,
     )
     feed_stop = threading.Event()
@@ -199,6 +219,14 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         metrics.close()
         log_event(log, logging.INFO, "stopped")
     return 0
+
+
+def _kube_feed(options: ServeOptions, index: Index) -> KubeFeed:
+    try:
+        api = load_api_client(options.kubeconfig, options.kube_context)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    return KubeFeed(index, api, stale_after=options.stale_after, fail_closed_after=options.fail_closed_after)
 
 
 def _install_signals(stop: threading.Event) -> dict[int, Any]:
@@ -260,6 +288,14 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_listen: str | None)
     argv = ["--workers", "1", "--reuse-port", "--listen", listen, "--server-mode", options.mode]
     for path in options.sources:
         argv += ["--source", str(path)]
+    if options.kube:
+        argv += ["--kube", "--stale-after", str(options.stale_after)]
+        if options.kubeconfig:
+            argv += ["--kubeconfig", options.kubeconfig]
+        if options.kube_context:
+            argv += ["--context", options.kube_context]
+        if options.fail_closed_after is not None:
+            argv += ["--fail-closed-after", str(options.fail_closed_after)]
     if metrics_listen:
         argv += ["--metrics-listen", metrics_listen]
     if options.tls is not None:
