@@ -29,10 +29,12 @@ from netpol_pdp.index.flows import make_flow
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.kubewatch import Backoff, WatchOptions
 from netpol_pdp.index.model import Kind
+from netpol_pdp.index.validation import parse_object
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kubeapi import FakeKubeAPI
 
+KINDS = ("Namespace", "Pod", "Node", "NetworkPolicy")
 FAST = WatchOptions(
     watch_timeout=2, read_slack=2.0, connect_timeout=2.0, page_size=50, backoff=Backoff(0.05, 0.4)
 )
@@ -143,16 +145,19 @@ class Harness:
         return next(r for r in self.feed.status().to_dict()["resources"] if r["kind"] == kind.value)
 
     def settled(self) -> None:
-        """Wait until the feed has applied everything the server holds (same objects, same versions)."""
+        """Wait until the index holds exactly what the API server holds (same objects, same contents)."""
+
+        def want() -> dict[tuple[Kind, str, str], Any]:
+            objs = [parse_object(o) for kind in KINDS for o in self.api.objects(kind)]
+            return {o.key: o for o in objs if o is not None}
 
         def same() -> bool:
-            want = {
-                (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                for kind in ("Namespace", "Pod", "Node", "NetworkPolicy")
-                for o in self.api.objects(kind)
-            }
-            have = {(k.value, ns, name) for (k, ns, name) in self.keys()}
-            return want == have
+            for _ in range(100):
+                try:
+                    return self.index.objects() == want()
+                except RuntimeError:  # Index.objects() raced the writer: look again
+                    time.sleep(0.01)
+            return False
 
         eventually(same, what="the index to hold what the API server holds")
 
