@@ -89,6 +89,7 @@ def test_api_server_down_is_stale_then_fails_closed_then_recovers(
     api.go_down()
     eventually(lambda: client.status()["feed"]["stale"], what="stale in GetStatus")
     eventually(lambda: client.health() == "NOT_SERVING", what="health NOT_SERVING")
+    assert client.health("liveness") == "SERVING", "a liveness probe would restart the pod and lose its state"
     with pytest.raises(Exception, match="fail-closed-after"):
         verdict(client, CLIENT, WEB)
     pods = next(r for r in client.status()["feed"]["resources"] if r["kind"] == "Pod")
