@@ -63,17 +63,20 @@ class Collection:
     """One watched collection: the kind it holds and the client call that lists/watches it."""
 
     kind: Kind
+    #: API group ("" = core) and resource name: what RBAC must grant (deploy/clusterrole.yaml)
+    group: str
     plural: str
     namespaced: bool
     list_call: Callable[[client.ApiClient], ListCall]
 
 
 COLLECTIONS: tuple[Collection, ...] = (
-    Collection(Kind.NAMESPACE, "namespaces", False, lambda c: client.CoreV1Api(c).list_namespace),
-    Collection(Kind.POD, "pods", True, lambda c: client.CoreV1Api(c).list_pod_for_all_namespaces),
-    Collection(Kind.NODE, "nodes", False, lambda c: client.CoreV1Api(c).list_node),
+    Collection(Kind.NAMESPACE, "", "namespaces", False, lambda c: client.CoreV1Api(c).list_namespace),
+    Collection(Kind.POD, "", "pods", True, lambda c: client.CoreV1Api(c).list_pod_for_all_namespaces),
+    Collection(Kind.NODE, "", "nodes", False, lambda c: client.CoreV1Api(c).list_node),
     Collection(
         Kind.NETWORK_POLICY,
+        "networking.k8s.io",
         "networkpolicies",
         True,
         lambda c: client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
