@@ -11,9 +11,12 @@ Threads and who owns what::
 
 - Each watcher (:mod:`netpol_pdp.index.kubewatch`) lists then watches one
   collection and never touches the index.
-- The applier is the index's only writer.  It drains whatever is queued (up to
-  ``max_batch`` messages), keeps per key only the last event of the batch, and
-  applies the batch as one :meth:`Index.apply` call: one new generation.  A
+- The applier is the index's only writer.  From the first message it collects
+  for ``batch_window`` seconds (20 ms; or up to ``max_batch`` messages), keeps per
+  key only the last event of the batch, and applies the batch as one
+  :meth:`Index.apply` call: one new generation.  The window costs each change at
+  most 20 ms of latency and turns a burst into a few large batches instead of
+  hundreds of small ones, each of which would publish a generation.  A
   ``Listed`` snapshot (first sync, or re-list after ``410 Gone``) is diffed
   against what the applier knows of that kind, so objects created or deleted
   during a gap become Upsert/Delete events like any other.
@@ -35,6 +38,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -123,6 +127,7 @@ class KubeFeed:
         stale_after: float = 30.0,
         fail_closed_after: float | None = None,
         max_batch: int = 20_000,
+        batch_window: float = 0.02,
         collections: Sequence[Collection] = COLLECTIONS,
     ) -> None:
         if fail_closed_after is not None and fail_closed_after <= 0:
@@ -133,6 +138,7 @@ class KubeFeed:
         self.stale_after = stale_after
         self.fail_closed_after = fail_closed_after
         self._max_batch = max_batch
+        self._batch_window = batch_window
         self._queue: queue.Queue[Message | None] = queue.Queue()
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -231,9 +237,10 @@ class KubeFeed:
         synced: set[Kind] = set()
         while True:
             batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
+            deadline = time.monotonic() + self._batch_window
+            while len(batch) < self._max_batch and batch[-1] is not None:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             pending: dict[ObjectKey, Event] = {}

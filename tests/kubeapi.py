@@ -313,6 +313,7 @@ class FakeKubeAPI:
 def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # buffered: a burst of events leaves in few segments, each flush sends
 
         def setup(self) -> None:
             super().setup()
@@ -354,9 +355,11 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _chunk(self, lines: list[dict[str, Any]]) -> None:
+            """One HTTP chunk per event, as kube-apiserver writes them; one flush for all."""
             if lines:
-                data = "".join(json.dumps(e) + "\n" for e in lines).encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                for e in lines:
+                    data = json.dumps(e).encode() + b"\n"
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
 
         def _watch(self, res: Resource, query: dict[str, str]) -> None:
@@ -372,6 +375,7 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            self.wfile.flush()
             try:
                 self._chunk(initial)
                 if rv < 0:  # expired: the ERROR event was the whole answer
