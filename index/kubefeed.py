@@ -106,9 +106,11 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     cfg = client.Configuration()
     try:
         if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=cfg)
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=cfg
+            )
     except (config.ConfigException, OSError, ValueError, TypeError) as e:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise SourceError([f"kubernetes configuration ({where}): {e}"]) from e

@@ -55,6 +55,7 @@ from netpol_pdp.index.validation import parse_object
 log = logging.getLogger("netpol_pdp.kube")
 
 ListCall = Callable[..., Any]
+_RNG = random.Random()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +130,8 @@ class Backoff:
     cap: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** min(attempt, 32))
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        ceiling = min(self.cap, self.base * 2.0 ** min(attempt, 32))
+        return ceiling / 2 + (rng or _RNG).uniform(0, ceiling / 2)
 
 
 # --- conversion --------------------------------------------------------------------------
