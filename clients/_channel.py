@@ -19,11 +19,10 @@ import grpc
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.config import MAX_MESSAGE_BYTES
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb, fill_flow
 
-#: Same as the server's limit: a full batch, explained, fits with room to spare.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Flows per DecideStream message.  Per-message cost dominates in Python gRPC;
 #: ~1,000 flows amortise it (docs/grpc.md) while keeping the first answer quick.
 DEFAULT_BATCH = 1000
@@ -96,6 +95,12 @@ def channel_options(tls: ClientTls | None, extra: Iterable[tuple[str, Any]] = ()
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        # grpc's own reconnect back-off starts at 1 s: until it expires, every call
+        # on the channel fails at once, and our retries would be spent in vain.
+        # Reconnect on the same scale as :class:`Retry`.
+        ("grpc.initial_reconnect_backoff_ms", 50),
+        ("grpc.min_reconnect_backoff_ms", 50),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))

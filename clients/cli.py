@@ -28,6 +28,8 @@ COMMANDS: list[str] = [
     "decide",
     "audit",
     "validate",
+    "serve",
+    "status",
 ]
 
 EXIT_INPUT = 2

@@ -13,7 +13,8 @@ from typing import IO, Any
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
-from netpol_pdp.clients.audit import Auditor, summary_lines
+from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
+from netpol_pdp.clients.audit import Auditor, Decider, summary_lines
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.sources import add_source_argument, load_index
 
@@ -45,6 +46,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="denied source->destination pairs to list (default 10)",
     )
+    add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
 
 
@@ -83,8 +85,9 @@ def _output(name: str | None) -> Iterator[IO[str]]:
 def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise CommandError("--top: must be zero or more")
-    with _input(args.flows) as (lines, size):
-        index, _result = load_index(args)
+    client = connect_if_asked(args)
+    with _input(args.flows) as (lines, size), client or contextlib.nullcontext():
+        index: Decider = RemoteDecider(client) if client is not None else load_index(args)[0]
 
         def report(number: int, message: str) -> None:
             print(f"warning: line {number}: {message} (skipped)", file=sys.stderr)

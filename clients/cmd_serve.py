@@ -16,12 +16,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.examples import CLUSTER
-from netpol_pdp.server.app import ConfigError, TlsConfig
-from netpol_pdp.server.logging import configure
-from netpol_pdp.server.serve import ServeOptions, serve
-from netpol_pdp.server.service import DEFAULT_MAX_BATCH
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
+
+if TYPE_CHECKING:  # the server (grpc) is imported when it starts, not to build the parser
+    from netpol_pdp.server.serve import ServeOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +109,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """Check the options (a :class:`ConfigError` names the bad one) and build :class:`ServeOptions`."""
+    from netpol_pdp.server.app import TlsConfig
+    from netpol_pdp.server.serve import ServeOptions
+
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:
@@ -158,19 +163,25 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netpol_pdp.server.logging import configure
+    from netpol_pdp.server.serve import serve
+
     configure(args.log_level)
     try:
         return serve(options_from_args(args))
     except ConfigError as exc:
-        print(f"netpol-pdp serve: error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``serve`` alone (``python -m netpol_pdp.clients.cmd_serve``): the ``--workers`` children use it."""
     parser = argparse.ArgumentParser(prog="netpol-pdp serve", description=__doc__)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
-from netpol_pdp.clients._channel import ClientError
 from netpol_pdp.clients._options import add_client_options, client_from_args
+from netpol_pdp.clients.errors import CommandError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,12 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def run(args: argparse.Namespace) -> int:
+    from netpol_pdp.clients._channel import ClientError
+
     try:
         with client_from_args(args) as client:
             status = client.status()
-    except (ValueError, ClientError) as exc:
-        print(f"netpol-pdp status: error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    except ClientError as exc:
+        raise CommandError(f"--server {args.server}: {exc}") from None
     json.dump(status, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if status["ready"] and status["synced"] else 1

@@ -34,6 +34,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from netpol_pdp.server.config import MAX_MESSAGE_BYTES, ConfigError
+from netpol_pdp.server.service import add_to_server
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
@@ -43,15 +45,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
 #: NOT_SERVING while the feed is not ready or fails closed; restarting the pod then
 #: would only throw away the last good state, so liveness must not follow it.
 LIVENESS = "liveness"
-#: Largest message either way; a full batch (DEFAULT_MAX_BATCH flows) explained
-#: stays far below it.  The client sets the same limit.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 Mode = Literal["aio", "sync"]
-
-
-class ConfigError(ValueError):
-    """A serving option is wrong or missing (names the option)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,7 @@ class SyncServerHandle(ServerHandle):
         super().__init__()
         self._pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
         self.server = grpc.server(self._pool, options=server_options(reuse_port))
-        pb_grpc.add_DecisionServiceServicer_to_server(servicer, self.server)
+        add_to_server(servicer, self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -214,7 +209,7 @@ class AioServerHandle(ServerHandle):
     async def _main(self) -> None:
         try:
             server = grpc.aio.server(options=server_options(self._reuse_port))
-            pb_grpc.add_DecisionServiceServicer_to_server(self._servicer, server)
+            add_to_server(self._servicer, server)
             self.health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
             reflection.enable_server_reflection(

@@ -50,11 +50,12 @@ from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
-from netpol_pdp.server.app import ConfigError, Mode, ServerHandle, TlsConfig, split_host_port, start_server
+from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 from netpol_pdp.server.kubeserve import KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
-from netpol_pdp.server.service import DEFAULT_MAX_BATCH, AioDecisionService, DecisionCore, DecisionService
+from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
 from netpol_pdp.server.status import FeedInfo, ServerState
 
 log = get_logger("serve")

@@ -19,7 +19,7 @@ from netpol_pdp.clients import DecisionClient, Retry
 from netpol_pdp.clients.cmd_serve import add_arguments, options_from_args
 from netpol_pdp.index.decision import Verdict
 from netpol_pdp.index.flows import make_flow
-from netpol_pdp.server.app import ConfigError
+from netpol_pdp.server.config import ConfigError
 from netpol_pdp.server.serve import ServeOptions, Service
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -119,13 +120,35 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 # --------------------------------------------------------------------------- servers and clients
 
 
+def wait_watching(service: Service, timeout: float = 10.0) -> None:
+    """Wait until the feed thread is inside watchfiles' wait for changes (its inotify watch armed).
+
+    ``ManifestFeed.watch`` arms its watch after the first load, so a file written
+    in between is not seen until the next change (reported to the feed's
+    author).  Tests that change files right after start-up wait for this first.
+    """
+    ident = service._feed_thread.ident
+
+    def watching() -> bool:
+        frame = sys._current_frames().get(ident or -1)
+        while frame is not None:
+            if frame.f_code.co_name == "watch" and "watchfiles" in frame.f_code.co_filename:
+                return True
+            frame = frame.f_back
+        return False
+
+    wait_for(watching, timeout, "the feed to watch its files")
+
+
 @pytest.fixture
 def start_service() -> Iterator[Callable[..., Service]]:
     """Start an in-process Service (port 0) with overrides of :class:`ServeOptions`; closed at the end."""
     started: list[Service] = []
 
     def start(sources: list[Path], **overrides: Any) -> Service:
-        options = ServeOptions(sources=sources, listen="127.0.0.1:0", grace=1.0, **overrides)
+        overrides.setdefault("listen", "127.0.0.1:0")
+        overrides.setdefault("grace", 1.0)
+        options = ServeOptions(sources=sources, **overrides)
         service = Service(options)
         started.append(service)
         return service
@@ -145,6 +168,7 @@ def service(start_service: Callable[..., Service], world: Path, mode: str) -> Se
     """A ready server on the world, in each server flavour."""
     svc = start_service([world], mode=mode)
     assert svc.state.wait_ready(10), "first load did not succeed"
+    wait_watching(svc)
     return svc
 
 
