@@ -171,16 +171,20 @@ class KubeFeed:
             w.thread.start()
         log.info("watching %s", self.source)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop every thread; the index keeps its last state."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread (waiting ``timeout`` seconds in all); the index keeps its last state.
+
+        An open watch is broken at once; a list or connect in flight ends at its own
+        timeout, after ``timeout`` at worst on a daemon thread that exits with the process.
+        """
         self._stopping.set()
         for w in self._watchers:
             w.interrupt()
         self._queue.put(None)
         if self._started:
-            for w in self._watchers:
-                w.thread.join(timeout)
-            self._applier.join(timeout)
+            deadline = time.monotonic() + timeout
+            for thread in [*(w.thread for w in self._watchers), self._applier]:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> KubeFeed:
         self.start()

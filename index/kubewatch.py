@@ -150,7 +150,7 @@ def object_key(coll: Collection, raw: Mapping[str, Any]) -> ObjectKey:
     meta = raw.get("metadata")
     if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
         raise WatchProtocolError(f"{coll.kind} object without metadata.name")
-    ns = meta.get("namespace", "") if coll.namespaced else ""
+    ns = (meta.get("namespace") or "default") if coll.namespaced else ""  # validation's default too
     return (coll.kind, ns if isinstance(ns, str) else "", meta["name"])
 
 

@@ -33,6 +33,23 @@ from netpol_pdp.index.validation import parse_object
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kubeapi import FakeKubeAPI
+from kubeworld import (
+    ALLOW_CLIENT,
+    BASE,
+    CLIENT,
+    DENY_WEB,
+    FROM_FRIENDS,
+    N1,
+    NODE_IP,
+    OTHER,
+    WEB,
+    eventually,
+    namespace,
+    node,
+    pod,
+    policy,
+    write_kubeconfig,
+)
 
 KINDS = ("Namespace", "Pod", "Node", "NetworkPolicy")
 FAST = WatchOptions(
@@ -40,70 +57,7 @@ FAST = WatchOptions(
 )
 
 
-# --- manifests ---------------------------------------------------------------------------
-
-
-def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {"kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-
-
-def pod(ns: str, name: str, ip: str, node: str = "n1", **labels: str) -> dict[str, Any]:
-    return {
-        "kind": "Pod",
-        "metadata": {"namespace": ns, "name": name, "labels": labels},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [{"containerPort": 80}]}]},
-        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
-    }
-
-
-def node(name: str, *ips: str) -> dict[str, Any]:
-    return {
-        "kind": "Node",
-        "metadata": {"name": name},
-        "status": {"addresses": [{"type": "InternalIP", "address": ip} for ip in ips]},
-    }
-
-
-def policy(ns: str, name: str, **spec: Any) -> dict[str, Any]:
-    spec.setdefault("podSelector", {})
-    return {"kind": "NetworkPolicy", "metadata": {"namespace": ns, "name": name}, "spec": spec}
-
-
-WEB, CLIENT, OTHER, NODE_IP = "10.0.0.1", "10.0.0.2", "10.0.1.1", "10.9.0.1"
-BASE = [
-    namespace("shop", team="shop"),
-    namespace("other", team="foes"),
-    pod("shop", "web", WEB, app="web"),
-    pod("shop", "client", CLIENT, app="client"),
-    pod("other", "stranger", OTHER, app="client"),
-]
-N1 = node("n1", NODE_IP)
-DENY_WEB = policy(
-    "shop", "web", podSelector={"matchLabels": {"app": "web"}}, policyTypes=["Ingress", "Egress"]
-)
-ALLOW_CLIENT = policy(
-    "shop",
-    "web",
-    podSelector={"matchLabels": {"app": "web"}},
-    ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}],
-)
-FROM_FRIENDS = policy(
-    "shop",
-    "web",
-    podSelector={"matchLabels": {"app": "web"}},
-    ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "friends"}}}]}],
-)
-
-
 # --- harness -----------------------------------------------------------------------------
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -449,33 +403,8 @@ def test_stop_interrupts_an_open_watch_promptly(h: Harness) -> None:
     assert time.monotonic() - started < 3.0
 
 
-def _kubeconfig(tmp_path: Path, server: str) -> Path:
-    path = tmp_path / "config"
-    path.write_text(
-        f"""
-apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster: {{server: "{server}"}}
-- name: other
-  cluster: {{server: "http://127.0.0.1:1"}}
-users:
-- name: me
-  user: {{token: secret}}
-contexts:
-- name: fake
-  context: {{cluster: fake, user: me}}
-- name: other
-  context: {{cluster: other, user: me}}
-current-context: fake
-"""
-    )
-    return path
-
-
 def test_a_kubeconfig_and_its_contexts_select_the_api_server(h: Harness, tmp_path: Path) -> None:
-    path = _kubeconfig(tmp_path, h.api.url)
+    path = write_kubeconfig(tmp_path, h.api.url)
     assert load_api_client(str(path)).configuration.host == h.api.url
     assert load_api_client(str(path), "other").configuration.host == "http://127.0.0.1:1"
     h.api.add_many([*BASE, N1])
@@ -502,7 +431,7 @@ def test_bad_configuration_is_a_clear_error(
         if setup == "missing":
             load_api_client(str(tmp_path / "missing"))
         elif setup == "context":
-            load_api_client(str(_kubeconfig(tmp_path, "http://127.0.0.1:1")), "nosuch")
+            load_api_client(str(write_kubeconfig(tmp_path, "http://127.0.0.1:1")), "nosuch")
         else:
             monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
             monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "1")

@@ -24,7 +24,7 @@ from netpol_pdp.server.serve import ServeOptions, Service
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kubeapi import FakeKubeAPI
-from test_kubefeed import BASE, CLIENT, DENY_WEB, WEB, _kubeconfig, eventually
+from kubeworld import BASE, CLIENT, DENY_WEB, WEB, eventually, write_kubeconfig
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def service(api: FakeKubeAPI, tmp_path: Path) -> Iterator[Service]:
         listen="127.0.0.1:0",
         grace=0.2,
         kube=True,
-        kubeconfig=str(_kubeconfig(tmp_path, api.url)),
+        kubeconfig=str(write_kubeconfig(tmp_path, api.url)),
         stale_after=0.5,
         fail_closed_after=1.0,
     )
