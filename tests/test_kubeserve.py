@@ -137,3 +137,14 @@ def test_an_unreadable_kubeconfig_is_a_configuration_error(tmp_path: Path) -> No
     options = ServeOptions(sources=[], listen="127.0.0.1:0", kube=True, kubeconfig=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="nope"):
         Service(options)
+
+
+def test_workers_inherit_the_kube_options() -> None:
+    from netpol_pdp.server.serve import _worker_argv
+
+    parent = _options(
+        "--kube", "--kubeconfig", "/k", "--context", "c", "--stale-after", "7", "--fail-closed-after", "9"
+    )
+    child = _options(*_worker_argv(parent, "127.0.0.1:5000", None))
+    fields = ("kube", "kubeconfig", "kube_context", "stale_after", "fail_closed_after")
+    assert [getattr(child, f) for f in fields] == [getattr(parent, f) for f in fields]
