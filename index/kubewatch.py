@@ -204,6 +204,7 @@ class Watcher:
 
     def run(self) -> None:
         attempt = 0
+        expired = 0  # 410s in a row with nothing delivered in between
         while not self._stopping.is_set():
             self._progress = False
             try:
@@ -213,8 +214,11 @@ class Watcher:
                 self._watch()
             except Expired as e:
                 self.status.expired(str(e))
+                expired = 0 if self._progress else expired + 1
                 log.info("%s: %s; re-listing", self.coll.plural, e)
                 self.rv = None
+                if expired > 1:  # a server that expires every fresh list must not be hammered
+                    self._stopping.wait(self._opts.backoff.delay(expired - 2, self._rng))
             except Exception as e:
                 if self._stopping.is_set():
                     break
