@@ -2,8 +2,8 @@
 
 ::
 
-    python -m netpol_pdp.bench.grpc_quick                 # everything, ~1 minute
-    python -m netpol_pdp.bench.grpc_quick --seconds 1 --only aio --no-workers --no-reload
+    python -m netpol_pdp.bench.grpc_quick --seconds 1    # everything, ~2 minutes
+    python -m netpol_pdp.bench.grpc_quick --seconds 0.5 --rounds 1 --only aio --no-workers --no-reload
 
 Every server and every client runs in its own process (a client in the
 server's process would share its GIL and measure neither).  For each server
@@ -295,6 +295,17 @@ def _raw(kind: str, target: str, work: list[Any], end: float, seconds: float) ->
     return {"flows": n, "seconds": seconds}
 
 
+KINDS = ("unary-latency", "unary", "batch", "stream", "decide_many")
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate (its latencies with it), plus every round's rate."""
+    ordered = sorted(runs, key=lambda r: r["rate"])
+    out = dict(ordered[len(ordered) // 2])
+    out["rates"] = [round(r["rate"]) for r in runs]
+    return out
+
+
 def measure(kind: str, target: str, seconds: float, ns: int, pods: int, clients: int = 1) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -329,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip --workers 2 vs 1")
     parser.add_argument("--no-reload", action="store_true", help="skip latency during reloads")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each figure (median kept)")
     args = parser.parse_args(argv)
     ns, pods, secs = args.namespaces, args.pods, args.seconds
     results: dict[str, Any] = {"cpus": os.cpu_count(), "namespaces": ns, "pods": ns * pods, "seconds": secs}
@@ -338,21 +350,36 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"world: {ns} namespaces, {ns * pods} pods, {3 * ns} policies; {secs:g} s per figure", flush=True
         )
-        for mode in [args.only] if args.only else ["aio", "sync"]:
-            for service in ("real", "echo"):
-                server = real_server(world, mode) if service == "real" else echo_server(mode)
-                try:
-                    for kind in ("unary-latency", "unary", "batch", "stream", "decide_many"):
-                        r = measure(kind, server.target, secs, ns, pods)
-                        results[f"{mode}/{service}/{kind}"] = r
-                        extra = (
-                            f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms" if "p50_ms" in r else ""
+        modes = [args.only] if args.only else ["aio", "sync"]
+        servers = {
+            (mode, service): real_server(world, mode) if service == "real" else echo_server(mode)
+            for mode in modes
+            for service in ("real", "echo")
+        }
+        runs: dict[str, list[dict[str, Any]]] = {}
+        try:
+            # Rounds interleave every server, so that load from elsewhere on the
+            # machine hits all of them alike; the median of the rounds is reported.
+            for _ in range(args.rounds):
+                for kind in KINDS:
+                    for (mode, service), server in servers.items():
+                        runs.setdefault(f"{mode}/{service}/{kind}", []).append(
+                            measure(kind, server.target, secs, ns, pods)
                         )
-                        print(
-                            f"{mode:5} {service:5} {kind:14} {r['rate']:>10,.0f} flows/s{extra}", flush=True
-                        )
-                finally:
-                    server.stop()
+        finally:
+            for server in servers.values():
+                server.stop()
+        for key, rs in runs.items():
+            r = results[key] = _median_run(rs)
+            extra = f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms" if "p50_ms" in r else ""
+            mode, service, kind = key.split("/")
+            print(f"{mode:5} {service:5} {kind:14} {r['rate']:>10,.0f} flows/s{extra}", flush=True)
+        for mode in modes:
+            for kind in KINDS:
+                real, echo = results[f"{mode}/real/{kind}"], results[f"{mode}/echo/{kind}"]
+                results[f"{mode}/ratio/{kind}"] = real["rate"] / echo["rate"]
+            ratios = "  ".join(f"{k} {results[f'{mode}/ratio/{k}']:.2f}" for k in KINDS)
+            print(f"{mode:5} real/echo: {ratios}", flush=True)
         if not args.no_workers:
             for workers in (1, 2):
                 server = real_server(world, "aio", workers)

@@ -24,16 +24,18 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from netpol_pdp.clients._channel import (
+    DECIDE_BATCH,
+    DECIDE_STREAM,
     DEFAULT_BATCH,
     DEFAULT_WINDOW,
     RETRYABLE,
     ClientError,
     ClientTls,
+    ResultDecoder,
     Retry,
     batch_request,
     channel_options,
     check_plaintext,
-    result_from_pb,
     status_to_dict,
 )
 from netpol_pdp.clients.client import DEFAULT_RETRY, flow_error_from_status
@@ -75,6 +77,14 @@ class AsyncDecisionClient:
             self.channel = grpc.aio.insecure_channel(target, options=opts)
         self.stub = pb_grpc.DecisionServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
+        # Batch calls whose responses stay bytes, for ResultDecoder (see client.py).
+        self._decide_batch = self.channel.unary_unary(
+            DECIDE_BATCH, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decide_stream = self.channel.stream_stream(
+            DECIDE_STREAM, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decoder = ResultDecoder()
 
     async def close(self) -> None:
         await self.channel.close()
@@ -120,8 +130,8 @@ class AsyncDecisionClient:
     ) -> list[Decision | FlowError]:
         request = batch_request(0, list(flows), explain)
         deadline = self._deadline(timeout)
-        response = await self._call(lambda: self.stub.DecideBatch(request, timeout=deadline))
-        return [result_from_pb(r) for r in response.results]
+        response = await self._call(lambda: self._decide_batch(request, timeout=deadline))
+        return self._decoder.decode(response)[2]
 
     async def status(self, *, timeout: float | None = None) -> dict[str, Any]:
         deadline = self._deadline(timeout)
@@ -206,24 +216,26 @@ class _AioPipeline:
         delays = self.client.retry.delays()
         while True:
             slots = asyncio.Semaphore(self.window)
-            call = self.client.stub.DecideStream()
+            call = self.client._decide_stream()
+            decode = self.client._decoder.decode
             writer = asyncio.create_task(self._write(call, list(self.pending), slots))
             try:
                 while True:
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         break
+                    request_id, _generation, results = decode(response)
                     request, size = self.pending.popleft()
-                    if response.request_id != request.request_id or len(response.results) != size:
+                    if request_id != request.request_id or len(results) != size:
                         raise ClientError(
                             grpc.StatusCode.INTERNAL,
                             f"stream out of step: expected request {request.request_id} ({size} results), "
-                            f"got {response.request_id} ({len(response.results)})",
+                            f"got {request_id} ({len(results)})",
                         )
                     slots.release()
                     delays = self.client.retry.delays()
-                    for result in response.results:
-                        yield result_from_pb(result)
+                    for result in results:
+                        yield result
                 await writer  # re-raises an error of the caller's flow iterable
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()

@@ -33,17 +33,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from netpol_pdp.clients._channel import (
+    DECIDE_BATCH,
+    DECIDE_STREAM,
     DEFAULT_BATCH,
     DEFAULT_WINDOW,
     RETRYABLE,
     ClientError,
     ClientTls,
+    ResultDecoder,
     Retry,
     batch_request,
     batched,
     channel_options,
     check_plaintext,
-    result_from_pb,
     status_to_dict,
 )
 from netpol_pdp.index.decision import Decision
@@ -91,6 +93,14 @@ class DecisionClient:
             self.channel = grpc.insecure_channel(target, options=opts)
         self.stub = pb_grpc.DecisionServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
+        # Batch calls whose responses stay bytes, for ResultDecoder (no deserializer: raw bytes).
+        self._decide_batch = self.channel.unary_unary(
+            DECIDE_BATCH, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decide_stream = self.channel.stream_stream(
+            DECIDE_STREAM, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decoder = ResultDecoder()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -139,8 +149,8 @@ class DecisionClient:
         """One ``DecideBatch`` call: every result at one generation, in order."""
         request = batch_request(0, list(flows), explain)
         deadline = timeout if timeout is not None else self.timeout
-        response = self._call(lambda: self.stub.DecideBatch(request, timeout=deadline))
-        return [result_from_pb(r) for r in response.results]
+        response = self._call(lambda: self._decide_batch(request, timeout=deadline))
+        return self._decoder.decode(response)[2]
 
     def status(self, *, timeout: float | None = None) -> dict[str, Any]:
         """``GetStatus`` as a dict (generation, ready, synced, object_counts, feed, ...)."""
@@ -251,22 +261,23 @@ class _Pipeline:
                 attempt = self.attempt
                 resend = list(self.pending)
             slots = threading.Semaphore(self.window)
-            call = self.client.stub.DecideStream(self._requests(attempt, resend, slots))
+            call = self.client._decide_stream(self._requests(attempt, resend, slots))
+            decode = self.client._decoder.decode
             try:
                 for response in call:
+                    request_id, _generation, results = decode(response)
                     with self.lock:
                         item = self.pending.popleft()
-                    if response.request_id != item.request.request_id or len(response.results) != item.size:
+                    if request_id != item.request.request_id or len(results) != item.size:
                         call.cancel()
                         raise ClientError(
                             grpc.StatusCode.INTERNAL,
                             f"stream out of step: expected request {item.request.request_id} "
-                            f"({item.size} results), got {response.request_id} ({len(response.results)})",
+                            f"({item.size} results), got {request_id} ({len(results)})",
                         )
                     slots.release()
                     delays = self.client.retry.delays()  # progress resets the back-off
-                    for result in response.results:
-                        yield result_from_pb(result)
+                    yield from results
             except grpc.RpcError as exc:
                 code = exc.code()
                 delay = next(delays, None) if code in RETRYABLE else None

@@ -1,10 +1,13 @@
-"""The hand-encoded batch responses are what the generated classes would serialize."""
+"""The hand-encoded batch responses are what the generated classes would serialize, and the
+client's decoder reads them back."""
 
 from __future__ import annotations
 
 import pytest
 
+from netpol_pdp.clients._channel import ResultDecoder
 from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind, Reason, Verdict
+from netpol_pdp.index.errors import FlowError
 from netpol_pdp.server.encode import BatchEncoder, varint
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb, fill_decision
@@ -59,3 +62,23 @@ def test_a_cached_entry_is_reused_only_for_the_same_object() -> None:
     assert encoder.result(PLAIN) is first
     twin = Decision(PLAIN.verdict, Reason.DENIED_BOTH, PLAIN.generation, PLAIN.src, PLAIN.dst)
     assert encoder.result(twin) != first
+
+
+def test_the_client_decoder_reads_what_the_server_encoder_writes() -> None:
+    encoder = BatchEncoder()
+    data = encoder.response(
+        2**33, 9, [encoder.result(PLAIN), encoder.error("src_ip", "bad"), encoder.result(EXPLAINED)]
+    )
+    decoder = ResultDecoder()
+    request_id, generation, results = decoder.decode(data)
+    assert (request_id, generation) == (2**33, 9)
+    assert results[0] == PLAIN and results[2] == EXPLAINED
+    assert isinstance(results[1], FlowError) and (results[1].field, results[1].message) == ("src_ip", "bad")
+    again = decoder.decode(data)[2]
+    assert again[0] is results[0]  # equal bytes share one immutable decision
+
+
+def test_a_response_with_a_field_the_decoder_does_not_know_is_read_the_general_way() -> None:
+    encoder = BatchEncoder()
+    data = encoder.response(5, 3, [encoder.result(PLAIN)]) + b"\x25\x01\x00\x00\x00"  # field 4, fixed32
+    assert ResultDecoder().decode(data) == (5, 3, [PLAIN])
