@@ -309,6 +309,8 @@ class Watcher:
             self._resp = resp
         self.status.watching(rv or "")
         try:
+            if self._stopping.is_set():  # stop() came before the response could be interrupted
+                return
             for line in watch_lines(resp.stream(amt=None)):
                 if self._stopping.is_set():
                     break
