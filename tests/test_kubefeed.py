@@ -129,15 +129,26 @@ def h() -> Iterator[Harness]:
 # --- initial sync ------------------------------------------------------------------------
 
 
-def test_initial_sync_pages_through_every_collection_and_is_ready_after_all_four(h: Harness) -> None:
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        pytest.param(500, "HTTP 500 Internal Server Error", id="while one list fails with a server error"),
+        pytest.param(403, "HTTP 403 Forbidden", id="while RBAC forbids one list"),
+    ],
+)
+def test_initial_sync_pages_through_every_collection_and_is_ready_after_all_four(
+    h: Harness, code: int, error: str
+) -> None:
     pods = [pod("shop", f"p{i}", f"10.2.{i // 200}.{i % 200}", app="bulk") for i in range(120)]
     h.api.add_many([*BASE, *pods, DENY_WEB])
-    h.api.fail("NetworkPolicy", 500)
+    h.api.fail("NetworkPolicy", code)
     feed = h.start()
     eventually(lambda: len(h.names(Kind.POD)) == 123, what="pods listed")
     time.sleep(0.3)
     assert not feed.ready, "ready before the NetworkPolicy list was applied"
-    assert h.resource(Kind.NETWORK_POLICY)["last_error"].startswith("HTTP 500")
+    assert h.resource(Kind.NETWORK_POLICY)["last_error"] == error
+    assert not h.resource(Kind.NETWORK_POLICY)["synced"]
+    assert h.resource(Kind.POD)["synced"]
     h.api.fail("NetworkPolicy", None)
     assert feed.wait_ready(10)
     h.settled()
