@@ -142,6 +142,35 @@ def result_from_pb(result: pb.FlowResult) -> Decision | FlowError:
     return decision_from_pb(result.decision)
 
 
+def _kube_feed_to_dict(feed: pb.FeedStatus) -> dict[str, Any]:
+    """The Kubernetes feed's extra fields (absent for a manifest feed, which has no collections)."""
+    if not feed.resources:
+        return {}
+    return {
+        "stale": feed.stale,
+        "resources": [
+            {
+                "kind": r.kind,
+                "synced": r.synced,
+                "resource_version": r.resource_version,
+                "objects": r.objects,
+                "invalid_objects": r.invalid_objects,
+                "watching": r.watching,
+                "events": r.events,
+                "last_event_unix": r.last_event_unix,
+                "reconnects": r.reconnects,
+                "relists": r.relists,
+                "last_error": r.last_error,
+                "last_error_unix": r.last_error_unix,
+                "last_invalid": r.last_invalid,
+                "seconds_without_watch": r.seconds_without_watch,
+                "stale": r.stale,
+            }
+            for r in feed.resources
+        ],
+    }
+
+
 class ResultDecoder:
     """Batch responses read from their wire bytes, each distinct result decoded once.
 
@@ -221,6 +250,7 @@ def status_to_dict(msg: pb.GetStatusResponse) -> dict[str, Any]:
             "last_error": feed.last_error,
             "last_load_unix": feed.last_load_unix,
             "last_error_unix": feed.last_error_unix,
+            **_kube_feed_to_dict(feed),
         },
         "uptime_seconds": round(msg.uptime_seconds, 3),
         "version": msg.version,

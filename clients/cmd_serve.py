@@ -1,7 +1,9 @@
 """``netpol-pdp serve``: run the gRPC decision service.
 
 Serves the manifests under ``--source`` (files or folders, repeatable; the
-bundled example cluster when none is given), reloading them on every change.
+bundled example cluster when none is given), reloading them on every change;
+or, with ``--kube``, follows a Kubernetes cluster through its API server
+(``--kubeconfig``/``--context``, or the pod's service account in a cluster).
 Plaintext is allowed on loopback or with ``--insecure``; anywhere else give
 ``--tls-cert`` and ``--tls-key`` (and ``--client-ca`` to require client
 certificates).  Logs are JSON lines on stderr; SIGTERM/SIGINT drain in-flight
@@ -31,6 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="manifest file or folder to serve and watch (repeatable; default: the bundled example cluster)",
+    )
+    kube = parser.add_argument_group("Kubernetes feed (instead of --source)")
+    kube.add_argument(
+        "--kube",
+        action="store_true",
+        help="list and watch a cluster's Namespaces, Pods, Nodes and NetworkPolicies (docs/kubernetes.md)",
+    )
+    kube.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config; inside a pod: its service account)",
+    )
+    kube.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    kube.add_argument(
+        "--stale-after",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="report the feed stale after this long without a working watch (default 30)",
+    )
+    kube.add_argument(
+        "--fail-closed-after",
+        type=float,
+        metavar="S",
+        help="after this long without a working watch: NOT_SERVING, Decide UNAVAILABLE (default: off)",
     )
     parser.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="gRPC address")
     parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics here")
@@ -94,7 +121,21 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
     if args.switch_interval <= 0:
         raise ConfigError("--switch-interval: must be positive")
-    sources = list(args.source) if args.source else [CLUSTER]
+    if args.kube and args.source:
+        raise ConfigError("--source and --kube are two different feeds: give one")
+    for flag in ("kubeconfig", "context", "fail_closed_after"):
+        if getattr(args, flag) is not None and not args.kube:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --kube")
+    if args.fail_closed_after is not None and args.fail_closed_after <= 0:
+        raise ConfigError("--fail-closed-after: must be positive (seconds)")
+    if args.stale_after <= 0:
+        raise ConfigError("--stale-after: must be positive (seconds)")
+    if args.kube:
+        sources = []
+    elif args.source:
+        sources = list(args.source)
+    else:
+        sources = [CLUSTER]
     for path in sources:
         if not path.exists():
             raise ConfigError(f"--source {path}: no such file or directory")
@@ -113,6 +154,11 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         switch_interval=args.switch_interval,
         reuse_port=args.reuse_port,
         log_level=args.log_level,
+        kube=args.kube,
+        kubeconfig=args.kubeconfig,
+        kube_context=args.context,
+        stale_after=args.stale_after,
+        fail_closed_after=args.fail_closed_after,
     )
 
 

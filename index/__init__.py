@@ -13,5 +13,8 @@ How the pieces connect::
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;
 - ``engine.py``      the incremental index (writer) and its published generations (readers);
-- ``manifests.py``   the manifest-folder feed (load, diff, watch).
+- ``manifests.py``   the manifest-folder feed (load, diff, watch);
+- ``kubefeed.py``    the Kubernetes feed: four watchers, one applier thread, readiness, stale/fail-closed;
+- ``kubewatch.py``   list-then-watch of one collection (resourceVersion, bookmarks, 410, back-off);
+- ``kubestatus.py``  the per-collection status the Kubernetes feed reports.
 """

@@ -15,7 +15,8 @@ needed.
 Health (``grpc.health.v1``): ``""`` and ``netpol.pdp.v1.DecisionService`` are
 NOT_SERVING until the state turns ready (the feed's first successful load),
 SERVING after, and NOT_SERVING again as soon as shutdown begins, so load
-balancers stop sending new calls while in-flight ones drain.
+balancers stop sending new calls while in-flight ones drain.  ``liveness``
+(:data:`LIVENESS`) is SERVING from start to shutdown, whatever the feed does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+#: Health service name that is SERVING for as long as the process serves at all: the
+#: liveness probe's (deploy/deployment.yaml).  Readiness follows ``""``, which turns
+#: NOT_SERVING while the feed is not ready or fails closed; restarting the pod then
+#: would only throw away the last good state, so liveness must not follow it.
+LIVENESS = "liveness"
 
 Mode = Literal["aio", "sync"]
 
@@ -149,6 +155,7 @@ class SyncServerHandle(ServerHandle):
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.set_serving(False)
+        self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         self.port = _bind(self.server, listen, credentials)
         self.server.start()
 
@@ -209,6 +216,7 @@ class AioServerHandle(ServerHandle):
             )
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, self._health_status(False))
+            await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
             self.port = _bind(server, self._listen, self._credentials)
             await server.start()
             self._stop_request = asyncio.Event()

@@ -55,6 +55,7 @@ class Metrics:
         generation: Callable[[], int],
         ready: Callable[[], bool],
         feed_counters: Callable[[], tuple[int, int]],
+        stale: Callable[[], bool] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -82,6 +83,12 @@ class Metrics:
         Gauge("netpol_pdp_ready", "1 once the first load succeeded.", registry=r).set_function(
             lambda: 1.0 if ready() else 0.0
         )
+        if stale is not None:
+            Gauge(
+                "netpol_pdp_feed_stale",
+                "1 while the Kubernetes feed has had no working watch for its stale threshold.",
+                registry=r,
+            ).set_function(lambda: 1.0 if stale() else 0.0)
         r.register(_FeedCollector(feed_counters))
         self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream")}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}

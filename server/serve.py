@@ -18,6 +18,10 @@ figures of docs/grpc.md show what it does to p99 during continuous reloads.
 A reload is not chopped into several ``apply`` calls: that would publish the
 half-applied states in between, which no call may ever see.
 
+With ``kube=True`` the feed is the Kubernetes watch instead
+(:mod:`netpol_pdp.server.kubeserve`: ready after all four initial lists; stale
+and fail-closed handling).
+
 Readiness: health is NOT_SERVING and Decide answers UNAVAILABLE until the first
 load succeeds.  A first load that fails is logged and the feed keeps watching,
 so fixing the files makes the server ready without a restart.
@@ -45,9 +49,11 @@ from typing import Any
 
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
+from netpol_pdp.server.kubeserve import KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
@@ -71,6 +77,12 @@ class ServeOptions:
     switch_interval: float = 0.001
     reuse_port: bool = False
     log_level: str = "info"
+    #: follow a Kubernetes cluster instead of ``sources`` (server/kubeserve.py)
+    kube: bool = False
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    stale_after: float = 30.0
+    fail_closed_after: float | None = None
 
 
 class FeedTracker:
@@ -143,12 +155,22 @@ class Service:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.index = Index()
-        self.feed = ManifestFeed(ManifestSource(options.sources), self.index)
         self.state = ServerState(self.index)
-        self.tracker = FeedTracker(self.feed, self.state)
+        self.feed: ManifestFeed | KubeFeed
+        self.tracker: FeedTracker | KubeTracker
+        stale = None
+        if options.kube:
+            self.feed = _kube_feed(options, self.index)
+            self.tracker = KubeTracker(self.feed, self.state)
+            stale = self.tracker.stale
+            sources = [self.feed.source]
+        else:
+            self.feed = ManifestFeed(ManifestSource(options.sources), self.index)
+            self.tracker = FeedTracker(self.feed, self.state)
+            sources = [str(p) for p in options.sources]
         self.state.set_feed_info(self.tracker.info)
         index, state = self.index, self.state
-        self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters)
+        self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters, stale)
         self.core = DecisionCore(state, self.metrics, options.max_batch)
         servicer = AioDecisionService(self.core) if options.mode == "aio" else DecisionService(self.core)
         self.handle: ServerHandle = start_server(
@@ -163,6 +185,8 @@ class Service:
         self.port = self.handle.port
         handle = self.handle
         state.on_ready(lambda: handle.set_serving(True))
+        if isinstance(self.tracker, KubeTracker):
+            self.tracker.health = handle
         self.metrics_port: int | None = None
         if options.metrics_listen:
             host, port = split_host_port(options.metrics_listen, "--metrics-listen")
@@ -186,7 +210,7 @@ class Service:
             mutual_tls=bool(options.tls and options.tls.client_ca),
             mode=options.mode,
             pid=os.getpid(),
-            sources=[str(p) for p in options.sources],
+            sources=sources,
             max_batch=options.max_batch,
         )
         self._feed_stop = threading.Event()
@@ -221,6 +245,14 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         _restore_signals(previous)
         service.close()
     return 0
+
+
+def _kube_feed(options: ServeOptions, index: Index) -> KubeFeed:
+    try:
+        api = load_api_client(options.kubeconfig, options.kube_context)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    return KubeFeed(index, api, stale_after=options.stale_after, fail_closed_after=options.fail_closed_after)
 
 
 def _install_signals(stop: threading.Event) -> dict[int, Any]:
@@ -282,6 +314,14 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_listen: str | None)
     argv = ["--workers", "1", "--reuse-port", "--listen", listen, "--server-mode", options.mode]
     for path in options.sources:
         argv += ["--source", str(path)]
+    if options.kube:
+        argv += ["--kube", "--stale-after", str(options.stale_after)]
+        if options.kubeconfig:
+            argv += ["--kubeconfig", options.kubeconfig]
+        if options.kube_context:
+            argv += ["--context", options.kube_context]
+        if options.fail_closed_after is not None:
+            argv += ["--fail-closed-after", str(options.fail_closed_after)]
     if metrics_listen:
         argv += ["--metrics-listen", metrics_listen]
     if options.tls is not None:

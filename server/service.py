@@ -14,7 +14,8 @@ Errors:
 - a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
   other flows are decided;
 - a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
-- before the first successful load -> ``UNAVAILABLE`` (clients retry it).
+- before the first successful load -> ``UNAVAILABLE`` (clients retry it);
+- the Kubernetes feed failing closed (``--fail-closed-after``) -> ``UNAVAILABLE``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class DecisionCore:
         if not self.state.ready:
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE, "not ready: the first load of the feed has not succeeded"
+            )
+        if not self.state.serving:
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE,
+                "not serving: no working watch of the Kubernetes API for --fail-closed-after seconds",
             )
 
     def decide(self, request: pb.DecideRequest) -> pb.DecideResponse:

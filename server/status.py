@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from netpol_pdp.index.kubestatus import ResourceState
 from netpol_pdp.v1 import decision_pb2 as pb
 
 try:  # the installed distribution's version; a source checkout without metadata says "dev"
@@ -37,6 +38,9 @@ class FeedInfo:
     last_load_unix: float = 0.0
     last_error_unix: float = 0.0
     synced: bool = True
+    #: the Kubernetes feed only: stale, and one entry per watched collection
+    stale: bool = False
+    resources: tuple[ResourceState, ...] = ()
 
 
 class ServerState:
@@ -49,6 +53,17 @@ class ServerState:
         self._ready = threading.Event()
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
+        self._serving_check: Callable[[], bool] | None = None
+
+    def set_serving_check(self, check: Callable[[], bool]) -> None:
+        """A condition besides readiness for answering at all: the Kubernetes feed's fail-closed."""
+        self._serving_check = check
+
+    @property
+    def serving(self) -> bool:
+        """Ready, and not failing closed (health SERVING; Decide answers)."""
+        check = self._serving_check
+        return self._ready.is_set() and (check is None or check())
 
     def set_feed_info(self, feed_info: Callable[[], FeedInfo]) -> None:
         """Where GetStatus reads the feed's state (set once, before serving)."""
@@ -101,7 +116,29 @@ class ServerState:
                 last_error=info.last_error,
                 last_load_unix=info.last_load_unix,
                 last_error_unix=info.last_error_unix,
+                stale=info.stale,
+                resources=[_resource_pb(r) for r in info.resources],
             ),
             uptime_seconds=time.monotonic() - self._started,
             version=VERSION,
         )
+
+
+def _resource_pb(r: ResourceState) -> pb.ResourceStatus:
+    return pb.ResourceStatus(
+        kind=r.kind,
+        synced=r.synced,
+        resource_version=r.resource_version,
+        objects=r.objects,
+        invalid_objects=r.invalid_objects,
+        watching=r.watching,
+        events=r.events,
+        last_event_unix=r.last_event_time or 0.0,
+        reconnects=r.reconnects,
+        relists=r.relists,
+        last_error=r.last_error or "",
+        last_error_unix=r.last_error_time or 0.0,
+        last_invalid=r.last_invalid or "",
+        seconds_without_watch=r.seconds_without_watch,
+        stale=r.stale,
+    )

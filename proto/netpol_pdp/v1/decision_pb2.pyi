@@ -198,7 +198,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FeedStatus(_message.Message):
-    __slots__ = ("kind", "sources", "loads", "errors", "last_error", "last_load_unix", "last_error_unix")
+    __slots__ = ("kind", "sources", "loads", "errors", "last_error", "last_load_unix", "last_error_unix", "stale", "resources")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     LOADS_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +206,8 @@ class FeedStatus(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_LOAD_UNIX_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_UNIX_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sources: _containers.RepeatedScalarFieldContainer[str]
     loads: int
@@ -213,7 +215,43 @@ class FeedStatus(_message.Message):
     last_error: str
     last_load_unix: float
     last_error_unix: float
-    def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ...) -> None: ...
+    stale: bool
+    resources: _containers.RepeatedCompositeFieldContainer[ResourceStatus]
+    def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ..., stale: _Optional[bool] = ..., resources: _Optional[_Iterable[_Union[ResourceStatus, _Mapping]]] = ...) -> None: ...
+
+class ResourceStatus(_message.Message):
+    __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    INVALID_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    WATCHING_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    RELISTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_UNIX_FIELD_NUMBER: _ClassVar[int]
+    LAST_INVALID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_WITHOUT_WATCH_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    synced: bool
+    resource_version: str
+    objects: int
+    invalid_objects: int
+    watching: bool
+    events: int
+    last_event_unix: float
+    reconnects: int
+    relists: int
+    last_error: str
+    last_error_unix: float
+    last_invalid: str
+    seconds_without_watch: float
+    stale: bool
+    def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("generation", "ready", "synced", "object_counts", "feed", "uptime_seconds", "version", "max_batch_flows")
