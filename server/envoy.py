@@ -60,6 +60,7 @@ __all__ = [
     "INVALID_REQUEST",
     "OPTION_EXPLAIN",
     "REASON_HEADER",
+    "AioAuthorizationServicer",
     "AuthorizationServicer",
     "CheckOptions",
     "DecidesFlows",
@@ -294,14 +295,31 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
             raise  # unreachable: abort raises; keeps the type checker honest
 
 
+class AioAuthorizationServicer(AuthorizationServicer):
+    """The same service for ``grpc.aio`` servers: ``check`` called inline on the event loop.
+
+    Deciding is short CPU work under the GIL (a cache hit is a dict lookup), so a
+    thread hop would add latency and save nothing.
+    """
+
+    async def Check(self, request: Any, context: Any) -> Any:  # type: ignore[override]
+        try:
+            return self.check(request)
+        except IndexNotReady as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"netpol-pdp is not ready: {error}")
+            raise  # unreachable: abort raises
+
+
 def add_to_server(
-    server: grpc.Server, index_getter: Callable[[], DecidesFlows | None]
+    server: grpc.Server | grpc.aio.Server, index_getter: Callable[[], DecidesFlows | None]
 ) -> AuthorizationServicer:
     """Register the Authorization service on ``server``, deciding with ``index_getter()``'s index.
 
-    The getter is called once per Check, so a server that swaps its index (a
-    reload) is followed without re-registering.  A getter returning ``None`` means
-    "not loaded yet": Checks then fail with UNAVAILABLE.
+    Works on both grpcio server flavours: a ``grpc.aio`` server gets the async
+    servicer, a thread-pool server the sync one.  The getter is called once per
+    Check, so a server that swaps its index (a reload) is followed without
+    re-registering.  A getter returning ``None`` means "not loaded yet": Checks
+    then fail with UNAVAILABLE.
     """
 
     def decide(flow: Flow, explain: bool) -> Decision:
@@ -310,6 +328,7 @@ def add_to_server(
             raise IndexNotReady("no index has been loaded yet")
         return index.decide(flow, explain=explain)
 
-    servicer = AuthorizationServicer(decide)
+    flavour = AioAuthorizationServicer if isinstance(server, grpc.aio.Server) else AuthorizationServicer
+    servicer = flavour(decide)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
     return servicer

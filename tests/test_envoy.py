@@ -24,7 +24,9 @@ Rules checked, one group of tests each:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -121,18 +123,53 @@ def holder(index: Index) -> _Holder:
     return _Holder(index)
 
 
-@pytest.fixture(scope="module")
-def stub(holder: _Holder) -> Iterator[Any]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    ext_authz.add_to_server(server, holder.get)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+class _AioServer:
+    """A ``grpc.aio`` server on its own event loop thread, as ``netpol-pdp serve`` runs it by default."""
+
+    def __init__(self, getter: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="aio-test-server", daemon=True)
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._start(getter), self.loop).result(10)
+
+    async def _start(self, getter: Any) -> int:
+        self.server = grpc.aio.server()
+        servicer = ext_authz.add_to_server(self.server, getter)
+        assert isinstance(servicer, ext_authz.AioAuthorizationServicer)
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        await self.server.start()
+        return port
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(None), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class _ThreadPoolServer:
+    def __init__(self, getter: Any) -> None:
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        servicer = ext_authz.add_to_server(self.server, getter)
+        assert type(servicer) is ext_authz.AuthorizationServicer
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(None)
+
+
+@pytest.fixture(
+    scope="module", params=[_ThreadPoolServer, _AioServer], ids=["thread-pool server", "aio server"]
+)
+def stub(request: pytest.FixtureRequest, holder: _Holder) -> Iterator[Any]:
+    server = request.param(holder.get)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         yield external_auth_pb2_grpc.AuthorizationStub(channel)
     finally:
         channel.close()
-        server.stop(None)
+        server.stop()
 
 
 # ---------------------------------------------------------------- requests shaped as Envoy's
