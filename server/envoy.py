@@ -60,6 +60,7 @@ __all__ = [
     "INVALID_REQUEST",
     "OPTION_EXPLAIN",
     "REASON_HEADER",
+    "SERVICE_NAME",
     "AioAuthorizationServicer",
     "AuthorizationServicer",
     "CheckOptions",
@@ -68,6 +69,7 @@ __all__ = [
     "add_to_server",
     "flow_from_check",
     "options_from_check",
+    "service",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ REASON_HEADER = "x-netpol-pdp-reason"
 INVALID_REQUEST = "invalid-request"
 #: ``context_extensions`` key asking for the explanation in the dynamic metadata.
 OPTION_EXPLAIN = "explain"
+#: The gRPC service's full name (``envoy.service.auth.v3.Authorization``), for reflection.
+SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
 
 _SOURCE = "attributes.source.address"
 _DESTINATION = "attributes.destination.address"
@@ -332,3 +336,15 @@ def add_to_server(
     servicer = flavour(decide)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
     return servicer
+
+
+def service(
+    index_getter: Callable[[], DecidesFlows | None],
+) -> tuple[str, Callable[[grpc.Server | grpc.aio.Server], AuthorizationServicer]]:
+    """``(SERVICE_NAME, register)`` for ``server.app.start_server(extra_services=...)``.
+
+    The server builder then registers the service on whichever flavour it starts
+    and lists it for reflection; ``netpol-pdp serve`` passes a getter that returns
+    ``None`` until the feed's first load succeeds.
+    """
+    return SERVICE_NAME, lambda server: add_to_server(server, index_getter)

@@ -45,6 +45,7 @@ from typing import Any
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
+from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import ConfigError, Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
@@ -153,6 +154,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         insecure=options.insecure,
         threads=options.threads,
         reuse_port=options.reuse_port,
+        # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
+        extra_services=[ext_authz.service(lambda: index if state.ready else None)],
     )
     state.on_ready(lambda: handle.set_serving(True))
     metrics_port = None
