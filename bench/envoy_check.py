@@ -1,4 +1,4 @@
-"""Envoy ``Authorization/Check`` calls per second and latency, next to an echo baseline.
+"""Envoy ``Authorization/Check`` calls per second and latency, next to unary Decide and echo baselines.
 
 What it models: a fleet of Envoy sidecars asking netpol-pdp once per connection
 (network filter) or request (HTTP filter).  Each Check is one unary call, so the
@@ -9,11 +9,15 @@ Run (about half a minute on a 2-core machine)::
     python -m netpol_pdp.bench.envoy_check --calls 3000 --concurrency 4
 
 The server runs in a child process (so client and server do not share a GIL),
-on 127.0.0.1 only, with two grpc servers side by side:
+on 127.0.0.1 only, as ``netpol-pdp serve`` runs it by default (``grpc.aio``),
+with two grpc servers side by side:
 
-- ``check``:      the real servicer over an index of a synthetic cluster;
-- ``echo-check``: the same service answering a constant OK without reading the
-  request: what gRPC and protobuf alone cost for the same message shapes.
+- the real one, over an index of a synthetic cluster, serving both
+  ``check`` (Envoy's Authorization/Check) and ``decide`` (DecisionService/Decide,
+  one flow per call);
+- the echo one, serving ``echo-check`` (a constant OK, the request unread) and
+  ``echo-decide`` (``server/echo.py``): what gRPC and protobuf alone cost for the
+  same message shapes.
 
 For each, ``--calls`` Checks are sent one after another (latency of a lone
 caller), then the same number from ``--concurrency`` threads (throughput);
@@ -43,6 +47,11 @@ from netpol_pdp.index.engine import Index
 from netpol_pdp.index.model import Object
 from netpol_pdp.index.validation import parse_object
 from netpol_pdp.server import envoy as ext_authz
+from netpol_pdp.server.echo import AioEchoService
+from netpol_pdp.server.service import AioDecisionService, DecisionCore
+from netpol_pdp.server.status import ServerState
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
 AttributeContext = attribute_context_pb2.AttributeContext
 
@@ -140,19 +149,23 @@ class _EchoAuthorization(external_auth_pb2_grpc.AuthorizationServicer):  # type:
 async def _serve(namespaces: int, pods: int) -> None:
     objects, _ = build_world(namespaces, pods)
     index = Index.from_objects(objects)
-    check_server = grpc.aio.server()
-    ext_authz.add_to_server(check_server, lambda: index)
-    check_port = check_server.add_insecure_port("127.0.0.1:0")
-    echo_server = grpc.aio.server()
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(_EchoAuthorization(), echo_server)
-    echo_port = echo_server.add_insecure_port("127.0.0.1:0")
-    await check_server.start()
-    await echo_server.start()
-    print(json.dumps({"check": check_port, "echo-check": echo_port, "counts": index.counts()}), flush=True)
+    state = ServerState(index)
+    state.mark_ready()
+    real = grpc.aio.server()
+    ext_authz.add_to_server(real, lambda: index)
+    pb_grpc.add_DecisionServiceServicer_to_server(AioDecisionService(DecisionCore(state)), real)
+    real_port = real.add_insecure_port("127.0.0.1:0")
+    echo = grpc.aio.server()
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(_EchoAuthorization(), echo)
+    pb_grpc.add_DecisionServiceServicer_to_server(AioEchoService(), echo)
+    echo_port = echo.add_insecure_port("127.0.0.1:0")
+    await real.start()
+    await echo.start()
+    print(json.dumps({"real": real_port, "echo": echo_port, "counts": index.counts()}), flush=True)
     # Serve until the parent closes our stdin.
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await check_server.stop(None)
-    await echo_server.stop(None)
+    await real.stop(None)
+    await echo.stop(None)
 
 
 # ---------------------------------------------------------------- the client
@@ -170,23 +183,23 @@ def _run_calls(call: Callable[[Any], Any], requests: Sequence[Any], latencies: l
         latencies.append(time.perf_counter() - start)
 
 
-def measure(port: int, requests: Sequence[Any], calls: int, concurrency: int) -> dict[str, float]:
-    """Sequential then concurrent runs of ``calls`` Checks against 127.0.0.1:``port``."""
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+def measure(
+    call: Callable[[Any], Any], requests: Sequence[Any], calls: int, concurrency: int
+) -> dict[str, float]:
+    """Sequential then concurrent runs of ``calls`` unary ``call``s cycling through ``requests``."""
     batch = [requests[i % len(requests)] for i in range(calls)]
     warm: list[float] = []
-    _run_calls(stub.Check, batch[: min(300, calls)], warm)
+    _run_calls(call, batch[: min(300, calls)], warm)
 
     sequential: list[float] = []
     start = time.perf_counter()
-    _run_calls(stub.Check, batch, sequential)
+    _run_calls(call, batch, sequential)
     sequential_s = time.perf_counter() - start
 
     per_thread = [batch[i::concurrency] for i in range(concurrency)]
     parallel: list[list[float]] = [[] for _ in range(concurrency)]
     threads = [
-        threading.Thread(target=_run_calls, args=(stub.Check, chunk, out))
+        threading.Thread(target=_run_calls, args=(call, chunk, out))
         for chunk, out in zip(per_thread, parallel, strict=True)
     ]
     start = time.perf_counter()
@@ -195,7 +208,6 @@ def measure(port: int, requests: Sequence[Any], calls: int, concurrency: int) ->
     for thread in threads:
         thread.join()
     parallel_s = time.perf_counter() - start
-    channel.close()
     flat = [x for out in parallel for x in out]
     return {
         "sequential_calls_per_s": calls / sequential_s,
@@ -249,18 +261,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     try:
         assert child.stdout is not None and child.stdin is not None
-        ports = json.loads(child.stdout.readline())
-        counts = ports.pop("counts")
+        started = json.loads(child.stdout.readline())
+        counts = started["counts"]
         objects, flows = build_world(args.namespaces, args.pods)
         assert counts["Pod"] == args.namespaces * args.pods, counts  # the world is the size asked
-        requests = [check_request(s, d, p, http=i % 2 == 1) for i, (s, d, p) in enumerate(flows)]
+        checks = [check_request(s, d, p, http=i % 2 == 1) for i, (s, d, p) in enumerate(flows)]
+        decides = [
+            pb.DecideRequest(flow=pb.Flow(src_ip=s, dst_ip=d, protocol=pb.PROTOCOL_TCP, dst_port=p))
+            for s, d, p in flows
+        ]
         index = Index.from_objects(objects)
-        allowed = sum(index.decide(ext_authz.flow_from_check(r)).allowed for r in requests)
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+        allowed = sum(index.decide(ext_authz.flow_from_check(r)).allowed for r in checks)
+        real = grpc.insecure_channel(f"127.0.0.1:{started['real']}")
+        echo = grpc.insecure_channel(f"127.0.0.1:{started['echo']}")
+        targets = {
+            "check": (external_auth_pb2_grpc.AuthorizationStub(real).Check, checks),
+            "decide": (pb_grpc.DecisionServiceStub(real).Decide, decides),
+            "echo-check": (external_auth_pb2_grpc.AuthorizationStub(echo).Check, checks),
+            "echo-decide": (pb_grpc.DecisionServiceStub(echo).Decide, decides),
+        }
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         for _ in range(args.rounds):  # interleaved, so machine noise hits every service alike
-            for name, port in ports.items():
-                rounds[name].append(measure(port, requests, args.calls, args.concurrency))
+            for name, (call, requests) in targets.items():
+                rounds[name].append(measure(call, requests, args.calls, args.concurrency))
         rows = {name: _median(runs) for name, runs in rounds.items()}
+        real.close()
+        echo.close()
     finally:
         if child.stdin is not None:
             child.stdin.close()
@@ -275,8 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.calls} calls per run, median of {args.rounds} rounds"
         )
         print(_table(rows, args.concurrency))
-        ratio = rows["check"]["sequential_calls_per_s"] / rows["echo-check"]["sequential_calls_per_s"]
-        print(f"check / echo-check (1 caller): {ratio:.2f}")
+        for a, b in (("check", "decide"), ("check", "echo-check"), ("decide", "echo-decide")):
+            ratio = rows[a]["sequential_calls_per_s"] / rows[b]["sequential_calls_per_s"]
+            print(f"{a} / {b} calls/s (1 caller): {ratio:.2f}")
     return 0
 
 
