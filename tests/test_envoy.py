@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -38,9 +39,12 @@ from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, exte
 from google.protobuf import json_format, timestamp_pb2
 from google.rpc import code_pb2
 
+from netpol_pdp.examples import CLUSTER
+from netpol_pdp.examples import FLOWS as FLOW_LOG
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
-from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.flows import Flow, parse_flow
+from netpol_pdp.index.manifests import ManifestSource
 from netpol_pdp.index.validation import parse_object
 from netpol_pdp.server import envoy as ext_authz
 
@@ -302,6 +306,33 @@ def test_every_flow_between_the_worlds_addresses_is_answered_as_the_index_decide
         verdicts.add(decision.verdict)
         _assert_matches_decision(stub.Check(network_check(src, dst, port)), decision, http=False)
     assert len(verdicts) == 2, "the world must produce both verdicts for this test to mean anything"
+
+
+def test_the_bundled_clusters_flow_log_is_answered_as_the_index_decides() -> None:
+    """Every TCP and UDP flow of ``examples/flows.jsonl``, through both filters' request shapes,
+    against a second server over the bundled example cluster."""
+    cluster = Index.from_objects(ManifestSource(CLUSTER).load().objects.values())
+    flows = [parse_flow(json.loads(line)) for line in FLOW_LOG.read_text().splitlines() if line.strip()]
+    flows = [f for f in flows if f.protocol in ("TCP", "UDP")]  # ext_authz cannot carry ICMP
+    assert len(flows) >= 30
+    server = _ThreadPoolServer(lambda: cluster)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            cluster_stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+            reasons = set()
+            for flow in flows:
+                decision = cluster.decide(flow)
+                reasons.add(decision.reason)
+                for make in FILTERS.values():
+                    request = make(flow.src_ip, flow.dst_ip, flow.dst_port)
+                    if flow.protocol == "UDP":
+                        request.attributes.destination.address.socket_address.protocol = (
+                            address_pb2.SocketAddress.UDP
+                        )
+                    _assert_matches_decision(cluster_stub.Check(request), decision, make is http_check)
+    finally:
+        server.stop()
+    assert len(reasons) >= 6, f"the flow log should exercise most reasons, got {sorted(reasons)}"
 
 
 @pytest.mark.parametrize(
