@@ -213,7 +213,7 @@ def options_from_check(request: Any) -> CheckOptions:
 def _is_http(request: Any) -> bool:
     """True for the HTTP filter's checks (``attributes.request.http`` present), not the network filter's."""
     attrs = request.attributes
-    return attrs.HasField("request") and attrs.request.HasField("http")
+    return bool(attrs.HasField("request") and attrs.request.HasField("http"))
 
 
 def _flow_text(flow: Flow) -> str:
@@ -306,7 +306,7 @@ class AioAuthorizationServicer(AuthorizationServicer):
     thread hop would add latency and save nothing.
     """
 
-    async def Check(self, request: Any, context: Any) -> Any:  # type: ignore[override]
+    async def Check(self, request: Any, context: Any) -> Any:
         try:
             return self.check(request)
         except IndexNotReady as error:
