@@ -41,8 +41,8 @@ Struct: verdict, reason, generation, flow, endpoints) that Envoy stores under
 from __future__ import annotations
 
 import ipaddress
-import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,7 @@ from netpol_pdp.index.flows import Flow
 
 __all__ = [
     "INVALID_REQUEST",
+    "METHOD",
     "OPTION_EXPLAIN",
     "REASON_HEADER",
     "SERVICE_NAME",
@@ -66,13 +67,12 @@ __all__ = [
     "CheckOptions",
     "DecidesFlows",
     "IndexNotReady",
+    "ObservesCalls",
     "add_to_server",
     "flow_from_check",
     "options_from_check",
     "service",
 ]
-
-log = logging.getLogger(__name__)
 
 #: The header carrying the reason code: on the 403 sent to the client, and on the
 #: request forwarded upstream when allowed (overwriting any value the client sent).
@@ -82,6 +82,8 @@ REASON_HEADER = "x-netpol-pdp-reason"
 INVALID_REQUEST = "invalid-request"
 #: ``context_extensions`` key asking for the explanation in the dynamic metadata.
 OPTION_EXPLAIN = "explain"
+#: The method label of Checks in the server's metrics.
+METHOD = "Check"
 #: The gRPC service's full name (``envoy.service.auth.v3.Authorization``), for reflection.
 SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
 
@@ -96,6 +98,16 @@ class DecidesFlows(Protocol):
     """What the servicer needs of the index: ``Index`` and ``ReferenceEvaluator`` both fit."""
 
     def decide(self, flow: Flow, explain: bool = False) -> Decision: ...
+
+
+class ObservesCalls(Protocol):
+    """The part of ``server.metrics.Metrics`` the servicer feeds (method label ``"Check"``)."""
+
+    def observe(
+        self, method: str, seconds: float, decisions: Sequence[Decision], flows: int | None
+    ) -> None: ...
+
+    def flow_error(self, field: str) -> None: ...
 
 
 #: ``decide(flow, explain) -> Decision``: the one call the servicer makes per Check.
@@ -278,18 +290,26 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
     without locking).
     """
 
-    def __init__(self, decide: DecideFn) -> None:
+    def __init__(self, decide: DecideFn, metrics: ObservesCalls | None = None) -> None:
         self._decide = decide
+        self._metrics = metrics
 
     def check(self, request: Any) -> Any:
         """The CheckResponse for one CheckRequest (no grpc context: used by Check and by tests)."""
+        start = time.perf_counter()
         http = _is_http(request)
         try:
             flow = flow_from_check(request)
             options = options_from_check(request)
         except FlowError as error:
+            if self._metrics is not None:
+                self._metrics.flow_error(error.field)
             return _invalid_response(error, http)
-        return _decision_response(flow, self._decide(flow, options.explain), http)
+        decision = self._decide(flow, options.explain)
+        response = _decision_response(flow, decision, http)
+        if self._metrics is not None:
+            self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
+        return response
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
@@ -315,7 +335,9 @@ class AioAuthorizationServicer(AuthorizationServicer):
 
 
 def add_to_server(
-    server: grpc.Server | grpc.aio.Server, index_getter: Callable[[], DecidesFlows | None]
+    server: grpc.Server | grpc.aio.Server,
+    index_getter: Callable[[], DecidesFlows | None],
+    metrics: ObservesCalls | None = None,
 ) -> AuthorizationServicer:
     """Register the Authorization service on ``server``, deciding with ``index_getter()``'s index.
 
@@ -323,7 +345,8 @@ def add_to_server(
     servicer, a thread-pool server the sync one.  The getter is called once per
     Check, so a server that swaps its index (a reload) is followed without
     re-registering.  A getter returning ``None`` means "not loaded yet": Checks
-    then fail with UNAVAILABLE.
+    then fail with UNAVAILABLE.  ``metrics`` (the server's ``Metrics``) counts
+    Checks like Decide calls, under the method label ``Check``.
     """
 
     def decide(flow: Flow, explain: bool) -> Decision:
@@ -333,13 +356,13 @@ def add_to_server(
         return index.decide(flow, explain=explain)
 
     flavour = AioAuthorizationServicer if isinstance(server, grpc.aio.Server) else AuthorizationServicer
-    servicer = flavour(decide)
+    servicer = flavour(decide, metrics)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
     return servicer
 
 
 def service(
-    index_getter: Callable[[], DecidesFlows | None],
+    index_getter: Callable[[], DecidesFlows | None], metrics: ObservesCalls | None = None
 ) -> tuple[str, Callable[[grpc.Server | grpc.aio.Server], AuthorizationServicer]]:
     """``(SERVICE_NAME, register)`` for ``server.app.start_server(extra_services=...)``.
 
@@ -347,4 +370,4 @@ def service(
     and lists it for reflection; ``netpol-pdp serve`` passes a getter that returns
     ``None`` until the feed's first load succeeds.
     """
-    return SERVICE_NAME, lambda server: add_to_server(server, index_getter)
+    return SERVICE_NAME, lambda server: add_to_server(server, index_getter, metrics)

@@ -83,7 +83,7 @@ class Metrics:
             lambda: 1.0 if ready() else 0.0
         )
         r.register(_FeedCollector(feed_counters))
-        self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream")}
+        self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream", "Check")}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
         self._children: dict[tuple[str, str], Any] = {}
         self._http: Any = None

@@ -155,7 +155,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
         threads=options.threads,
         reuse_port=options.reuse_port,
         # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
-        extra_services=[ext_authz.service(lambda: index if state.ready else None)],
+        extra_services=[ext_authz.service(lambda: index if state.ready else None, metrics)],
     )
     state.on_ready(lambda: handle.set_serving(True))
     metrics_port = None

@@ -536,3 +536,24 @@ def test_no_index_loaded_is_unavailable_not_a_denial(stub: Any, holder: _Holder)
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "not ready" in raised.value.details()
     assert stub.Check(network_check(WEB4, DB4, 5432)).status.code == code_pb2.OK
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_checks_are_counted_in_the_servers_metrics(index: Index) -> None:
+    from netpol_pdp.server.metrics import Metrics
+
+    metrics = Metrics(lambda: index.generation, lambda: True, lambda: (0, 0))
+    servicer = ext_authz.AuthorizationServicer(
+        lambda flow, explain: index.decide(flow, explain=explain), metrics
+    )
+    servicer.check(network_check(WEB4, DB4, 5432))
+    servicer.check(http_check(CHECKER4, DB4, 5432))
+    servicer.check(network_check(WEB4, DB4, None))
+    sample = metrics.registry.get_sample_value
+    assert sample("netpol_pdp_rpc_duration_seconds_count", {"method": "Check"}) == 2
+    assert sample("netpol_pdp_decisions_total", {"verdict": "ALLOW", "reason": "allowed-by-policy"}) == 1
+    assert sample("netpol_pdp_decisions_total", {"verdict": "DENY", "reason": "denied-on-ingress"}) == 1
+    field = "attributes.destination.address.socket_address.port_value"
+    assert sample("netpol_pdp_flow_errors_total", {"field": field}) == 1
