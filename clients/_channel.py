@@ -96,6 +96,12 @@ def channel_options(tls: ClientTls | None, extra: Iterable[tuple[str, Any]] = ()
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        # grpc's own reconnect back-off starts at 1 s: until it expires, every call
+        # on the channel fails at once, and our retries would be spent in vain.
+        # Reconnect on the same scale as :class:`Retry`.
+        ("grpc.initial_reconnect_backoff_ms", 50),
+        ("grpc.min_reconnect_backoff_ms", 50),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))

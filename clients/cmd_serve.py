@@ -89,10 +89,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
     if args.switch_interval <= 0:
         raise ConfigError("--switch-interval: must be positive")
-    if args.source:
-        sources = list(args.source)
-    else:
-        sources = [CLUSTER]
+    sources = list(args.source) if args.source else [CLUSTER]
     for path in sources:
         if not path.exists():
             raise ConfigError(f"--source {path}: no such file or directory")

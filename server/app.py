@@ -33,6 +33,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from netpol_pdp.server.service import add_to_server
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
@@ -153,7 +154,7 @@ class SyncServerHandle(ServerHandle):
         super().__init__()
         self._pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
         self.server = grpc.server(self._pool, options=server_options(reuse_port))
-        pb_grpc.add_DecisionServiceServicer_to_server(servicer, self.server)
+        add_to_server(servicer, self.server)
         for _, register in extra_services:
             register(self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
@@ -222,7 +223,7 @@ class AioServerHandle(ServerHandle):
     async def _main(self) -> None:
         try:
             server = grpc.aio.server(options=server_options(self._reuse_port))
-            pb_grpc.add_DecisionServiceServicer_to_server(self._servicer, server)
+            add_to_server(self._servicer, server)
             for _, register in self._extra_services:
                 register(server)
             self.health = health.aio.HealthServicer()

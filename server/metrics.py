@@ -97,8 +97,8 @@ class Metrics:
             d = decisions[0]
             self._decision_counter(d.verdict.value, d.reason.value).inc()
             return
-        for (verdict, reason), n in Tally((d.verdict.value, d.reason.value) for d in decisions).items():
-            self._decision_counter(verdict, reason).inc(n)
+        for (verdict, reason), n in Tally((d.verdict, d.reason) for d in decisions).items():
+            self._decision_counter(verdict.value, reason.value).inc(n)
 
     def flow_error(self, field: str) -> None:
         self.flow_errors.labels(field).inc()

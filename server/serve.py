@@ -132,75 +132,95 @@ class FeedTracker:
             log.exception("feed_crashed")
 
 
+class Service:
+    """One serving process's parts, started: index, feed thread, gRPC server, metrics.
+
+    ``netpol-pdp serve`` runs one until a signal; tests run several in-process
+    (each on port 0) and :meth:`close` them.
+    """
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.index = Index()
+        self.feed = ManifestFeed(ManifestSource(options.sources), self.index)
+        self.state = ServerState(self.index)
+        self.tracker = FeedTracker(self.feed, self.state)
+        self.state.set_feed_info(self.tracker.info)
+        index, state = self.index, self.state
+        self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters)
+        self.core = DecisionCore(state, self.metrics, options.max_batch)
+        servicer = AioDecisionService(self.core) if options.mode == "aio" else DecisionService(self.core)
+        self.handle: ServerHandle = start_server(
+            servicer,
+            options.listen,
+            mode=options.mode,
+            tls=options.tls,
+            insecure=options.insecure,
+            threads=options.threads,
+            reuse_port=options.reuse_port,
+            # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
+            extra_services=[ext_authz.service(lambda: index if state.ready else None, self.metrics)],
+        )
+        self.port = self.handle.port
+        handle = self.handle
+        state.on_ready(lambda: handle.set_serving(True))
+        self.metrics_port: int | None = None
+        if options.metrics_listen:
+            host, port = split_host_port(options.metrics_listen, "--metrics-listen")
+            try:
+                self.metrics_port = self.metrics.serve(host, port)
+            except OSError as exc:
+                self.handle.stop(0)
+                raise ConfigError(
+                    f"--metrics-listen {options.metrics_listen}: cannot bind ({exc.strerror})"
+                ) from None
+        host, _ = split_host_port(options.listen)
+        self.address = f"{host}:{self.port}"
+        log_event(
+            log,
+            logging.INFO,
+            "listening",
+            address=self.address,
+            port=self.port,
+            metrics_port=self.metrics_port,
+            tls=options.tls is not None,
+            mutual_tls=bool(options.tls and options.tls.client_ca),
+            mode=options.mode,
+            pid=os.getpid(),
+            sources=[str(p) for p in options.sources],
+            max_batch=options.max_batch,
+        )
+        self._feed_stop = threading.Event()
+        self._feed_thread = threading.Thread(
+            target=self.tracker.run, args=(self._feed_stop,), name="feed", daemon=True
+        )
+        self._feed_thread.start()
+
+    def close(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, drain in-flight calls for ``grace`` s, stop the feed and metrics."""
+        grace = self.options.grace if grace is None else grace
+        log_event(log, logging.INFO, "shutting_down", grace_seconds=grace, generation=self.index.generation)
+        self.handle.stop(grace)
+        self._feed_stop.set()
+        self._feed_thread.join(timeout=5)
+        self.metrics.close()
+        log_event(log, logging.INFO, "stopped")
+
+
 def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     """Run one serving process until ``stop`` is set or SIGTERM/SIGINT arrives; returns the exit code."""
     if options.workers > 1:
         return _supervise(options)
     stop = stop or threading.Event()
     sys.setswitchinterval(options.switch_interval)
-    index = Index()
-    feed = ManifestFeed(ManifestSource(options.sources), index)
-    state = ServerState(index)
-    tracker = FeedTracker(feed, state)
-    state.set_feed_info(tracker.info)
-    metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters)
-    core = DecisionCore(state, metrics, options.max_batch)
-    servicer = AioDecisionService(core) if options.mode == "aio" else DecisionService(core)
-    handle: ServerHandle = start_server(
-        servicer,
-        options.listen,
-        mode=options.mode,
-        tls=options.tls,
-        insecure=options.insecure,
-        threads=options.threads,
-        reuse_port=options.reuse_port,
-        # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
-        extra_services=[ext_authz.service(lambda: index if state.ready else None, metrics)],
-    )
-    state.on_ready(lambda: handle.set_serving(True))
-    metrics_port = None
-    if options.metrics_listen:
-        host, port = split_host_port(options.metrics_listen, "--metrics-listen")
-        try:
-            metrics_port = metrics.serve(host, port)
-        except OSError as exc:
-            handle.stop(0)
-            raise ConfigError(
-                f"--metrics-listen {options.metrics_listen}: cannot bind ({exc.strerror})"
-            ) from None
-    host, _ = split_host_port(options.listen)
-    log_event(
-        log,
-        logging.INFO,
-        "listening",
-        address=f"{host}:{handle.port}",
-        port=handle.port,
-        metrics_port=metrics_port,
-        tls=options.tls is not None,
-        mutual_tls=bool(options.tls and options.tls.client_ca),
-        mode=options.mode,
-        pid=os.getpid(),
-        sources=[str(p) for p in options.sources],
-        max_batch=options.max_batch,
-    )
-    feed_stop = threading.Event()
-    feed_thread = threading.Thread(target=tracker.run, args=(feed_stop,), name="feed", daemon=True)
-    feed_thread.start()
-
+    service = Service(options)
     previous = _install_signals(stop)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         _restore_signals(previous)
-        log_event(
-            log, logging.INFO, "shutting_down", grace_seconds=options.grace, generation=index.generation
-        )
-        handle.stop(options.grace)
-        feed_stop.set()
-        feed_thread.join(timeout=5)
-        metrics.close()
-        log_event(log, logging.INFO, "stopped")
+        service.close()
     return 0
 
 

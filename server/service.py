@@ -28,6 +28,7 @@ import grpc
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.encode import BatchEncoder
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.v1 import decision_pb2 as pb
@@ -58,6 +59,7 @@ class DecisionCore:
         self.state = state
         self.metrics = metrics
         self.max_batch = max_batch
+        self.encoder = BatchEncoder()
 
     def _check_ready(self) -> None:
         if not self.state.ready:
@@ -81,9 +83,8 @@ class DecisionCore:
             self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
         return response
 
-    def decide_batch(
-        self, request: pb.DecideBatchRequest, method: str = "DecideBatch"
-    ) -> pb.DecideBatchResponse:
+    def decide_batch(self, request: pb.DecideBatchRequest, method: str = "DecideBatch") -> bytes:
+        """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
         self._check_ready()
         start = time.perf_counter()
         n = len(request.flows)
@@ -102,22 +103,19 @@ class DecisionCore:
                 errors[i] = exc
         index = self.state.index
         decisions: list[Decision] = index.decide_many(flows, explain=request.explain) if flows else []
-        response = pb.DecideBatchResponse(request_id=request.request_id)
-        response.generation = decisions[0].generation if decisions else index.generation
-        results = response.results
+        generation = decisions[0].generation if decisions else index.generation
+        encode = self.encoder.result
         if not errors:
-            for d in decisions:
-                fill_decision(results.add().decision, d)
+            results = [encode(d) for d in decisions]
         else:
             it = iter(decisions)
-            for i in range(n):
-                err = errors.get(i)
-                if err is None:
-                    fill_decision(results.add().decision, next(it))
-                else:
-                    slot = results.add().error
-                    slot.field = err.field
-                    slot.message = err.message
+            results = [
+                encode(next(it))
+                if (err := errors.get(i)) is None
+                else self.encoder.error(err.field, err.message)
+                for i in range(n)
+            ]
+        response = self.encoder.response(request.request_id, generation, results)
         if self.metrics is not None:
             for err in errors.values():
                 self.metrics.flow_error(err.field)
@@ -128,6 +126,45 @@ class DecisionCore:
         response = self.state.status_pb()
         response.max_batch_flows = self.max_batch
         return response
+
+
+def _serialize_batch(response: bytes | pb.DecideBatchResponse) -> bytes:
+    """Batch responses come pre-encoded (bytes); the echo service returns messages."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> None:
+    """Register ``servicer`` as ``netpol.pdp.v1.DecisionService`` on a sync or aio server.
+
+    The generated ``add_DecisionServiceServicer_to_server`` with one change:
+    DecideBatch and DecideStream responses may be bytes already encoded by
+    :class:`~netpol_pdp.server.encode.BatchEncoder`.
+    """
+    handlers = {
+        "Decide": grpc.unary_unary_rpc_method_handler(
+            servicer.Decide,
+            request_deserializer=pb.DecideRequest.FromString,
+            response_serializer=pb.DecideResponse.SerializeToString,
+        ),
+        "DecideBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.DecideBatch,
+            request_deserializer=pb.DecideBatchRequest.FromString,
+            response_serializer=_serialize_batch,
+        ),
+        "DecideStream": grpc.stream_stream_rpc_method_handler(
+            servicer.DecideStream,
+            request_deserializer=pb.DecideBatchRequest.FromString,
+            response_serializer=_serialize_batch,
+        ),
+        "GetStatus": grpc.unary_unary_rpc_method_handler(
+            servicer.GetStatus,
+            request_deserializer=pb.GetStatusRequest.FromString,
+            response_serializer=pb.GetStatusResponse.SerializeToString,
+        ),
+    }
+    name = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
 
 
 class DecisionService(pb_grpc.DecisionServiceServicer):
@@ -142,17 +179,15 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
         except RequestError as exc:
             context.abort(exc.code, exc.message)
 
-    def DecideBatch(
-        self, request: pb.DecideBatchRequest, context: grpc.ServicerContext
-    ) -> pb.DecideBatchResponse:
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:  # type: ignore[override]
         try:
             return self.core.decide_batch(request)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
 
-    def DecideStream(
+    def DecideStream(  # type: ignore[override]
         self, request_iterator: Iterator[pb.DecideBatchRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.DecideBatchResponse]:
+    ) -> Iterator[bytes]:
         try:
             for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
@@ -180,9 +215,7 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
             await context.abort(exc.code, exc.message)
             raise  # unreachable: abort raises
 
-    async def DecideBatch(  # type: ignore[override]
-        self, request: pb.DecideBatchRequest, context: Any
-    ) -> pb.DecideBatchResponse:
+    async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> bytes:  # type: ignore[override]
         try:
             return self.core.decide_batch(request)
         except RequestError as exc:
@@ -191,7 +224,7 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
 
     async def DecideStream(  # type: ignore[override]
         self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
-    ) -> AsyncIterator[pb.DecideBatchResponse]:
+    ) -> AsyncIterator[bytes]:
         try:
             async for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")

@@ -22,7 +22,7 @@ from netpol_pdp.index.decision import (
     Verdict,
 )
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow
+from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow, normalize_ip
 from netpol_pdp.v1 import decision_pb2 as pb
 
 VERDICT_TO_PB: dict[Verdict, int] = {v: pb.Verdict.Value(f"VERDICT_{v.name}") for v in Verdict}
@@ -52,8 +52,43 @@ IANA_NUMBERS: dict[str, int] = {"IGMP": 2, "GRE": 47, "ESP": 50, "AH": 51}
 # ---------------------------------------------------------------------------- flows
 
 
+#: Validated address text -> its canonical form.  ``ipaddress`` parsing is most
+#: of a flow's validation cost and the addresses of a cluster repeat endlessly;
+#: the cache is cleared when it reaches the limit (external addresses are unbounded).
+_IPS: dict[str, str] = {}
+IP_CACHE_LIMIT = 1 << 16
+_PORT_PROTOCOLS_PB: dict[int, str] = {
+    pb.PROTOCOL_TCP: "TCP",
+    pb.PROTOCOL_UDP: "UDP",
+    pb.PROTOCOL_SCTP: "SCTP",
+}
+
+
+def _ip(text: str, field: str) -> str:
+    ip = _IPS.get(text)
+    if ip is None:
+        ip = normalize_ip(text, field)
+        if len(_IPS) >= IP_CACHE_LIMIT:
+            _IPS.clear()
+        _IPS[text] = ip
+    return ip
+
+
 def flow_from_pb(msg: pb.Flow) -> Flow:
-    """Validate one wire flow; raises :class:`FlowError` naming the field (``dst_port``, ...)."""
+    """Validate one wire flow; raises :class:`FlowError` naming the field (``dst_port``, ...).
+
+    The common case (TCP/UDP/SCTP with a port in range, no source port) is
+    checked inline; anything else goes through :func:`make_flow`, the one place
+    that knows every rule, so both paths give the same flows and messages.
+    """
+    name = _PORT_PROTOCOLS_PB.get(msg.protocol)
+    port = msg.dst_port
+    if name is not None and 0 < port <= 65535 and not msg.HasField("src_port"):
+        return Flow(_ip(msg.src_ip, "src_ip"), _ip(msg.dst_ip, "dst_ip"), name, port)
+    return _flow_from_pb_slow(msg)
+
+
+def _flow_from_pb_slow(msg: pb.Flow) -> Flow:
     protocol: object
     if msg.protocol:
         protocol = PROTOCOL_FROM_PB.get(msg.protocol)
