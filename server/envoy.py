@@ -83,6 +83,8 @@ REASON_HEADER = "x-netpol-pdp-reason"
 INVALID_REQUEST = "invalid-request"
 #: ``context_extensions`` key asking for the explanation in the dynamic metadata.
 OPTION_EXPLAIN = "explain"
+#: How many built CheckResponses a servicer keeps (about 0.5 KB each).
+RESPONSE_CACHE_SIZE = 1 << 13
 #: The method label of Checks in the server's metrics.
 METHOD = "Check"
 #: The gRPC service's full name (``envoy.service.auth.v3.Authorization``), for reflection.
@@ -307,6 +309,12 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
     def __init__(self, decide: DecideFn, metrics: ObservesCalls | None = None) -> None:
         self._decide = decide
         self._metrics = metrics
+        # (flow, http?, generation) -> the CheckResponse already built for it.  The
+        # same flow at the same generation always gets the same answer, and
+        # building one (metadata Struct, headers) cost more than mapping and
+        # deciding together.  Shared messages: nothing may mutate a returned
+        # response.  Bounded by clearing when full; explained answers are not kept.
+        self._responses: dict[tuple[Flow, bool, int], Any] = {}
 
     def check(self, request: Any) -> Any:
         """The CheckResponse for one CheckRequest (no grpc context: used by Check and by tests)."""
@@ -320,7 +328,15 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
                 self._metrics.flow_error(error.field)
             return _invalid_response(error, http)
         decision = self._decide(flow, options.explain)
-        response = _decision_response(flow, decision, http)
+        if options.explain:
+            response = _decision_response(flow, decision, http)
+        else:
+            key = (flow, http, decision.generation)
+            response = self._responses.get(key)
+            if response is None:
+                if len(self._responses) >= RESPONSE_CACHE_SIZE:
+                    self._responses.clear()
+                response = self._responses[key] = _decision_response(flow, decision, http)
         if self._metrics is not None:
             self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
         return response

@@ -45,6 +45,7 @@ from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow, parse_flow
 from netpol_pdp.index.manifests import ManifestSource
+from netpol_pdp.index.model import Upsert
 from netpol_pdp.index.validation import parse_object
 from netpol_pdp.server import envoy as ext_authz
 
@@ -557,3 +558,53 @@ def test_checks_are_counted_in_the_servers_metrics(index: Index) -> None:
     assert sample("netpol_pdp_decisions_total", {"verdict": "DENY", "reason": "denied-on-ingress"}) == 1
     field = "attributes.destination.address.socket_address.port_value"
     assert sample("netpol_pdp_flow_errors_total", {"field": field}) == 1
+
+
+# ---------------------------------------------------------------- built responses are reused, never stale
+
+
+def test_a_new_generation_is_answered_anew() -> None:
+    objects = [parse_object(m) for m in MANIFESTS]
+    index = Index.from_objects(o for o in objects if o is not None)
+    servicer = ext_authz.AuthorizationServicer(lambda flow, explain: index.decide(flow, explain=explain))
+    request = network_check(CHECKER4, DB4, 5432)
+    first = servicer.check(request)
+    assert first.status.code == code_pb2.PERMISSION_DENIED
+    assert servicer.check(request) is first, "the same flow at the same generation reuses the response"
+    allow_probe = parse_object(
+        {
+            "kind": "NetworkPolicy",
+            "metadata": {"namespace": "shop", "name": "db-from-probe"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "db"}},
+                "ingress": [
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "probe"}}}
+                        ]
+                    }
+                ],
+            },
+        }
+    )
+    assert allow_probe is not None
+    generation = index.apply([Upsert(allow_probe)])
+    after = servicer.check(request)
+    assert after.status.code == code_pb2.OK
+    assert _metadata(after)["generation"] == generation
+
+
+def test_kept_responses_are_bounded(monkeypatch: pytest.MonkeyPatch, index: Index) -> None:
+    monkeypatch.setattr(ext_authz, "RESPONSE_CACHE_SIZE", 5)
+    servicer = ext_authz.AuthorizationServicer(lambda flow, explain: index.decide(flow, explain=explain))
+    for port in range(1000, 1040):
+        response = servicer.check(network_check(CHECKER4, DB4, port))
+        assert _metadata(response)["flow"] == f"{CHECKER4} -> {DB4} TCP/{port}"
+        assert len(servicer._responses) <= 5
+
+
+def test_explained_answers_are_built_each_time(index: Index) -> None:
+    servicer = ext_authz.AuthorizationServicer(lambda flow, explain: index.decide(flow, explain=explain))
+    request = http_check(CHECKER4, DB4, 5432, extensions={"explain": "true"})
+    assert servicer.check(request) is not servicer.check(request)
+    assert "explanation" not in _metadata(servicer.check(http_check(CHECKER4, DB4, 5432)))
