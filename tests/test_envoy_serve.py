@@ -19,7 +19,7 @@ import grpc
 import pytest
 import yaml
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, json_format
 from google.rpc import code_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -144,3 +144,15 @@ def test_reflection_lists_the_authorization_service(channel: grpc.Channel) -> No
     (response,) = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for s in response.list_services_response.service}
     assert {ext_authz.SERVICE_NAME, "netpol.pdp.v1.DecisionService"} <= names
+
+
+def test_reflection_serves_the_authorization_descriptors(channel: grpc.Channel) -> None:
+    """What grpcurl needs to call Check without the .proto files: the file defining the service."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=ext_authz.SERVICE_NAME)
+    (response,) = stub.ServerReflectionInfo(iter([request]))
+    assert not response.HasField("error_response"), response.error_response.error_message
+    names = set()
+    for raw in response.file_descriptor_response.file_descriptor_proto:
+        names.add(descriptor_pb2.FileDescriptorProto.FromString(raw).name)
+    assert "envoy/service/auth/v3/external_auth.proto" in names
