@@ -15,7 +15,11 @@ How the pieces connect::
 - ``metrics.py``  Prometheus series on a per-server registry;
 - ``logging.py``  JSON-lines logs through the standard library;
 - ``config.py``   limits and ConfigError (no grpc import: the CLI parser needs them);
-- ``echo.py``     the same API answering without deciding (the benchmarks' baseline).
+- ``echo.py``     the same API answering without deciding (the benchmarks' baseline);
+- ``envoy.py``    Envoy's ``envoy.service.auth.v3.Authorization/Check`` (ext_authz network and
+                  HTTP filters, Istio CUSTOM): CheckRequest -> Flow -> decision -> CheckResponse,
+                  registered beside the DecisionService (``start_server(extra_services=...)``);
+- ``kubeserve.py`` the Kubernetes feed's status for GetStatus and metrics.
 
 docs/grpc.md describes the API, the options and the measurements behind the choices.
 """

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,10 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
 LIVENESS = "liveness"
 
 Mode = Literal["aio", "sync"]
+#: A service served beside the DecisionService: its full name (for reflection) and
+#: ``register(server)``, which adds it to a sync or aio server (``server/envoy.py``'s
+#: ``add_to_server`` for Envoy's Authorization service).
+ExtraService = tuple[str, Callable[[Any], Any]]
 
 
 @dataclass(frozen=True)
@@ -144,15 +148,24 @@ class SyncServerHandle(ServerHandle):
         *,
         threads: int = 16,
         reuse_port: bool = False,
+        extra_services: Sequence[ExtraService] = (),
     ) -> None:
         super().__init__()
         self._pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
         self.server = grpc.server(self._pool, options=server_options(reuse_port))
         add_to_server(servicer, self.server)
+        for _, register in extra_services:
+            register(self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (
+                SERVICE_NAME,
+                *(name for name, _ in extra_services),
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
         )
         self.set_serving(False)
         self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
@@ -181,9 +194,11 @@ class AioServerHandle(ServerHandle):
         credentials: grpc.ServerCredentials | None,
         *,
         reuse_port: bool = False,
+        extra_services: Sequence[ExtraService] = (),
     ) -> None:
         super().__init__()
         self._servicer = servicer
+        self._extra_services = tuple(extra_services)
         self._listen = listen
         self._credentials = credentials
         self._reuse_port = reuse_port
@@ -209,10 +224,13 @@ class AioServerHandle(ServerHandle):
         try:
             server = grpc.aio.server(options=server_options(self._reuse_port))
             add_to_server(self._servicer, server)
+            for _, register in self._extra_services:
+                register(server)
             self.health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            extra_names = (name for name, _ in self._extra_services)
             reflection.enable_server_reflection(
-                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+                (SERVICE_NAME, *extra_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, self._health_status(False))
@@ -276,12 +294,23 @@ def start_server(
     insecure: bool = False,
     threads: int = 16,
     reuse_port: bool = False,
+    extra_services: Sequence[ExtraService] = (),
 ) -> ServerHandle:
-    """Start serving ``servicer`` (a sync or aio flavour matching ``mode``) on ``listen``."""
+    """Start serving ``servicer`` (a sync or aio flavour matching ``mode``) on ``listen``,
+    with ``extra_services`` beside it."""
     check_plaintext(listen, tls, insecure)
     credentials = tls.credentials() if tls else None
     if mode == "sync":
-        return SyncServerHandle(servicer, listen, credentials, threads=threads, reuse_port=reuse_port)
+        return SyncServerHandle(
+            servicer,
+            listen,
+            credentials,
+            threads=threads,
+            reuse_port=reuse_port,
+            extra_services=extra_services,
+        )
     if mode == "aio":
-        return AioServerHandle(servicer, listen, credentials, reuse_port=reuse_port)
+        return AioServerHandle(
+            servicer, listen, credentials, reuse_port=reuse_port, extra_services=extra_services
+        )
     raise ConfigError(f"--server-mode: must be aio or sync (got {mode!r})")

@@ -90,7 +90,7 @@ class Metrics:
                 registry=r,
             ).set_function(lambda: 1.0 if stale() else 0.0)
         r.register(_FeedCollector(feed_counters))
-        self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream")}
+        self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream", "Check")}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
         self._children: dict[tuple[str, str], Any] = {}
         self._http: Any = None

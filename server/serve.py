@@ -51,6 +51,7 @@ from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
+from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 from netpol_pdp.server.kubeserve import KubeTracker
@@ -181,6 +182,8 @@ class Service:
             insecure=options.insecure,
             threads=options.threads,
             reuse_port=options.reuse_port,
+            # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
+            extra_services=[ext_authz.service(lambda: index if state.ready else None, self.metrics)],
         )
         self.port = self.handle.port
         handle = self.handle
