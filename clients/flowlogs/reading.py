@@ -1,0 +1,111 @@
+"""The entry point: :func:`read_flowlog` opens a log, picks its reader, and streams records.
+
+A :class:`FlowLog` is iterated once; it yields :class:`FlowRecord` in line order
+and counts everything else in ``stats`` (skips by reason, invalid lines).  A
+malformed line raises :class:`FlowLogError` naming the file, line and field, or
+with ``skip_invalid`` is counted and quoted in ``stats.invalid_examples``.
+Only the first few lines are buffered (for detection): memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+from types import TracebackType
+
+from netpol_pdp.clients.flowlogs.base import Reader
+from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
+from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError
+from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
+from netpol_pdp.clients.flowlogs.source import iter_lines, open_binary
+
+#: ``--format`` name -> reader class.
+FORMATS: dict[str, type[Reader]] = {reader.name: reader for reader in READERS}
+
+
+class FlowLog:
+    """One flow log being read: iterate it for records; ``stats`` fills as it goes.
+
+    The file closes when iteration ends (or fails); use it as a context manager
+    when a read may stop early.
+    """
+
+    def __init__(self, path: str, fmt: str | None = None, skip_invalid: bool = False) -> None:
+        if fmt is not None and fmt not in FORMATS:
+            raise FlowLogError(path, 0, "--format", f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+        self.path = path
+        self.skip_invalid = skip_invalid
+        self._stack = contextlib.ExitStack()
+        try:
+            self._lines = iter_lines(path, open_binary(path, self._stack))
+            head: list[tuple[int, str]] = []
+            for number, text in self._lines:
+                head.append((number, text))
+                if sum(1 for _, t in head if t.strip()) >= SNIFF_LINES:
+                    break
+            self._head = head
+            reader = FORMATS[fmt] if fmt else self._detect([t for _, t in head if t.strip()])
+        except BaseException:
+            self._stack.close()
+            raise
+        self.reader: Reader = reader()
+        self.stats = ReadStats(format=reader.name)
+
+    def _detect(self, first: list[str]) -> type[Reader]:
+        if not first:
+            return FORMATS["jsonl"]  # an empty log is empty in every format
+        reader = detect_format(first)
+        if reader is None:
+            shown = first[0] if len(first[0]) <= 80 else first[0][:77] + "..."
+            raise FlowLogError(
+                self.path,
+                0,
+                "",
+                f"cannot tell the format from the first line {shown!r}: give --format ({', '.join(FORMATS)})",
+            )
+        return reader
+
+    def __iter__(self) -> Iterator[FlowRecord]:
+        stats, parse = self.stats, self.reader.parse
+        try:
+            for number, text in itertools.chain(self._head, self._lines):
+                if not text.strip():
+                    continue
+                stats.lines += 1
+                try:
+                    result = parse(number, text)
+                except LineError as exc:
+                    error = FlowLogError(self.path, number, exc.field, exc.message)
+                    if not self.skip_invalid:
+                        raise error from None
+                    stats.add_invalid(number, exc.field, str(error))
+                    continue
+                if isinstance(result, Skip):
+                    stats.skipped[result.reason] += 1
+                    continue
+                stats.records += 1
+                yield result
+        finally:
+            self._stack.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> FlowLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_flowlog(path: str, fmt: str | None = None, skip_invalid: bool = False) -> FlowLog:
+    """Open ``path`` (a file, ``-`` for stdin, an fsspec URL; gzip or not) as a flow log.
+
+    ``fmt`` forces a reader by name (see :data:`FORMATS`); otherwise the format
+    is detected from the first lines.  Raises :class:`FlowLogError` when the log
+    cannot be opened or its format cannot be told.
+    """
+    return FlowLog(path, fmt, skip_invalid)
