@@ -54,42 +54,44 @@ def test_the_format_is_detected_from_the_first_lines(sample: str, fmt: str) -> N
 # (line, flow, observed verdict, observation point)
 EXPECTED = {
     "hubble-observe.jsonl": [
-        (1, tcp("10.244.1.10", "10.244.1.11", 8080), ALLOW, IN),
-        (3, tcp("10.244.2.30", "10.244.2.20", 5432), DENY, IN),
-        (4, Flow("10.244.1.10", "10.96.0.10", "UDP", 53), ALLOW, OUT),
-        (7, tcp("10.244.1.11", "10.244.2.20", 5432), ALLOW, OUT),
-        (8, tcp("10.244.1.10", "10.244.2.20", 5432), None, OUT),
+        (1, tcp("10.244.1.12", "10.244.1.20", 8080), ALLOW, IN),
+        (3, tcp("10.244.1.40", "10.244.2.30", 5432), DENY, IN),
+        (4, Flow("10.244.1.12", "10.244.1.2", "UDP", 53), ALLOW, OUT),
+        (7, tcp("10.244.1.20", "10.244.2.30", 5432), ALLOW, OUT),
+        (8, tcp("10.244.1.12", "10.244.2.30", 5432), None, OUT),
+        (9, tcp("10.244.1.99", "10.244.1.31", 6379), ALLOW, IN),
+        (10, tcp("10.244.2.12", "10.244.1.20", 8080), DENY, IN),
     ],
     "hubble-legacy.jsonl": [
-        (1, tcp("10.244.1.10", "10.244.1.11", 8080), ALLOW, IN),
-        (2, tcp("203.0.113.7", "10.244.2.20", 5432), DENY, IN),
+        (1, tcp("10.244.1.12", "10.244.1.20", 8080), ALLOW, IN),
+        (2, tcp("203.0.113.7", "10.244.2.30", 5432), DENY, IN),
     ],
     "aws-vpc-default.log": [
-        (1, tcp("10.244.1.10", "10.244.1.11", 8080), ALLOW, None),
-        (2, tcp("10.244.1.11", "10.244.1.10", 51234), ALLOW, None),
-        (3, tcp("10.244.2.30", "10.244.2.20", 5432), DENY, None),
-        (7, tcp("203.0.113.7", "10.244.2.20", 5432), DENY, None),
+        (1, tcp("10.244.1.12", "10.244.1.20", 8080), ALLOW, None),
+        (2, tcp("10.244.1.20", "10.244.1.12", 51234), ALLOW, None),
+        (3, tcp("10.244.1.40", "10.244.2.30", 5432), DENY, None),
+        (7, tcp("203.0.113.7", "10.244.2.30", 5432), DENY, None),
     ],
     "aws-vpc-custom.log": [
-        (2, tcp("10.244.1.10", "10.244.1.11", 8080), ALLOW, OUT),
-        (3, tcp("10.244.2.30", "10.244.2.20", 5432), DENY, IN),
-        (4, tcp("10.244.1.11", "10.244.2.20", 5432), ALLOW, IN),
+        (2, tcp("10.244.1.12", "10.244.1.20", 8080), ALLOW, OUT),
+        (3, tcp("10.244.1.40", "10.244.2.30", 5432), DENY, IN),
+        (4, tcp("10.244.1.20", "10.244.2.30", 5432), ALLOW, IN),
     ],
     "gcp-vpc.jsonl": [
-        (1, tcp("10.244.1.10", "10.244.1.11", 8080), None, IN),
-        (2, tcp("10.244.2.30", "10.244.2.20", 5432), None, OUT),
-        (4, tcp("203.0.113.7", "10.244.2.20", 5432), DENY, IN),
+        (1, tcp("10.244.1.12", "10.244.1.20", 8080), None, IN),
+        (2, tcp("10.244.1.40", "10.244.2.30", 5432), None, OUT),
+        (4, tcp("203.0.113.7", "10.244.2.30", 5432), DENY, IN),
     ],
     "flows.csv": [
-        (2, tcp("10.244.1.10", "10.244.1.11", 8080), ALLOW, None),
-        (3, tcp("10.244.2.30", "10.244.2.20", 5432), DENY, None),
-        (4, Flow("10.244.1.10", "10.96.0.10", "UDP", 53), None, None),
-        (5, tcp("2001:db8::1", "10.244.1.11", 443), None, None),
+        (2, tcp("10.244.1.12", "10.244.1.20", 8080), ALLOW, None),
+        (3, tcp("10.244.1.40", "10.244.2.30", 5432), DENY, None),
+        (4, Flow("10.244.1.12", "10.244.1.2", "UDP", 53), None, None),
+        (5, tcp("2001:db8::1", "10.244.1.20", 443), None, None),
     ],
     "flows.jsonl": [
-        (1, tcp("10.244.1.10", "10.244.1.11", 8080), None, None),
-        (2, tcp("10.244.2.30", "10.244.2.20", 5432), DENY, IN),
-        (3, Flow("10.244.1.10", "10.96.0.10", "UDP", 53), None, None),
+        (1, tcp("10.244.1.12", "10.244.1.20", 8080), None, None),
+        (2, tcp("10.244.1.40", "10.244.2.30", 5432), DENY, IN),
+        (3, Flow("10.244.1.12", "10.244.1.2", "UDP", 53), None, None),
     ],
 }
 
@@ -119,26 +121,26 @@ def test_hubble_keeps_who_talked_to_whom_and_why_it_dropped() -> None:
     dropped = records[1]
     assert dropped.fields == {
         "time": "2026-11-20T09:00:02.500Z",
-        "node_name": "default/worker-2",
+        "node_name": "default/node-b",
         "observed_verdict": "DROPPED",
         "drop_reason_desc": "POLICY_DENIED",
         "traffic_direction": "INGRESS",
         "source_pod": "monitoring/prometheus-0",
-        "destination_pod": "shop/db-0",
+        "destination_pod": "data/postgres-0",
     }
     assert dropped.time == "2026-11-20T09:00:02.500Z"
 
 
 def test_a_drop_for_another_reason_than_policy_is_not_an_observed_policy_verdict() -> None:
-    last = list(read_flowlog(str(SAMPLES / "hubble-observe.jsonl")))[-1]
-    assert last.fields["drop_reason_desc"] == "CT_MAP_INSERTION_FAILED"
-    assert last.observed is None
+    ct_drop = list(read_flowlog(str(SAMPLES / "hubble-observe.jsonl")))[4]
+    assert ct_drop.fields["drop_reason_desc"] == "CT_MAP_INSERTION_FAILED"
+    assert ct_drop.observed is None
 
 
 def test_vpc_prefers_the_packet_addresses_over_the_interface_view() -> None:
     records = list(read_flowlog(str(SAMPLES / "aws-vpc-custom.log")))
     assert records[1].fields["srcaddr"] == "10.0.1.5"
-    assert records[1].flow.src_ip == "10.244.2.30"
+    assert records[1].flow.src_ip == "10.244.1.40"
 
 
 def test_vpc_start_seconds_become_an_iso_time() -> None:
@@ -157,8 +159,8 @@ def test_csv_and_jsonl_keep_every_original_column() -> None:
 
 def test_gcp_keeps_the_gke_pods_and_the_reporter() -> None:
     first = first_record("gcp-vpc.jsonl")
-    assert first.fields["src_pod"] == "shop/frontend-6d9f7c8b5-x2xkq"
-    assert first.fields["dest_pod"] == "shop/api-7c5d9f6b4-9kq2m"
+    assert first.fields["src_pod"] == "frontend/web-6d4cf-x2lqp"
+    assert first.fields["dest_pod"] == "backend/api-5b7f9-4hq2c"
     assert first.fields["reporter"] == "DEST"
 
 

@@ -3,7 +3,7 @@
 Every field of the line is kept in the output.  Optional ``observed``
 (``allow``/``deny``) and ``direction`` (``ingress``/``egress``) let a log of any
 origin, converted to this shape, be compared with policy; ``time`` (or
-``timestamp``) feeds first/last seen.
+``timestamp``, ``ts``) feeds first/last seen.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def record_from_mapping(line: int, row: dict[str, Any]) -> FlowRecord:
         None if port == "" else port,
         IDENTITY,
     )
-    time = row.get("time") or row.get("timestamp")
+    time = row.get("time") or row.get("timestamp") or row.get("ts")
     return FlowRecord(
         line=line,
         flow=flow,
