@@ -99,7 +99,7 @@ SKIPPED = {
     "hubble-observe.jsonl": {"reply": 1, "non-l4": 1, "not-a-flow": 1},
     "hubble-legacy.jsonl": {"reply": 1},
     "aws-vpc-default.log": {"non-l4": 1, "nodata": 1, "skipdata": 1},
-    "aws-vpc-custom.log": {"header": 1, "nodata": 1},
+    "aws-vpc-custom.log": {"header": 1, "reply": 1, "nodata": 1},
     "gcp-vpc.jsonl": {"non-l4": 1},
     "flows.csv": {"header": 1},
     "flows.jsonl": {},
@@ -187,7 +187,7 @@ def test_a_malformed_line_stops_the_read_naming_line_and_field(sample: str) -> N
         list(read_flowlog(path))
     line, field = MALFORMED[sample][0]
     assert (caught.value.line, caught.value.field) == (line, field)
-    assert str(caught.value).startswith(f"{path}:{line}: {field}: ")
+    assert str(caught.value).startswith(f"{path}: line {line}: {field}: ")
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_records_stream_before_a_late_bad_line_is_reached(tmp_path: Path) -> Non
         records = iter(log)
         first = [next(records) for _ in range(1000)]  # yielded before the bad line is read
         assert first[-1].line == 1000
-        with pytest.raises(FlowLogError, match=":1001: line: "):
+        with pytest.raises(FlowLogError, match=": line 1001: line: "):
             next(records)
 
 

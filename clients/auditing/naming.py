@@ -1,4 +1,4 @@
-"""How flow ends are named in summaries: pods by ``ns/name``, groups by namespace and labels.
+"""How flow ends are named in summaries: pods by name, groups by namespace and labels.
 
 Per-pod names answer "who exactly"; namespace + labels answer "which workload"
 and keep what-if groups stable across pod restarts.  Labels that differ per
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from netpol_pdp.clients.render import endpoint_key
 from netpol_pdp.index.decision import Endpoint, EndpointKind
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import Kind, Object, ObjectKey, Pod
@@ -21,12 +22,8 @@ VOLATILE_LABELS = frozenset(
 
 
 def endpoint_name(endpoint: Endpoint, ip: str) -> str:
-    """``ns/pod``, ``node NAME``, or the external address itself."""
-    if endpoint.kind is EndpointKind.POD:
-        return endpoint.name or ip
-    if endpoint.kind is EndpointKind.NODE:
-        return f"node {endpoint.name}"
-    return ip
+    """``pod ns/name``, ``node NAME``, ``external IP``: the names every audit output uses."""
+    return endpoint_key(endpoint, ip)
 
 
 def endpoint_namespace(endpoint: Endpoint) -> str:

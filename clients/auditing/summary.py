@@ -156,31 +156,25 @@ class AuditSummary:
             "dedup": {"flows": self.dedup.flows, "decided": self.dedup.decided},
         }
 
-    def render_text(self) -> str:
-        """The stderr summary a person reads after an audit."""
-        lines = [f"{self.total} flows: {self.allowed} allowed, {self.denied} denied"]
-        if self.reasons:
-            lines.append("  by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items())))
+    def detail_lines(self, top: int = TOP) -> list[str]:
+        """What the stderr summary adds to the totals: reading, isolating policies, enforcement."""
         read = self.read
-        extra = [f"{n} {reason}" for reason, n in sorted(read.skipped.items())]
+        extra = [f"{n:,} {reason}" for reason, n in sorted(read.skipped.items())]
         if read.invalid:
-            extra.append(f"{read.invalid} invalid")
-        lines.append(
-            f"  read ({read.format}): {read.lines} lines" + (f"; skipped {', '.join(extra)}" if extra else "")
-        )
-        lines.extend(f"    {example.message}" for example in read.invalid_examples)
-        lines.append(f"  decided {self.dedup.decided} distinct flows for {self.dedup.flows} records")
-        if self.denied_pairs:
-            lines.append("  top denied:")
-            for (src, dst, port), count in self.top_denied():
-                policies = self.isolating.get((src, dst, port))
-                why = f"  (isolated by {', '.join(policies)})" if policies else ""
-                lines.append(f"    {count:>7}  {src} -> {dst} {port}{why}")
+            extra.append(f"{read.invalid:,} invalid")
+        lines = [
+            f"read {read.lines:,} lines ({read.format})" + (f"; skipped {', '.join(extra)}" if extra else "")
+        ]
+        if self.isolating:
+            lines.append("top denied flows (source -> destination port: isolating policies):")
+            for (src, dst, port), count in self.top_denied(top):
+                policies = ", ".join(self.isolating.get((src, dst, port), [])) or "-"
+                lines.append(f"  {count:>7,}  {src} -> {dst} {port}: {policies}")
         if self.observed:
             agreeing = self.agreement.get(Agreement.AGREES.value, 0)
-            lines.append(f"  observed vs policy: {self.observed} compared, {agreeing} agree")
+            lines.append(f"observed vs policy: {self.observed:,} compared, {agreeing:,} agree")
             for kind, rows in self.grouped_disagreements().items():
                 if rows:
-                    lines.append(f"    {kind}: {sum(r[3] for r in rows)}")
-                    lines.extend(f"      {c:>7}  {s} -> {d} {p}" for s, d, p, c in rows[:TOP])
-        return "\n".join(lines)
+                    lines.append(f"  {kind}: {sum(r[3] for r in rows):,}")
+                    lines.extend(f"    {c:>7,}  {s} -> {d} {p}" for s, d, p, c in rows[:top])
+        return lines

@@ -15,6 +15,10 @@ a 14-field record starting with ``2`` is read in the default format.
   the observed verdict; ``flow-direction`` (custom formats) is where;
 - ``log-status`` NODATA/SKIPDATA records carry no flow: counted and skipped,
   as are records with ``-`` (not applicable) in an address, port or protocol;
+- a record whose ``tcp-flags`` (custom formats) include SYN-ACK (18: the service
+  only reports FIN, SYN, RST and SYN-ACK, so the ACK bit appears only there) is
+  the reply half of a connection: counted and skipped like Hubble replies.  The
+  default format has no flags, so both halves of a connection are judged;
 - ``pkt-srcaddr``/``pkt-dstaddr``, when the custom format has them and they are
   set, are the packet's original addresses and preferred over ``srcaddr``/
   ``dstaddr`` (those are the interface's view, rewritten through NAT).
@@ -36,6 +40,8 @@ DEFAULT_FIELDS = (
 )
 REQUIRED = ("srcaddr", "dstaddr", "dstport", "protocol")
 ACTIONS = {"ACCEPT": Verdict.ALLOW, "REJECT": Verdict.DENY}
+#: The ACK bit: in VPC tcp-flags it is only ever reported as part of SYN-ACK (18).
+SYN_ACK_BIT = 16
 SKIP_STATUS = {"NODATA": "nodata", "SKIPDATA": "skipdata"}
 
 
@@ -87,6 +93,12 @@ class AwsVpcReader:
         flow = build_flow(src, dst, int(row["protocol"]), row["dstport"], names)
         if not is_port_protocol(flow):
             return Skip("non-l4")
+        flags = row.get("tcp-flags", "-")
+        if flags != "-":
+            if not flags.isdigit():
+                raise LineError("tcp-flags", f"must be a number (got {flags!r})")
+            if int(flags) & SYN_ACK_BIT:
+                return Skip("reply")
 
         action = row.get("action", "-")
         if action != "-" and action not in ACTIONS:

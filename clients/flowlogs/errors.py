@@ -9,7 +9,7 @@ class FlowLogError(NetpolPdpError):
     """A flow log could not be read at ``source`` line ``line``; ``field`` names the bad field.
 
     ``line`` is 0 for problems with the log as a whole (cannot open it, cannot tell
-    its format).  The message reads ``source:line: field: message`` like a compiler's.
+    its format).  The message reads ``source: line N: field: message``.
     """
 
     def __init__(self, source: str, line: int, field: str, message: str) -> None:
@@ -17,7 +17,7 @@ class FlowLogError(NetpolPdpError):
         self.line = line
         self.field = field
         self.message = message
-        where = f"{source}:{line}" if line else source
+        where = f"{source}: line {line}" if line else source
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 

@@ -8,6 +8,7 @@ origin, converted to this shape, be compared with policy; ``time`` (or
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -75,4 +76,5 @@ class JsonLinesReader:
         return bool(objects) and "src_ip" in objects[0] and "dst_ip" in objects[0]
 
     def parse(self, line: int, text: str) -> FlowRecord:
-        return record_from_mapping(line, json_object(text))
+        record = record_from_mapping(line, json_object(text))
+        return dataclasses.replace(record, text=text.strip())

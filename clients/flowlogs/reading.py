@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from netpol_pdp.clients.flowlogs.base import Reader
@@ -31,11 +31,18 @@ class FlowLog:
     when a read may stop early.
     """
 
-    def __init__(self, path: str, fmt: str | None = None, skip_invalid: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        fmt: str | None = None,
+        skip_invalid: bool = False,
+        on_invalid: Callable[[FlowLogError], None] | None = None,
+    ) -> None:
         if fmt is not None and fmt not in FORMATS:
             raise FlowLogError(path, 0, "--format", f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
         self.path = path
         self.skip_invalid = skip_invalid
+        self.on_invalid = on_invalid
         self._stack = contextlib.ExitStack()
         try:
             self._lines = iter_lines(path, open_binary(path, self._stack))
@@ -80,6 +87,8 @@ class FlowLog:
                     if not self.skip_invalid:
                         raise error from None
                     stats.add_invalid(number, exc.field, str(error))
+                    if self.on_invalid is not None:
+                        self.on_invalid(error)
                     continue
                 if isinstance(result, Skip):
                     stats.skipped[result.reason] += 1
@@ -101,11 +110,17 @@ class FlowLog:
         self.close()
 
 
-def read_flowlog(path: str, fmt: str | None = None, skip_invalid: bool = False) -> FlowLog:
+def read_flowlog(
+    path: str,
+    fmt: str | None = None,
+    skip_invalid: bool = False,
+    on_invalid: Callable[[FlowLogError], None] | None = None,
+) -> FlowLog:
     """Open ``path`` (a file, ``-`` for stdin, an fsspec URL; gzip or not) as a flow log.
 
     ``fmt`` forces a reader by name (see :data:`FORMATS`); otherwise the format
     is detected from the first lines.  Raises :class:`FlowLogError` when the log
-    cannot be opened or its format cannot be told.
+    cannot be opened or its format cannot be told.  With ``skip_invalid``, each
+    malformed line is counted and passed to ``on_invalid`` (to warn as it happens).
     """
-    return FlowLog(path, fmt, skip_invalid)
+    return FlowLog(path, fmt, skip_invalid, on_invalid)

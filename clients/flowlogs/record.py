@@ -32,7 +32,8 @@ class FlowRecord:
     ``fields`` are the original fields kept for the output (JSON-serialisable);
     ``observed`` is the enforcer's verdict when the log says it was a *policy*
     verdict (a drop for another reason is not one); ``time`` is the record's time
-    as ISO 8601 text when the log has one.
+    as ISO 8601 text when the log has one; ``text`` is the line as written when
+    the output should keep it verbatim (our JSON Lines).
     """
 
     line: int
@@ -41,6 +42,8 @@ class FlowRecord:
     observed: Verdict | None = None
     direction: Direction | None = None
     time: str | None = None
+    #: the line as written, for formats whose output keeps it (our JSON Lines)
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
