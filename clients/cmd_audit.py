@@ -15,6 +15,7 @@ from tqdm import tqdm
 from netpol_pdp.clients.audit import AuditSummary as TextSummary
 from netpol_pdp.clients.audit import summary_lines
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
+from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
 from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
@@ -52,6 +53,13 @@ def add_parser(subparsers: Any) -> None:
         "--skip-invalid",
         action="store_true",
         help="report malformed lines on stderr and go on (default: stop at the first)",
+    )
+    parser.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also write a report: FILE.json (the numbers) or FILE.html (a page to look at); repeatable",
     )
     parser.add_argument(
         "--top",
@@ -131,12 +139,14 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise CommandError("--top: must be zero or more")
     try:
+        for path in args.report:
+            check_report_path(path)
         index, _result = load_index(args)
         whatif = None
         if args.with_paths or args.without:
             whatif = WhatIf(index, WorldChange.load(args.with_paths, args.without))
         log = read_flowlog(args.flows, args.format, args.skip_invalid, _warn)
-    except (FlowLogError, WhatIfError) as err:
+    except (FlowLogError, WhatIfError, ReportError) as err:
         raise CommandError(str(err)) from None
     decide = functools.partial(index.decide_many, explain=args.explain)
     explain_flow = functools.partial(index.decide, explain=True)
@@ -156,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
     except FlowLogError as err:
         raise CommandError(str(err)) from None
     audit.summary.read = log.stats
+    for path in args.report:
+        try:
+            write_report(path, audit, args.flows)
+        except ReportError as err:
+            raise CommandError(str(err)) from None
     print("\n".join(text_summary(audit, args.top)), file=sys.stderr)
     if whatif is not None:
         print(whatif.render_text(), file=sys.stderr)

@@ -64,7 +64,9 @@ def test_format_forces_a_reader(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert [line["verdict"] for line in lines] == ["ALLOW"]
 
 
-def test_a_gzipped_log_is_audited_like_the_plain_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_gzipped_log_is_audited_like_the_plain_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     packed = tmp_path / "hubble.jsonl.gz"
     packed.write_bytes(gzip.compress((SAMPLES / "hubble-observe.jsonl").read_bytes()))
     _, plain, _ = audit(capsys, str(SAMPLES / "hubble-observe.jsonl"))
@@ -72,7 +74,9 @@ def test_a_gzipped_log_is_audited_like_the_plain_one(capsys: pytest.CaptureFixtu
     assert unpacked == plain
 
 
-def test_a_malformed_line_stops_the_audit_naming_file_line_and_field(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_malformed_line_stops_the_audit_naming_file_line_and_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = SAMPLES / "malformed" / "hubble.jsonl"
     status, lines, err = audit(capsys, str(path))
     assert status == 2
