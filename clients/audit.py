@@ -203,9 +203,8 @@ def summary_lines(s: AuditSummary) -> list[str]:
     """The human summary printed to stderr after an audit."""
     rate = f" ({s.flows / s.seconds:,.0f} flows/s)" if s.seconds > 0 and s.flows else ""
     gens = ", ".join(str(g) for g in sorted(s.generations)) or "-"
-    lines = [
-        f"audited {s.flows:,} flows ({s.distinct:,} distinct) at generation {gens} in {s.seconds:.2f} s{rate}",
-    ]
+    lines = [f"audited {s.flows:,} flows ({s.distinct:,} distinct) at generation {gens}"]
+    lines[0] += f" in {s.seconds:.2f} s{rate}"
     width = len(f"{s.flows:,}")
     for label, n in (("allowed", s.allowed), ("denied", s.denied)):
         share = f"{100 * n / s.flows:5.1f}%" if s.flows else "    -"

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
 from netpol_pdp.clients.audit import AuditSummary as TextSummary
 from netpol_pdp.clients.audit import summary_lines
@@ -111,7 +111,7 @@ def _progress() -> Iterator[Any]:
 
 
 def _warn(error: FlowLogError) -> None:
-    print(f"warning: {error} (skipped)", file=sys.stderr)
+    print(f"warning: {error.located} (skipped)", file=sys.stderr)
 
 
 def text_summary(run: AuditRun, top: int) -> list[str]:
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 for group in whatif.sorted_groups():
                     out.write(json.dumps(group.to_dict()) + "\n")
     except FlowLogError as err:
-        raise CommandError(str(err)) from None
+        raise CommandError(err.located) from None
     audit.summary.read = log.stats
     for path in args.report:
         try:

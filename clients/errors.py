@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class CommandError(Exception):
-    """Bad input the user can fix (a malformed flow line, a bad option): ``error: <message>``, no traceback."""
+    """Bad input the user can fix (a malformed line, a bad option): ``error: <message>``, no traceback."""
 
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)

@@ -34,14 +34,14 @@ class Reader(Protocol):
         ...
 
 
-def json_object(text: str) -> dict[str, Any]:
-    """One line as a JSON object, or a :class:`LineError` saying why not."""
+def json_object(text: str, what: str = "line") -> dict[str, Any]:
+    """One line as a JSON object, or a :class:`LineError` saying why not (``what`` names the object)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text.strip())
     except json.JSONDecodeError as exc:
-        raise LineError("line", f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise LineError("", f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(value, dict):
-        raise LineError("line", f"must be a JSON object (got {type(value).__name__})")
+        raise LineError(what, f"must be an object (got {type(value).__name__})")
     return value
 
 

@@ -9,7 +9,8 @@ class FlowLogError(NetpolPdpError):
     """A flow log could not be read at ``source`` line ``line``; ``field`` names the bad field.
 
     ``line`` is 0 for problems with the log as a whole (cannot open it, cannot tell
-    its format).  The message reads ``source: line N: field: message``.
+    its format).  The message reads ``source: line N: field: message``;
+    :attr:`located` is the same without the source.
     """
 
     def __init__(self, source: str, line: int, field: str, message: str) -> None:
@@ -17,8 +18,17 @@ class FlowLogError(NetpolPdpError):
         self.line = line
         self.field = field
         self.message = message
-        where = f"{source}: line {line}" if line else source
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        super().__init__(f"{source}: {self.located}" if line else f"{source}: {self.detail}")
+
+    @property
+    def detail(self) -> str:
+        """``field: message`` (or just the message when no field is to blame)."""
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    @property
+    def located(self) -> str:
+        """``line N: field: message``: the message without the file, for a command given one log."""
+        return f"line {self.line}: {self.detail}" if self.line else self.detail
 
 
 class LineError(Exception):

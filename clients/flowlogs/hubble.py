@@ -67,7 +67,7 @@ class HubbleReader:
         )
 
     def parse(self, line: int, text: str) -> FlowRecord | Skip:
-        obj = json_object(text)
+        obj = json_object(text, "flow")
         if "flow" in obj:
             flow = obj["flow"]
             prefix = "flow."

@@ -76,5 +76,5 @@ class JsonLinesReader:
         return bool(objects) and "src_ip" in objects[0] and "dst_ip" in objects[0]
 
     def parse(self, line: int, text: str) -> FlowRecord:
-        record = record_from_mapping(line, json_object(text))
+        record = record_from_mapping(line, json_object(text, "flow"))
         return dataclasses.replace(record, text=text.strip())

@@ -18,10 +18,15 @@ from netpol_pdp.clients.flowlogs.base import Reader
 from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
 from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
-from netpol_pdp.clients.flowlogs.source import iter_lines, open_binary
+from netpol_pdp.clients.flowlogs.source import Undecodable, iter_lines, open_binary
 
 #: ``--format`` name -> reader class.
 FORMATS: dict[str, type[Reader]] = {reader.name: reader for reader in READERS}
+
+
+def usable(text: str) -> bool:
+    """A line detection may look at: not blank, and text."""
+    return bool(text.strip()) and type(text) is not Undecodable
 
 
 class FlowLog:
@@ -49,10 +54,10 @@ class FlowLog:
             head: list[tuple[int, str]] = []
             for number, text in self._lines:
                 head.append((number, text))
-                if sum(1 for _, t in head if t.strip()) >= SNIFF_LINES:
+                if sum(1 for _, t in head if usable(t)) >= SNIFF_LINES:
                     break
             self._head = head
-            reader = FORMATS[fmt] if fmt else self._detect([t for _, t in head if t.strip()])
+            reader = FORMATS[fmt] if fmt else self._detect([t for _, t in head if usable(t)])
         except BaseException:
             self._stack.close()
             raise
@@ -81,6 +86,8 @@ class FlowLog:
                     continue
                 stats.lines += 1
                 try:
+                    if type(text) is Undecodable:
+                        raise LineError("", str(text))
                     result = parse(number, text)
                 except LineError as exc:
                     error = FlowLogError(self.path, number, exc.field, exc.message)

@@ -37,11 +37,11 @@ def _open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
         try:
             return stack.enter_context(fsspec.open(path, "rb"))  # type: ignore[no-any-return]
         except (OSError, ValueError, ImportError) as exc:
-            raise FlowLogError(path, 0, "", f"cannot open: {exc}") from None
+            raise FlowLogError(path, 0, "", str(exc)) from None
     try:
         return stack.enter_context(open(path, "rb"))  # closed by the stack
     except OSError as exc:
-        raise FlowLogError(path, 0, "", f"cannot open: {exc.strerror or exc}") from None
+        raise FlowLogError(path, 0, "", str(exc.strerror or exc)) from None
 
 
 def open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
@@ -53,8 +53,18 @@ def open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
     return buffered
 
 
+class Undecodable(str):
+    """A line that is not UTF-8: its text is the reason, so the reader reports it as a bad line."""
+
+    __slots__ = ()
+
+
 def iter_lines(path: str, binary: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """``(line number from 1, text without the line end)``; blank lines are kept (numbering)."""
+    """``(line number from 1, text without the line end)``; blank lines are kept (numbering).
+
+    A line that is not UTF-8 comes as an :class:`Undecodable` holding the reason,
+    so that ``--skip-invalid`` can skip it like any other bad line.
+    """
     number = 0
     try:
         for raw in binary:
@@ -62,7 +72,8 @@ def iter_lines(path: str, binary: IO[bytes]) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise FlowLogError(path, number, "", f"not UTF-8 text ({exc.reason})") from None
+                yield number, Undecodable(f"not UTF-8 text (byte {exc.start})")
+                continue
             yield number, text.rstrip("\r\n")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise FlowLogError(path, number + 1, "", f"cannot read: {exc}") from None
