@@ -28,6 +28,7 @@ COMMANDS: list[str] = [
     "decide",
     "audit",
     "validate",
+    "test",
 ]
 
 EXIT_INPUT = 2
