@@ -15,6 +15,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (typ
 from netpol_pdp.clients.audit import AuditSummary as TextSummary
 from netpol_pdp.clients.audit import summary_lines
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
+from netpol_pdp.clients.auditing.parallel import WorldSpec, dask_cluster, local_pool, run_partitioned
 from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
 from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
@@ -68,6 +69,21 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="denied source->destination pairs to list (default 10)",
     )
+    scale = parser.add_argument_group("scale: decide in several processes (same output, in order)")
+    scale.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1: in this process); with --dask local, the cluster's workers",
+    )
+    scale.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: a scheduler address (tcp://host:8786), or `local` for a "
+        "LocalCluster of --jobs processes on loopback (needs the dask extra)",
+    )
     whatif = parser.add_argument_group("what-if: judge the same flows against a changed world")
     whatif.add_argument(
         "--with",
@@ -111,7 +127,11 @@ def _progress() -> Iterator[Any]:
 
 
 def _warn(error: FlowLogError) -> None:
-    print(f"warning: {error.located} (skipped)", file=sys.stderr)
+    _warn_text(error.located)
+
+
+def _warn_text(located: str) -> None:
+    print(f"warning: {located} (skipped)", file=sys.stderr)
 
 
 def text_summary(run: AuditRun, top: int) -> list[str]:
@@ -138,13 +158,16 @@ def text_summary(run: AuditRun, top: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise CommandError("--top: must be zero or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs: must be 1 or more")
     try:
         for path in args.report:
             check_report_path(path)
         index, _result = load_index(args)
-        whatif = None
+        whatif = change = None
         if args.with_paths or args.without:
-            whatif = WhatIf(index, WorldChange.load(args.with_paths, args.without))
+            change = WorldChange.load(args.with_paths, args.without)
+            whatif = WhatIf(index, change)
         log = read_flowlog(args.flows, args.format, args.skip_invalid, _warn)
     except (FlowLogError, WhatIfError, ReportError) as err:
         raise CommandError(str(err)) from None
@@ -152,20 +175,38 @@ def run(args: argparse.Namespace) -> int:
     explain_flow = functools.partial(index.decide, explain=True)
     try:
         with log, _output(args.output) as out, _progress() as progress:
-            audit = run_audit(
-                log,
-                decide,
-                write=None if whatif else out.write,
-                whatif=whatif,
-                explain_flow=explain_flow,
-                progress=progress,
-            )
+            if args.jobs > 1 or args.dask:
+                spec = WorldSpec(tuple(index.objects().values()), change, args.explain)
+                workers = (
+                    dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)
+                )
+                with workers as (submit, count):
+                    audit = run_partitioned(
+                        log,
+                        submit,
+                        count,
+                        write=None if whatif else out.write,
+                        whatif=whatif,
+                        explain_flow=explain_flow,
+                        warn=_warn_text,
+                        progress=progress,
+                    )
+            else:
+                audit = run_audit(
+                    log,
+                    decide,
+                    write=None if whatif else out.write,
+                    whatif=whatif,
+                    explain_flow=explain_flow,
+                    progress=progress,
+                )
             if whatif is not None:
                 for group in whatif.sorted_groups():
                     out.write(json.dumps(group.to_dict()) + "\n")
     except FlowLogError as err:
         raise CommandError(err.located) from None
-    audit.summary.read = log.stats
+    if not (args.jobs > 1 or args.dask):
+        audit.summary.read = log.stats
     for path in args.report:
         try:
             write_report(path, audit, args.flows)

@@ -58,6 +58,8 @@ class AuditRun:
     seconds: float = 0.0
     generations: set[int] = field(default_factory=set)
     replaced: int = 0
+    #: the reader's error that ended the pass, when ``run_audit`` was told to keep it
+    error: NetpolPdpError | None = None
 
 
 def output_line(record: FlowRecord, rendered: Rendered, agreement: Agreement | None) -> tuple[str, bool]:
@@ -91,6 +93,8 @@ def run_audit(
     explain_flow: Callable[[Flow], Decision] | None = None,
     progress: Callable[[int], object] | None = None,
     chunk: int = 4096,
+    finish: bool = True,
+    keep_error: bool = False,
 ) -> AuditRun:
     """Decide every record; ``write`` gets output lines in chunks (text ending in a newline).
 
@@ -99,6 +103,9 @@ def run_audit(
     collected.  A reader's error is raised after every record before it has
     been written.  ``explain_flow`` names the isolating policies of the top denied
     pairs at the end.  ``progress(n)`` is called per chunk with records done.
+    A partition of a larger audit passes ``finish=False`` (explaining happens
+    once, after merging) and ``keep_error=True`` (the error is returned in
+    :attr:`AuditRun.error` with the partial counts, not raised).
     """
     began = time.perf_counter()
     summary = AuditSummary()
@@ -141,10 +148,12 @@ def run_audit(
         out.append("")
         write("\n".join(out))
     if stopped:
-        raise stopped[0]
-    if explain_flow is not None:
+        if not keep_error:
+            raise stopped[0]
+        run.error = stopped[0]
+    if finish and explain_flow is not None:
         summary.explain_top(explain_flow)
-    if whatif is not None:
+    if finish and whatif is not None:
         whatif.explain()
     run.seconds = time.perf_counter() - began
     return run

@@ -12,6 +12,7 @@ flow before or after.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,24 @@ class WhatIf:
             group.before_reason, group.after_reason = before.reason.value, after.reason.value
         group.count += 1
         group.last_seen = seen
+
+    def fresh(self) -> WhatIf:
+        """The same two worlds with an empty diff: one per partition of a parallel audit."""
+        other = copy.copy(self)
+        other.groups = {}
+        other.flows = 0
+        return other
+
+    def merge(self, groups: Mapping[GroupKey, ChangeGroup], flows: int) -> None:
+        """Add a later partition's diff (partitions are merged in log order)."""
+        self.flows += flows
+        for key, group in groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = group
+            else:
+                mine.count += group.count
+                mine.last_seen = group.last_seen
 
     def explain(self) -> None:
         """Fill ``responsible`` for each group from explained decisions of its example flow."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
 from netpol_pdp.clients.flowlogs.base import Reader
@@ -79,31 +79,52 @@ class FlowLog:
         return reader
 
     def __iter__(self) -> Iterator[FlowRecord]:
-        stats, parse = self.stats, self.reader.parse
         try:
-            for number, text in itertools.chain(self._head, self._lines):
-                if not text.strip():
-                    continue
-                stats.lines += 1
-                try:
-                    if type(text) is Undecodable:
-                        raise LineError("", str(text))
-                    result = parse(number, text)
-                except LineError as exc:
-                    error = FlowLogError(self.path, number, exc.field, exc.message)
-                    if not self.skip_invalid:
-                        raise error from None
-                    stats.add_invalid(number, exc.field, str(error))
-                    if self.on_invalid is not None:
-                        self.on_invalid(error)
-                    continue
-                if isinstance(result, Skip):
-                    stats.skipped[result.reason] += 1
-                    continue
-                stats.records += 1
-                yield result
+            yield from parse_lines(
+                self.reader,
+                itertools.chain(self._head, self._lines),
+                self.stats,
+                self.path,
+                self.skip_invalid,
+                self.on_invalid,
+            )
         finally:
             self._stack.close()
+
+    def partitions(self, size: int) -> Iterator[list[tuple[int, str]]]:
+        """The raw lines in chunks of ``size``, for readers in other processes (instead of iterating).
+
+        A header line (CSV, VPC custom format) is parsed here, counted in
+        ``stats`` and kept in :attr:`preamble`: each partition's reader is fed it
+        first, so every partition reads its lines as the whole log would.
+        """
+        self.preamble: tuple[int, str] | None = None
+        looking = True
+        try:
+            chunk: list[tuple[int, str]] = []
+            for number, text in itertools.chain(self._head, self._lines):
+                if looking and usable(text):
+                    looking = False
+                    if self._is_header(number, text):
+                        self.preamble = (number, text)
+                        self.stats.lines += 1
+                        self.stats.skipped["header"] += 1
+                        continue
+                chunk.append((number, text))
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+        finally:
+            self._stack.close()
+
+    def _is_header(self, number: int, text: str) -> bool:
+        try:
+            first = self.reader.parse(number, text)
+        except LineError:
+            return False  # a bad first line is reported by the partition that reads it
+        return isinstance(first, Skip) and first.reason == "header"
 
     def close(self) -> None:
         self._stack.close()
@@ -115,6 +136,43 @@ class FlowLog:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def parse_lines(
+    reader: Reader,
+    lines: Iterable[tuple[int, str]],
+    stats: ReadStats,
+    path: str,
+    skip_invalid: bool = False,
+    on_invalid: Callable[[FlowLogError], None] | None = None,
+) -> Iterator[FlowRecord]:
+    """The records of numbered lines, counting blanks out and skips and bad lines in ``stats``.
+
+    The one loop every read goes through, in this process or in a worker's
+    partition, so both count and fail alike.
+    """
+    parse = reader.parse
+    for number, text in lines:
+        if not text.strip():
+            continue
+        stats.lines += 1
+        try:
+            if type(text) is Undecodable:
+                raise LineError("", str(text))
+            result = parse(number, text)
+        except LineError as exc:
+            error = FlowLogError(path, number, exc.field, exc.message)
+            if not skip_invalid:
+                raise error from None
+            stats.add_invalid(number, exc.field, str(error))
+            if on_invalid is not None:
+                on_invalid(error)
+            continue
+        if isinstance(result, Skip):
+            stats.skipped[result.reason] += 1
+            continue
+        stats.records += 1
+        yield result
 
 
 def read_flowlog(
