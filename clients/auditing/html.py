@@ -35,7 +35,7 @@ def heat_map(data: dict[str, Any], namespaces: list[str]) -> list[dict[str, Any]
     biggest = max((c["allowed"] + c["denied"] for c in data["heat_map"]), default=0)
     rows = []
     for src in namespaces:
-        row = []
+        row: list[dict[str, Any] | None] = []
         for dst in namespaces:
             c = cells.get((src, dst))
             if c is None:

@@ -163,7 +163,7 @@ def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[tuple[Sub
         raise FlowLogError("--dask", 0, "", "needs Dask: pip install 'netpol-pdp[dask]'") from None
     cluster = None
     if address == "local":
-        cluster = LocalCluster(
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=jobs,
             threads_per_worker=1,
             processes=True,
@@ -171,21 +171,21 @@ def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[tuple[Sub
             dashboard_address=None,
             silence_logs=40,  # logging.ERROR
         )
-        client = Client(cluster)
+        client = Client(cluster)  # type: ignore[no-untyped-call]
     else:
-        client = Client(address)
+        client = Client(address)  # type: ignore[no-untyped-call]
     try:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        [world] = client.scatter([spec], broadcast=True)
+        [world] = client.scatter([spec], broadcast=True)  # type: ignore[no-untyped-call]
 
         def submit(part: Partition) -> Result:
             # The lines travel as data, not inside the task graph (which is for small arguments).
-            [data] = client.scatter([part], hash=False)
-            return client.submit(audit_partition, world, data, pure=False)  # type: ignore[no-any-return]
+            [data] = client.scatter([part], hash=False)  # type: ignore[no-untyped-call]
+            return client.submit(audit_partition, world, data, pure=False)
 
         yield submit, workers
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             cluster.close()
 

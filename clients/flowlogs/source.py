@@ -13,7 +13,7 @@ import gzip
 import io
 import sys
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, cast
 
 from netpol_pdp.clients.flowlogs.errors import FlowLogError
 
@@ -31,11 +31,11 @@ def _open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
         return sys.stdin.buffer
     if is_url(path):
         try:
-            import fsspec  # noqa: PLC0415 - optional: only URLs need it
+            import fsspec  # type: ignore[import-untyped]  # noqa: PLC0415 - optional: only URLs need it
         except ImportError:
             raise FlowLogError(path, 0, "", "reading a URL needs fsspec (pip install fsspec)") from None
         try:
-            return stack.enter_context(fsspec.open(path, "rb"))  # type: ignore[no-any-return]
+            return cast(IO[bytes], stack.enter_context(fsspec.open(path, "rb")))
         except (OSError, ValueError, ImportError) as exc:
             raise FlowLogError(path, 0, "", str(exc)) from None
     try:
@@ -47,10 +47,10 @@ def _open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
 def open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
     """The log's bytes, gunzipped when they start with the gzip magic."""
     raw = _open_binary(path, stack)
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
     if buffered.peek(2)[:2] == GZIP_MAGIC:
-        return stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
-    return buffered
+        return cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb")))
+    return cast(IO[bytes], buffered)
 
 
 class Undecodable(str):
