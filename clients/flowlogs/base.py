@@ -58,8 +58,31 @@ def first_json_objects(lines: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
+#: Raw field values -> the parsed flow, per process: parsing addresses costs more than
+#: deciding a cached flow, and logs repeat the same few thousand flows.  Types are part
+#: of the key (``True == 1``).  Emptied when full, so memory stays bounded.
+_PARSED: dict[tuple[object, ...], Flow] = {}
+PARSED_MAX = 200_000
+
+
 def build_flow(src: object, dst: object, protocol: object, port: object, names: Mapping[str, str]) -> Flow:
-    """:func:`make_flow`, with the failing field renamed to the log's own name for it."""
+    """:func:`make_flow`, with the failing field renamed to the log's own name for it (memoised)."""
+    key = (src, dst, protocol, port, type(protocol), type(port))
+    try:
+        hit = _PARSED.get(key)
+    except TypeError:  # an unhashable value (a list where a string belongs): parse to report it
+        hit, key = None, None
+    if hit is not None:
+        return hit
+    flow = _build_flow(src, dst, protocol, port, names)
+    if key is not None:
+        if len(_PARSED) >= PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = flow
+    return flow
+
+
+def _build_flow(src: object, dst: object, protocol: object, port: object, names: Mapping[str, str]) -> Flow:
     for field, value in (("src_ip", src), ("dst_ip", dst)):
         if value is None:
             raise LineError(names.get(field, field), "is required")
