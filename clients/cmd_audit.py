@@ -141,6 +141,7 @@ def _warn_text(located: str) -> None:
 def text_summary(run: AuditRun, top: int) -> list[str]:
     """The stderr summary: the totals every audit prints, then what the readers and the enforcer add."""
     s = run.summary
+    s.fold()
     pairs: dict[tuple[str, str], int] = {}
     for (src, dst, _port), n in s.denied_pairs.items():
         pairs[(src, dst)] = pairs.get((src, dst), 0) + n

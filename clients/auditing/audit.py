@@ -113,8 +113,11 @@ def run_audit(
 
     def answer(flows: Sequence[Flow]) -> list[tuple[Rendered, Decision | None]]:
         if whatif is None:
-            return [(Rendered.of(d), None) for d in decide(flows)]
-        return [(Rendered.of(now), then) for now, then in whatif.decide_pair(flows)]
+            answers: list[tuple[Rendered, Decision | None]] = [(Rendered.of(d), None) for d in decide(flows)]
+        else:
+            answers = [(Rendered.of(now), then) for now, then in whatif.decide_pair(flows)]
+        run.generations.update(r.decision.generation for r, _ in answers)
+        return answers
 
     stopped: list[NetpolPdpError] = []
 
@@ -126,11 +129,9 @@ def run_audit(
             stopped.append(err)
 
     out: list[str] = []
-    generations = run.generations
     for record, (rendered, changed) in decide_records(until_error(), answer, summary.dedup, batch_size=chunk):
         decision = rendered.decision
-        generations.add(decision.generation)
-        agreement = compare(record.observed, record.direction, decision)
+        agreement = None if record.observed is None else compare(record.observed, record.direction, decision)
         summary.add(record, decision, agreement)
         if whatif is not None and changed is not None:
             whatif.add(record, decision, changed)

@@ -114,6 +114,7 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         keep_error=True,
     )
     run.summary.read = stats
+    run.summary.fold()
     error = None
     if isinstance(run.error, FlowLogError):
         error = (run.error.line, run.error.field, run.error.message)

@@ -26,6 +26,7 @@ PairKey = tuple[str, str, str]
 DisagreementKey = tuple[str, str, str, str]
 
 TOP = 10
+FOLD_AT = 50_000
 
 
 @dataclass(slots=True)
@@ -49,10 +50,34 @@ class AuditSummary:
     #: filled by :meth:`explain_top`: pair -> isolating policies of the denied direction(s)
     isolating: dict[PairKey, list[str]] = field(default_factory=dict)
 
+    #: records not yet folded into the counters: (flow, agreement, id(decision)) -> count.
+    #: Adding a record is one dict update; names and counters are worked out once per
+    #: distinct key when folding (every FOLD_AT keys, and before any counter is read).
+    _pending: dict[tuple[Flow, Agreement | None, int], int] = field(default_factory=dict, repr=False)
+    _decisions: dict[int, Decision] = field(default_factory=dict, repr=False)
+
     def add(self, record: FlowRecord, decision: Decision, agreement: Agreement | None) -> None:
-        flow = record.flow
-        self.total += 1
-        self.reasons[decision.reason.value] += 1
+        key = (record.flow, agreement, id(decision))
+        pending = self._pending
+        count = pending.get(key)
+        if count is not None:
+            pending[key] = count + 1
+            return
+        pending[key] = 1
+        self._decisions[id(decision)] = decision  # kept alive, so its id stays unique
+        if len(pending) >= FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Fold the pending records into the counters."""
+        for (flow, agreement, decision_id), count in self._pending.items():
+            self._add_many(flow, self._decisions[decision_id], agreement, count)
+        self._pending.clear()
+        self._decisions.clear()
+
+    def _add_many(self, flow: Flow, decision: Decision, agreement: Agreement | None, count: int) -> None:
+        self.total += count
+        self.reasons[decision.reason.value] += count
         src, dst = endpoint_name(decision.src, flow.src_ip), endpoint_name(decision.dst, flow.dst_ip)
         port = port_text(flow)
         cell_key = (endpoint_namespace(decision.src), endpoint_namespace(decision.dst))
@@ -60,22 +85,24 @@ class AuditSummary:
         if cell is None:
             cell = self.heat[cell_key] = [0, 0, 0]
         if decision.allowed:
-            self.allowed += 1
-            cell[0] += 1
+            self.allowed += count
+            cell[0] += count
         else:
-            self.denied += 1
-            cell[1] += 1
+            self.denied += count
+            cell[1] += count
             pair = (src, dst, port)
-            self.denied_pairs[pair] += 1
+            self.denied_pairs[pair] += count
             self.denied_examples.setdefault(pair, flow)
         if agreement is not None:
-            self.observed += 1
-            self.agreement[agreement.value] += 1
+            self.observed += count
+            self.agreement[agreement.value] += count
             if agreement is not Agreement.AGREES:
-                cell[2] += 1
-                self.disagreements[(agreement.value, src, dst, port)] += 1
+                cell[2] += count
+                self.disagreements[(agreement.value, src, dst, port)] += count
 
     def merge(self, other: AuditSummary) -> None:
+        self.fold()
+        other.fold()
         self.total += other.total
         self.allowed += other.allowed
         self.denied += other.denied
@@ -95,10 +122,12 @@ class AuditSummary:
 
     def top_denied(self, n: int = TOP) -> list[tuple[PairKey, int]]:
         """Most denied pairs first; ties in name order so output is stable."""
+        self.fold()
         return sorted(self.denied_pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
     def grouped_disagreements(self) -> dict[str, list[tuple[str, str, str, int]]]:
         """kind -> [(source, destination, port, count)], most frequent first."""
+        self.fold()
         out: dict[str, list[tuple[str, str, str, int]]] = {
             Agreement.DROPPED_BUT_ALLOWED.value: [],
             Agreement.FORWARDED_BUT_DENIED.value: [],
@@ -121,10 +150,12 @@ class AuditSummary:
 
     def namespaces(self) -> list[str]:
         """Every namespace of the heat map, real namespaces first, sorted."""
+        self.fold()
         names = {ns for pair in self.heat for ns in pair}
         return sorted(names, key=lambda ns: (ns.startswith("("), ns))
 
     def to_dict(self) -> dict[str, Any]:
+        self.fold()
         return {
             "total": self.total,
             "allowed": self.allowed,
@@ -158,6 +189,7 @@ class AuditSummary:
 
     def detail_lines(self, top: int = TOP) -> list[str]:
         """What the stderr summary adds to the totals: reading, isolating policies, enforcement."""
+        self.fold()
         read = self.read
         extra = [f"{n:,} {reason}" for reason, n in sorted(read.skipped.items())]
         if read.invalid:

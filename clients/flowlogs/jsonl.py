@@ -8,7 +8,6 @@ origin, converted to this shape, be compared with policy; ``time`` (or
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -41,7 +40,7 @@ def observed_direction(value: object, field: str = "direction") -> Direction | N
     raise LineError(field, f"must be ingress or egress (got {value!r})")
 
 
-def record_from_mapping(line: int, row: dict[str, Any]) -> FlowRecord:
+def record_from_mapping(line: int, row: dict[str, Any], text: str | None = None) -> FlowRecord:
     """Shared by JSON Lines and CSV: the same field names, the same meaning."""
     for name in ("src_ip", "dst_ip"):
         if row.get(name) in (None, ""):
@@ -56,13 +55,16 @@ def record_from_mapping(line: int, row: dict[str, Any]) -> FlowRecord:
         IDENTITY,
     )
     time = row.get("time") or row.get("timestamp") or row.get("ts")
+    observed = row.get("observed")
+    direction = row.get("direction")
     return FlowRecord(
-        line=line,
-        flow=flow,
-        fields=row,
-        observed=observed_verdict(row.get("observed")),
-        direction=observed_direction(row.get("direction")),
-        time=str(time) if time else None,
+        line,
+        flow,
+        row,
+        None if observed is None else observed_verdict(observed),
+        None if direction is None else observed_direction(direction),
+        str(time) if time else None,
+        text,
     )
 
 
@@ -76,5 +78,4 @@ class JsonLinesReader:
         return bool(objects) and "src_ip" in objects[0] and "dst_ip" in objects[0]
 
     def parse(self, line: int, text: str) -> FlowRecord:
-        record = record_from_mapping(line, json_object(text, "flow"))
-        return dataclasses.replace(record, text=text.strip())
+        return record_from_mapping(line, json_object(text, "flow"), text.strip())
