@@ -77,11 +77,18 @@ def output_line(record: FlowRecord, rendered: Rendered, agreement: Agreement | N
         body = record.text[:-1].rstrip()
         sep = ", " if body != "{" else ""
         return f"{body}{sep}{rendered.fragment}{extra}}}", False
-    value = {**record.fields, **rendered.value}
-    if record.observed is not None:
-        value["observed"] = record.observed.value
-        value["agreement"] = None if agreement is None else agreement.value
-    return json.dumps(value), clash
+    if clash:
+        value = {**record.fields, **rendered.value}
+        if record.observed is not None:
+            value["observed"] = record.observed.value
+            value["agreement"] = None if agreement is None else agreement.value
+        return json.dumps(value), True
+    fields = record.fields
+    if record.observed is not None and "observed" in fields:
+        fields = {k: v for k, v in fields.items() if k != "observed"}  # normalised below
+    head = json.dumps(fields)[:-1] if fields else "{"
+    sep = ", " if fields else ""
+    return f"{head}{sep}{rendered.fragment}{extra}}}", False
 
 
 def run_audit(

@@ -101,10 +101,10 @@ def epoch_to_iso(seconds: int) -> str:
 
 
 def dig(obj: Mapping[str, Any], *path: str) -> Any:
-    """``obj[a][b]...`` or None where any step is missing or not an object."""
+    """``obj[a][b]...`` or None where any step is missing or not an object (JSON objects are dicts)."""
     value: Any = obj
     for step in path:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return None
         value = value.get(step)
     return value

@@ -12,7 +12,7 @@ Logs carry no verdict; VPC firewall-rules logs (same ``connection``) carry
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from netpol_pdp.clients.flowlogs.base import (
@@ -31,8 +31,8 @@ REPORTERS = {"SRC": Direction.EGRESS, "DEST": Direction.INGRESS}
 
 
 def gke_pod(details: object) -> str | None:
-    pod = dig(details, "pod") if isinstance(details, Mapping) else None
-    if not isinstance(pod, Mapping) or not pod.get("pod_name"):
+    pod = dig(details, "pod") if isinstance(details, dict) else None
+    if not isinstance(pod, dict) or not pod.get("pod_name"):
         return None
     namespace = pod.get("pod_namespace")
     return f"{namespace}/{pod['pod_name']}" if namespace else str(pod["pod_name"])
@@ -48,18 +48,18 @@ class GcpVpcReader:
         if not objects:
             return False
         first = objects[0]
-        return isinstance(first.get("jsonPayload"), Mapping) or isinstance(first.get("connection"), Mapping)
+        return isinstance(first.get("jsonPayload"), dict) or isinstance(first.get("connection"), dict)
 
     def parse(self, line: int, text: str) -> FlowRecord | Skip:
         entry = json_object(text)
         if "jsonPayload" in entry:
             payload, prefix = entry["jsonPayload"], "jsonPayload."
-            if not isinstance(payload, Mapping):
+            if not isinstance(payload, dict):
                 raise LineError("jsonPayload", "must be an object")
         else:
             payload, prefix = entry, ""
         conn = payload.get("connection")
-        if not isinstance(conn, Mapping):
+        if not isinstance(conn, dict):
             raise LineError(f"{prefix}connection", "is required (an IpConnection object)")
         c = f"{prefix}connection."
         names = {

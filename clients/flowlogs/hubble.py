@@ -42,7 +42,7 @@ def looks_like_flow(obj: Mapping[str, Any]) -> bool:
 
 
 def endpoint_name(endpoint: object) -> str | None:
-    if not isinstance(endpoint, Mapping):
+    if not isinstance(endpoint, dict):
         return None
     namespace, pod = endpoint.get("namespace"), endpoint.get("pod_name")
     if namespace and pod:
@@ -61,7 +61,7 @@ class HubbleReader:
             return False
         first = objects[0]
         return (
-            isinstance(first.get("flow"), Mapping)
+            isinstance(first.get("flow"), dict)
             or looks_like_flow(first)
             or bool(NON_FLOW_EVENTS & first.keys())
         )
@@ -71,7 +71,7 @@ class HubbleReader:
         if "flow" in obj:
             flow = obj["flow"]
             prefix = "flow."
-            if not isinstance(flow, Mapping):
+            if not isinstance(flow, dict):
                 raise LineError("flow", f"must be an object (got {type(flow).__name__})")
         elif looks_like_flow(obj):
             flow, prefix = obj, ""
@@ -80,13 +80,13 @@ class HubbleReader:
         if flow.get("is_reply") is True or flow.get("reply") is True:
             return Skip("reply")
         l4 = flow.get("l4")
-        if not isinstance(l4, Mapping):
+        if not isinstance(l4, dict):
             return Skip("non-l4")
         proto = next((p for p in PORT_L4 if p in l4), None)
         if proto is None:
             return Skip("non-l4")
         ip = flow.get("IP")
-        if not isinstance(ip, Mapping):
+        if not isinstance(ip, dict):
             raise LineError(f"{prefix}IP", "is required for an L4 flow")
         port = dig(l4, proto, "destination_port")
         names = {
