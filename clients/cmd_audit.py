@@ -8,8 +8,8 @@ import functools
 import io
 import json
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import IO, Any, Protocol
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
@@ -22,6 +22,15 @@ from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
 from netpol_pdp.clients.sources import add_source_argument, load_index
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.flows import Flow
+
+
+class BatchDecider(Protocol):
+    """What the audit needs of a decision source: an :class:`Index`, or a client of a server."""
+
+    def decide_many(self, flows: Sequence[Flow], explain: bool = False) -> list[Decision]: ...
+
 
 #: Exit status when a what-if turns an allowed flow into a denied one (CI gates on it).
 EXIT_BREAKS = 3
@@ -176,8 +185,14 @@ def run(args: argparse.Namespace) -> int:
         log = read_flowlog(args.flows, args.format, args.skip_invalid, _warn)
     except (FlowLogError, WhatIfError, ReportError) as err:
         raise CommandError(str(err)) from None
-    decide = functools.partial(index.decide_many, explain=args.explain)
-    explain_flow = functools.partial(index.decide, explain=True)
+    # Where decisions come from: the local index.  `audit --server` (netpol_pdp.clients._options)
+    # swaps in a remote decider with the same ``decide_many(flows, explain)``; nothing below changes.
+    source: BatchDecider = index
+    decide = functools.partial(source.decide_many, explain=args.explain)
+
+    def explain_flow(flow: Flow) -> Decision:
+        return source.decide_many([flow], explain=True)[0]
+
     try:
         with log, _output(args.output) as out, _progress() as progress:
             if args.jobs > 1 or args.dask:

@@ -268,3 +268,23 @@ def test_a_vpc_header_that_lacks_the_flow_fields_is_refused(tmp_path: Path) -> N
         list(read_flowlog(str(path)))
     assert (caught.value.line, caught.value.field) == (1, "header")
     assert "dstport, protocol" in caught.value.message
+
+
+def test_a_value_of_the_wrong_shape_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    path.write_text('{"src_ip": ["10.0.0.1"], "dst_ip": "10.0.0.2", "dst_port": 80}\n')
+    with pytest.raises(FlowLogError) as caught:
+        list(read_flowlog(str(path)))
+    assert (caught.value.line, caught.value.field) == (1, "src_ip")
+
+
+def test_repeated_raw_fields_parse_to_the_same_flow_whatever_their_type(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    path.write_text(
+        '{"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "protocol": 6, "dst_port": 80}\n'
+        '{"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "protocol": "tcp", "dst_port": "80"}\n'
+        '{"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "protocol": true, "dst_port": 80}\n'
+    )
+    log = read_flowlog(str(path), skip_invalid=True)
+    assert [r.flow for r in log] == [Flow("10.0.0.1", "10.0.0.2", "TCP", 80)] * 2
+    assert [e.field for e in log.stats.invalid_examples] == ["protocol"]  # True is not protocol 1

@@ -70,15 +70,14 @@ def build_flow(src: object, dst: object, protocol: object, port: object, names: 
     key = (src, dst, protocol, port, type(protocol), type(port))
     try:
         hit = _PARSED.get(key)
-    except TypeError:  # an unhashable value (a list where a string belongs): parse to report it
-        hit, key = None, None
+    except TypeError:  # an unhashable value (a list where a string belongs): parse it to report it
+        return _build_flow(src, dst, protocol, port, names)
     if hit is not None:
         return hit
     flow = _build_flow(src, dst, protocol, port, names)
-    if key is not None:
-        if len(_PARSED) >= PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[key] = flow
+    if len(_PARSED) >= PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = flow
     return flow
 
 
