@@ -200,11 +200,10 @@ def run(args: argparse.Namespace) -> int:
                 workers = (
                     dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)
                 )
-                with workers as (submit, count):
+                with workers as pool:
                     audit = run_partitioned(
                         log,
-                        submit,
-                        count,
+                        pool,
                         write=None if whatif else out.write,
                         whatif=whatif,
                         explain_flow=explain_flow,

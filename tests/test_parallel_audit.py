@@ -51,19 +51,26 @@ def comparable(run: AuditRun, path: str) -> dict[str, Any]:
 
 
 def partitioned(
-    index: Index, path: str, workers: Any, change: WorldChange | None = None, lines: int = 7
+    index: Index,
+    path: str,
+    workers: Any,
+    change: WorldChange | None = None,
+    *,
+    by_range: bool,
 ) -> tuple[str, dict[str, Any]]:
+    """Tiny partitions, so that every sample log spans several (7 lines, or 300 bytes)."""
     out: list[str] = []
     whatif = WhatIf(index, change) if change else None
-    with read_flowlog(path, skip_invalid=True) as log, workers as (submit, count):
+    with read_flowlog(path, skip_invalid=True) as log, workers as pool:
         run = run_partitioned(
             log,
-            submit,
-            count,
+            pool,
             write=out.append,
             whatif=whatif,
             explain_flow=explained(index),
-            partition_lines=lines,
+            partition_lines=7,
+            partition_bytes=300,
+            by_range=by_range,
         )
     return "".join(out), comparable(run, path)
 
@@ -76,6 +83,11 @@ def repeated(tmp_path: Path, sample: str, times: int, header: bool = False) -> s
     return str(path)
 
 
+MODES = [
+    pytest.param(True, id="workers read byte ranges"),
+    pytest.param(False, id="lines shipped to workers"),
+]
+
 SAMPLE_LOGS = [
     ("hubble-observe.jsonl", False),
     ("aws-vpc-custom.log", True),  # a header line every partition must read first
@@ -84,29 +96,31 @@ SAMPLE_LOGS = [
 ]
 
 
+@pytest.mark.parametrize("by_range", MODES)
 @pytest.mark.parametrize(
     ("sample", "header"), SAMPLE_LOGS, ids=[f"{s} in 2 processes equals 1" for s, _ in SAMPLE_LOGS]
 )
 def test_local_processes_give_the_single_process_result(
-    tmp_path: Path, index: Index, sample: str, header: bool
+    tmp_path: Path, index: Index, sample: str, header: bool, by_range: bool
 ) -> None:
     path = repeated(tmp_path, sample, 20, header)
     spec = WorldSpec(tuple(index.objects().values()))
-    assert partitioned(index, path, local_pool(spec, 2)) == single(index, path)
+    assert partitioned(index, path, local_pool(spec, 2), by_range=by_range) == single(index, path)
 
 
 def test_a_what_if_in_partitions_merges_to_the_single_process_diff(tmp_path: Path, index: Index) -> None:
     path = repeated(tmp_path, "hubble-observe.jsonl", 20)
     change = WorldChange.load([], ["backend/api-from-web"])
     spec = WorldSpec(tuple(index.objects().values()), change)
-    text, data = partitioned(index, path, local_pool(spec, 2), change)
+    text, data = partitioned(index, path, local_pool(spec, 2), change, by_range=True)
     assert (text, data) == single(index, path, change)
     assert data["what_if"]["groups"][0]["count"] == 40
     assert data["what_if"]["groups"][0]["last_seen"] == "2026-11-20T09:00:07.000Z"
 
 
+@pytest.mark.parametrize("by_range", MODES)
 def test_a_bad_line_in_a_later_partition_stops_after_everything_before_it(
-    tmp_path: Path, index: Index
+    tmp_path: Path, index: Index, by_range: bool
 ) -> None:
     good = '{"src_ip": "10.244.1.12", "dst_ip": "10.244.1.20", "dst_port": 8080}\n'
     path = tmp_path / "flows.jsonl"
@@ -115,13 +129,20 @@ def test_a_bad_line_in_a_later_partition_stops_after_everything_before_it(
     out: list[str] = []
     with (
         read_flowlog(str(path)) as log,
-        local_pool(spec, 2) as (submit, count),
+        local_pool(spec, 2) as pool,
         pytest.raises(FlowLogError) as caught,
     ):
         run_partitioned(
-            log, submit, count, write=out.append, whatif=None, explain_flow=None, partition_lines=7
+            log,
+            pool,
+            write=out.append,
+            whatif=None,
+            explain_flow=None,
+            partition_lines=7,
+            partition_bytes=300,
+            by_range=by_range,
         )
-    assert caught.value.line == 26
+    assert caught.value.line == 26  # numbered right, also when a worker read the bytes itself
     assert len("".join(out).splitlines()) == 25
 
 
@@ -158,7 +179,7 @@ def test_a_dask_local_cluster_gives_the_single_process_result(tmp_path: Path, in
     path = repeated(tmp_path, "aws-vpc-custom.log", 30, header=True)
     change = WorldChange.load([str(ROOT / "examples" / "whatif" / "redis-from-debug.yaml")], [])
     spec = WorldSpec(tuple(index.objects().values()), change)
-    result = partitioned(index, path, dask_cluster(spec, "local", 2), change, lines=20)
+    result = partitioned(index, path, dask_cluster(spec, "local", 2), change, by_range=True)
     assert result == single(index, path, change)
     assert json.loads(result[0].splitlines()[0])["verdict"] == "ALLOW"
 

@@ -1,34 +1,33 @@
 """Auditing in partitions: ``--jobs N`` local worker processes, or a Dask cluster (``--dask``).
 
-The log is read here, line by line, and cut into partitions of raw lines (a
-header line goes to every partition first).  Each worker parses, decides and
-renders its partitions with the same code as a single-process audit
-(:func:`~netpol_pdp.clients.flowlogs.reading.parse_lines`, :func:`run_audit`),
-against an index it builds **once** from the world's objects (sent once per
-worker: a pool initializer, or one Dask ``scatter(broadcast=True)``) and keeps
-for the following partitions.  Results come back in log order, a bounded
-number in flight so memory stays flat; output text is written in order and the
-summaries and what-if diffs merge by addition.  The decisions, the output and
-the summary are those of one process; only the ``dedup`` counters differ (each
-worker deduplicates on its own).
-
-Reading stays in this process -- which is what lets stdin, gzip and fsspec
-URLs work unchanged -- so the speed-up is bounded by how fast one process can
-read lines (millions per second) rather than parse and decide them.
+A plain file or URL is cut into byte ranges that the workers read themselves
+(after counting the lines of each range, so every line keeps its number);
+stdin, gzip and ``memory://`` logs are read here and shipped as partitions of
+raw lines.  A header line goes to every partition's reader first.  Each worker
+parses, decides and renders its partitions with the same code as a
+single-process audit (:func:`~netpol_pdp.clients.flowlogs.reading.parse_lines`,
+:func:`run_audit`), against an index it builds **once** from the world's
+objects (sent once per worker: a pool initializer, or one Dask
+``scatter(broadcast=True)``) and keeps for the following partitions.  Results
+come back in log order, a bounded number in flight so memory stays flat;
+output text is written in order and the summaries and what-if diffs merge by
+addition.  The decisions, the output and the summary are those of one process;
+only the ``dedup`` counters differ (each worker deduplicates on its own).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
 from netpol_pdp.clients.auditing.summary import AuditSummary
@@ -36,12 +35,21 @@ from netpol_pdp.clients.auditing.whatif import ChangeGroup, GroupKey, WhatIf, Wo
 from netpol_pdp.clients.flowlogs.errors import FlowLogError
 from netpol_pdp.clients.flowlogs.reading import FORMATS, FlowLog, parse_lines
 from netpol_pdp.clients.flowlogs.record import ReadStats
+from netpol_pdp.clients.flowlogs.source import (
+    count_range,
+    header_end,
+    iter_lines,
+    range_lines,
+    size_of,
+    splittable,
+)
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import Object
 
 PARTITION_LINES = 20_000
+PARTITION_BYTES = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +64,20 @@ class WorldSpec:
 
 @dataclass(frozen=True, slots=True)
 class Partition:
+    """Raw numbered ``lines`` shipped from here, or a ``byte_range`` the worker reads itself.
+
+    A byte range holds the lines that start in it; ``first_line`` is the number
+    of the first of them (counted beforehand, so errors name the right line).
+    """
+
     path: str
     fmt: str
     preamble: tuple[int, str] | None
     lines: list[tuple[int, str]]
     skip_invalid: bool
     write: bool
+    byte_range: tuple[int, int] | None = None
+    first_line: int = 1
 
 
 @dataclass(slots=True)
@@ -100,8 +116,11 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         reader.parse(*part.preamble)
     stats = ReadStats(format=part.fmt)
     warnings: list[str] = []
+    numbered: Iterable[tuple[int, str]] = part.lines
+    if part.byte_range is not None:
+        numbered = iter_lines(part.path, range_lines(part.path, *part.byte_range), part.first_line)
     records = parse_lines(
-        reader, part.lines, stats, part.path, part.skip_invalid, lambda err: warnings.append(err.located)
+        reader, numbered, stats, part.path, part.skip_invalid, lambda err: warnings.append(err.located)
     )
     out: list[str] = []
     decide = functools.partial(index.decide_many, explain=spec.explain)
@@ -139,24 +158,34 @@ def _audit_installed(part: Partition) -> PartitionResult:
 
 
 class Result(Protocol):
-    """A pending partition: a ``concurrent.futures.Future`` or a Dask future."""
+    """A pending task: a ``concurrent.futures.Future`` or a Dask future."""
 
-    def result(self) -> PartitionResult: ...
+    def result(self) -> Any: ...
 
 
-Submit = Callable[[Partition], Result]
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """Somewhere to run partitions: ``audit(part)`` and ``count(path, start, end)`` return futures."""
+
+    audit: Callable[[Partition], Result]
+    count: Callable[[str, int, int], Result]
+    size: int
 
 
 @contextmanager
-def local_pool(spec: WorldSpec, jobs: int) -> Iterator[tuple[Submit, int]]:
+def local_pool(spec: WorldSpec, jobs: int) -> Iterator[Workers]:
     """``jobs`` worker processes, each given the world once (spawned: no inherited threads or files)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_install, initargs=(spec,)) as pool:
-        yield (lambda part: pool.submit(_audit_installed, part)), jobs
+        yield Workers(
+            audit=lambda part: pool.submit(_audit_installed, part),
+            count=lambda path, start, end: pool.submit(count_range, path, start, end),
+            size=jobs,
+        )
 
 
 @contextmanager
-def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[tuple[Submit, int]]:
+def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[Workers]:
     """A Dask client: ``local`` starts a LocalCluster of ``jobs`` processes on loopback."""
     try:
         from distributed import Client, LocalCluster  # noqa: PLC0415 - only --dask needs Dask
@@ -179,22 +208,43 @@ def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[tuple[Sub
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         [world] = client.scatter([spec], broadcast=True)  # type: ignore[no-untyped-call]
 
-        def submit(part: Partition) -> Result:
-            # The lines travel as data, not inside the task graph (which is for small arguments).
+        def audit(part: Partition) -> Result:
+            # Shipped lines travel as data, not inside the task graph (which is for small arguments).
             [data] = client.scatter([part], hash=False)  # type: ignore[no-untyped-call]
             return client.submit(audit_partition, world, data, pure=False)
 
-        yield submit, workers
+        def count(path: str, start: int, end: int) -> Result:
+            return client.submit(count_range, path, start, end, pure=False)
+
+        yield Workers(audit, count, workers)
     finally:
         client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             cluster.close()
 
 
+def range_partitions(log: FlowLog, workers: Workers, size: int, write: bool) -> Iterator[Partition]:
+    """Byte ranges of about ``size`` tiling the file after its header, numbered by counting first.
+
+    The lines of each range are counted by the workers in parallel (a fast pass
+    over bytes), so that each range knows the number of its first line.
+    """
+    preamble = log.read_preamble()
+    path = log.path
+    start = header_end(path, preamble[0]) if preamble is not None else 0
+    total = size_of(path)
+    bounds = [*range(start, total, size), total] if total > start else []
+    ranges = list(itertools.pairwise(bounds))
+    counts = [workers.count(path, a, b) for a, b in ranges]
+    first = preamble[0] + 1 if preamble is not None else 1
+    for byte_range, count in zip(ranges, counts, strict=True):
+        yield Partition(path, log.stats.format, preamble, [], log.skip_invalid, write, byte_range, first)
+        first += int(count.result())
+
+
 def run_partitioned(
     log: FlowLog,
-    submit: Submit,
-    workers: int,
+    workers: Workers,
     *,
     write: Callable[[str], object] | None,
     whatif: WhatIf | None,
@@ -202,8 +252,15 @@ def run_partitioned(
     warn: Callable[[str], object] | None = None,
     progress: Callable[[int], object] | None = None,
     partition_lines: int = PARTITION_LINES,
+    partition_bytes: int = PARTITION_BYTES,
+    by_range: bool | None = None,
 ) -> AuditRun:
-    """The audit of ``log`` over workers; same output, summary and what-if as :func:`run_audit`."""
+    """The audit of ``log`` over workers; same output, summary and what-if as :func:`run_audit`.
+
+    Plain files and URLs are split into byte ranges the workers read themselves
+    (``by_range``, the default for them); stdin, gzip and ``memory://`` are read
+    here and shipped as partitions of ``partition_lines`` lines.
+    """
     began = time.perf_counter()
     summary = AuditSummary()
     run = AuditRun(summary, whatif)
@@ -231,10 +288,19 @@ def run_partitioned(
             line, field_name, message = result.error
             raise FlowLogError(log.path, line, field_name, message)
 
-    for lines in log.partitions(partition_lines):
-        part = Partition(log.path, read.format, log.preamble, lines, log.skip_invalid, write is not None)
-        in_flight.append(submit(part))
-        if len(in_flight) >= 2 * workers:
+    if by_range is None:
+        by_range = splittable(log.path)
+    parts: Iterable[Partition]
+    if by_range:
+        parts = range_partitions(log, workers, partition_bytes, write is not None)
+    else:
+        parts = (
+            Partition(log.path, read.format, log.preamble, lines, log.skip_invalid, write is not None)
+            for lines in log.partitions(partition_lines)
+        )
+    for part in parts:
+        in_flight.append(workers.audit(part))
+        if len(in_flight) >= 2 * workers.size:
             take(in_flight.popleft().result())
     while in_flight:
         take(in_flight.popleft().result())

@@ -48,6 +48,8 @@ class FlowLog:
         self.path = path
         self.skip_invalid = skip_invalid
         self.on_invalid = on_invalid
+        #: the header line every partition's reader is fed first (set by partitions/read_preamble)
+        self.preamble: tuple[int, str] | None = None
         self._stack = contextlib.ExitStack()
         try:
             self._lines = iter_lines(path, open_binary(path, self._stack))
@@ -98,7 +100,7 @@ class FlowLog:
         ``stats`` and kept in :attr:`preamble`: each partition's reader is fed it
         first, so every partition reads its lines as the whole log would.
         """
-        self.preamble: tuple[int, str] | None = None
+        self.preamble = None
         looking = True
         try:
             chunk: list[tuple[int, str]] = []
@@ -118,6 +120,22 @@ class FlowLog:
                 yield chunk
         finally:
             self._stack.close()
+
+    def read_preamble(self) -> tuple[int, str] | None:
+        """Instead of iterating: the header line (counted in ``stats``), if the log starts with one.
+
+        For partitions that workers read by byte range; the log is closed after.
+        """
+        self.preamble = None
+        try:
+            first = next(((n, t) for n, t in self._head if usable(t)), None)
+            if first is not None and self._is_header(*first):
+                self.preamble = first
+                self.stats.lines += 1
+                self.stats.skipped["header"] += 1
+        finally:
+            self._stack.close()
+        return self.preamble
 
     def _is_header(self, number: int, text: str) -> bool:
         try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, cast
 
 from netpol_pdp.clients.flowlogs.errors import FlowLogError
@@ -59,13 +60,13 @@ class Undecodable(str):
     __slots__ = ()
 
 
-def iter_lines(path: str, binary: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """``(line number from 1, text without the line end)``; blank lines are kept (numbering).
+def iter_lines(path: str, binary: Iterable[bytes], first: int = 1) -> Iterator[tuple[int, str]]:
+    """``(line number, text without the line end)`` from ``first`` on; blank lines are kept (numbering).
 
     A line that is not UTF-8 comes as an :class:`Undecodable` holding the reason,
     so that ``--skip-invalid`` can skip it like any other bad line.
     """
-    number = 0
+    number = first - 1
     try:
         for raw in binary:
             number += 1
@@ -77,3 +78,59 @@ def iter_lines(path: str, binary: IO[bytes]) -> Iterator[tuple[int, str]]:
             yield number, text.rstrip("\r\n")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise FlowLogError(path, number + 1, "", f"cannot read: {exc}") from None
+
+
+# --- byte ranges: partitions a worker reads by itself ------------------------------------
+
+
+def splittable(path: str) -> bool:
+    """A plain (not gzipped) file or URL that other processes can open: read by byte ranges.
+
+    stdin, gzip and ``memory://`` (which lives in one process) are read here instead.
+    """
+    if path == "-" or path.startswith("memory://"):
+        return False
+    with contextlib.ExitStack() as stack:
+        try:
+            raw = _open_binary(path, stack)
+            return bool(raw.read(2) != GZIP_MAGIC)
+        except (FlowLogError, OSError):
+            return False
+
+
+def size_of(path: str) -> int:
+    if is_url(path):
+        import fsspec  # noqa: PLC0415 - optional: only URLs need it
+
+        fs, _, [where] = fsspec.get_fs_token_paths(path)
+        return int(fs.size(where))
+    return os.path.getsize(path)
+
+
+def range_lines(path: str, start: int, end: int) -> Iterator[bytes]:
+    """The lines that *start* in bytes ``[start, end)``: ranges that tile a file yield each line once."""
+    with contextlib.ExitStack() as stack:
+        f = _open_binary(path, stack)
+        if start > 0:
+            f.seek(start - 1)
+            if f.read(1) != b"\n":
+                f.readline()  # the line under way belongs to the range before
+        while f.tell() < end:
+            line = f.readline()
+            if not line:
+                return
+            yield line
+
+
+def count_range(path: str, start: int, end: int) -> int:
+    """How many lines start in ``[start, end)`` (to number the next range's lines)."""
+    return sum(1 for _ in range_lines(path, start, end))
+
+
+def header_end(path: str, line: int) -> int:
+    """The byte offset just after line ``line`` (the header a partition must not read again)."""
+    with contextlib.ExitStack() as stack:
+        f = _open_binary(path, stack)
+        for _ in range(line):
+            f.readline()
+        return int(f.tell())
