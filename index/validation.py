@@ -336,7 +336,7 @@ def _metadata(
     namespace = ""
     if namespaced:
         ns = meta.get("namespace", "default")
-        if ns is None:
+        if ns is None or ns == "":  # kubectl and the API treat an empty namespace as unset
             ns = "default"
         if not isinstance(ns, str) or len(ns) > 63 or not _DNS_LABEL.match(ns):
             errs.add(path.child("namespace"), "must be a lower-case DNS label", ns)
@@ -447,7 +447,8 @@ def parse_pod(doc: Mapping[str, Any]) -> Pod:
 
 def parse_node(doc: Mapping[str, Any]) -> Node:
     errs = _Errors()
-    _, name, _meta = _metadata(doc, errs, namespaced=False, name_re=_DNS_SUBDOMAIN)
+    _, name, meta = _metadata(doc, errs, namespaced=False, name_re=_DNS_SUBDOMAIN)
+    _labels(meta.get("labels"), FieldPath("metadata").child("labels"), errs)  # unused, but must be valid
     status_path = FieldPath("status")
     status = _map(doc.get("status"), status_path, errs)
     addresses: list[str] = []
@@ -466,7 +467,8 @@ def parse_node(doc: Mapping[str, Any]) -> Node:
 
 def parse_network_policy(doc: Mapping[str, Any]) -> NetworkPolicy:
     errs = _Errors()
-    namespace, name, _meta = _metadata(doc, errs, namespaced=True, name_re=_DNS_SUBDOMAIN)
+    namespace, name, meta = _metadata(doc, errs, namespaced=True, name_re=_DNS_SUBDOMAIN)
+    _labels(meta.get("labels"), FieldPath("metadata").child("labels"), errs)  # unused, but must be valid
     spec_path = FieldPath("spec")
     spec = _map(doc.get("spec"), spec_path, errs)
     pod_selector = parse_selector(spec.get("podSelector"), spec_path.child("podSelector"), errs)
@@ -510,6 +512,8 @@ def parse_object(doc: Mapping[str, Any]) -> Object | None:
     if not isinstance(doc, Mapping):
         raise ValidationError("document", [FieldError("", "must be a Kubernetes object (a map)", doc)])
     kind = doc.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise ValidationError("document", [FieldError("kind", "must be a string", kind)])
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         if kind is None:
