@@ -8,7 +8,7 @@ import functools
 import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
@@ -29,7 +29,7 @@ from netpol_pdp.index.flows import Flow
 class BatchDecider(Protocol):
     """What the audit needs of a decision source: an :class:`Index`, or a client of a server."""
 
-    def decide_many(self, flows: Sequence[Flow], explain: bool = False) -> list[Decision]: ...
+    def decide_many(self, flows: list[Flow], explain: bool = False) -> list[Decision]: ...
 
 
 #: Exit status when a what-if turns an allowed flow into a denied one (CI gates on it).
