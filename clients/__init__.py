@@ -1,1 +1,49 @@
-"""The Python client and the ``netpol-pdp`` command line."""
+"""The Python client of the decision service and the ``netpol-pdp`` command line.
+
+Public surface (``__all__``, guarded by a test):
+
+- :class:`DecisionClient` (``client.py``): the synchronous client;
+- :class:`AsyncDecisionClient` (``aio.py``): the same API for asyncio;
+- :class:`ClientTls`, :class:`Retry`: connection options; :class:`ClientError`:
+  a call that failed for good.
+
+Private modules: ``_channel.py`` (what both clients share: channel options,
+TLS, back-off, batching), ``_options.py`` (the ``--server``/TLS command-line
+options).  Each ``cmd_<name>.py`` is one ``netpol-pdp`` subcommand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netpol_pdp.clients._channel import ClientError, ClientTls, Retry
+    from netpol_pdp.clients.aio import AsyncDecisionClient
+    from netpol_pdp.clients.client import DecisionClient
+
+__all__ = ["AsyncDecisionClient", "ClientError", "ClientTls", "DecisionClient", "Retry"]
+
+#: Where each public name lives.  Imported on first use (PEP 562) so that the
+#: command line, whose modules sit in this package, does not pay for grpc
+#: unless a command talks to a server.
+_HOME = {
+    "AsyncDecisionClient": "netpol_pdp.clients.aio",
+    "ClientError": "netpol_pdp.clients._channel",
+    "ClientTls": "netpol_pdp.clients._channel",
+    "DecisionClient": "netpol_pdp.clients.client",
+    "Retry": "netpol_pdp.clients._channel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

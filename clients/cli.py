@@ -29,6 +29,8 @@ COMMANDS: list[str] = [
     "audit",
     "validate",
     "test",
+    "serve",
+    "status",
 ]
 
 EXIT_INPUT = 2

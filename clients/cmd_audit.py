@@ -13,6 +13,7 @@ from typing import IO, Any, Protocol
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
+from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
 from netpol_pdp.clients.audit import AuditSummary as TextSummary
 from netpol_pdp.clients.audit import summary_lines
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
@@ -110,6 +111,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="NS/NAME",
         help="remove this NetworkPolicy; repeatable",
     )
+    add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
 
 
@@ -174,28 +176,38 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--top: must be zero or more")
     if args.jobs < 1:
         raise CommandError("--jobs: must be 1 or more")
+    client = connect_if_asked(args)
+    if client is not None and (args.with_paths or args.without):
+        raise CommandError("--with/--without build the changed world here: give --source, not --server")
+    if client is not None and (args.jobs > 1 or args.dask):
+        raise CommandError("--jobs/--dask decide in local workers: give --source, not --server")
+    with client or contextlib.nullcontext():
+        return _audit(args, client)
+
+
+def _audit(args: argparse.Namespace, client: Any) -> int:
     try:
         for path in args.report:
             check_report_path(path)
-        index, _result = load_index(args)
+        index = None if client is not None else load_index(args)[0]
         whatif = change = None
-        if args.with_paths or args.without:
+        if index is not None and (args.with_paths or args.without):
             change = WorldChange.load(args.with_paths, args.without)
             whatif = WhatIf(index, change)
         log = read_flowlog(args.flows, args.format, args.skip_invalid, _warn)
     except (FlowLogError, WhatIfError, ReportError) as err:
         raise CommandError(str(err)) from None
-    # Where decisions come from: the local index.  `audit --server` (netpol_pdp.clients._options)
-    # swaps in a remote decider with the same ``decide_many(flows, explain)``; nothing below changes.
-    source: BatchDecider = index
+    # Where decisions come from: the local index, or the server (same decide_many(flows, explain)).
+    source: BatchDecider = RemoteDecider(client) if index is None else index
     decide = functools.partial(source.decide_many, explain=args.explain)
 
     def explain_flow(flow: Flow) -> Decision:
         return source.decide_many([flow], explain=True)[0]
 
+    parallel = index is not None and (args.jobs > 1 or bool(args.dask))
     try:
         with log, _output(args.output) as out, _progress() as progress:
-            if args.jobs > 1 or args.dask:
+            if parallel and index is not None:
                 spec = WorldSpec(tuple(index.objects().values()), change, args.explain)
                 workers = (
                     dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)
@@ -224,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                     out.write(json.dumps(group.to_dict()) + "\n")
     except FlowLogError as err:
         raise CommandError(err.located) from None
-    if not (args.jobs > 1 or args.dask):
+    if not parallel:
         audit.summary.read = log.stats
     for path in args.report:
         try:

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from netpol_pdp.clients._options import add_client_options, connect_if_asked, remote_decide
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.render import decision_lines
 from netpol_pdp.clients.sources import add_source_argument, load_index
@@ -39,6 +40,7 @@ def add_parser(subparsers: Any) -> None:
         "--explain", "-e", action="store_true", help="show, per direction, the isolating policies and rules"
     )
     parser.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
 
 
@@ -47,8 +49,13 @@ def run(args: argparse.Namespace) -> int:
         flow = make_flow(args.src, args.dst, args.protocol, args.port)
     except FlowError as err:
         raise CommandError(f"{_OPTION.get(err.field, err.field)}: {err.message}") from None
-    index, _result = load_index(args)
-    decision = index.decide(flow, explain=args.explain)
+    client = connect_if_asked(args)
+    if client is not None:
+        with client:
+            decision = remote_decide(client, flow, args.explain)
+    else:
+        index, _result = load_index(args)
+        decision = index.decide(flow, explain=args.explain)
     if args.json:
         out = {"flow": flow._asdict(), **decision.to_dict()}
         sys.stdout.write(json.dumps(out, indent=2) + "\n")

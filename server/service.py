@@ -1,0 +1,233 @@
+"""The DecisionService: request messages in, decisions of one index generation out.
+
+:class:`DecisionCore` holds the logic and is shared by the two servicer
+flavours, :class:`DecisionService` (grpcio's thread-pool server) and
+:class:`AioDecisionService` (``grpc.aio``); docs/grpc.md gives the measurement
+that chose the default.  Every batch is decided by ``Index.decide_many`` at one
+published generation, so a batch never mixes the states before and after a
+reload.
+
+Errors:
+
+- a malformed flow of a unary ``Decide`` -> ``INVALID_ARGUMENT``, message
+  ``<field>: <what must hold>`` (the field as :class:`FlowError` names it);
+- a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
+  other flows are decided;
+- a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
+- before the first successful load -> ``UNAVAILABLE`` (clients retry it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH
+from netpol_pdp.server.encode import BatchEncoder
+from netpol_pdp.server.metrics import Metrics
+from netpol_pdp.server.status import ServerState
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
+from netpol_pdp.v1.convert import fill_decision, flow_from_pb
+
+
+class RequestError(Exception):
+    """A call-level refusal: the gRPC status code and its message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class DecisionCore:
+    """Decides request messages; transport-agnostic so both server flavours share it."""
+
+    def __init__(
+        self, state: ServerState, metrics: Metrics | None = None, max_batch: int = DEFAULT_MAX_BATCH
+    ):
+        self.state = state
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.encoder = BatchEncoder()
+
+    def _check_ready(self) -> None:
+        if not self.state.ready:
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE, "not ready: the first load of the feed has not succeeded"
+            )
+
+    def decide(self, request: pb.DecideRequest) -> pb.DecideResponse:
+        self._check_ready()
+        start = time.perf_counter()
+        try:
+            flow = flow_from_pb(request.flow)
+        except FlowError as exc:
+            if self.metrics is not None:
+                self.metrics.flow_error(exc.field)
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        decision = self.state.index.decide(flow, explain=request.explain)
+        response = pb.DecideResponse()
+        fill_decision(response.decision, decision)
+        if self.metrics is not None:
+            self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
+        return response
+
+    def decide_batch(self, request: pb.DecideBatchRequest, method: str = "DecideBatch") -> bytes:
+        """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
+        self._check_ready()
+        start = time.perf_counter()
+        n = len(request.flows)
+        if n > self.max_batch:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"flows: a batch holds at most {self.max_batch} flows (got {n}); split it "
+                "(the client's decide_many does)",
+            )
+        flows: list[Flow] = []
+        errors: dict[int, FlowError] = {}
+        for i, msg in enumerate(request.flows):
+            try:
+                flows.append(flow_from_pb(msg))
+            except FlowError as exc:
+                errors[i] = exc
+        index = self.state.index
+        decisions: list[Decision] = index.decide_many(flows, explain=request.explain) if flows else []
+        generation = decisions[0].generation if decisions else index.generation
+        encode = self.encoder.result
+        if not errors:
+            results = [encode(d) for d in decisions]
+        else:
+            it = iter(decisions)
+            results = [
+                encode(next(it))
+                if (err := errors.get(i)) is None
+                else self.encoder.error(err.field, err.message)
+                for i in range(n)
+            ]
+        response = self.encoder.response(request.request_id, generation, results)
+        if self.metrics is not None:
+            for err in errors.values():
+                self.metrics.flow_error(err.field)
+            self.metrics.observe(method, time.perf_counter() - start, decisions, n)
+        return response
+
+    def status(self) -> pb.GetStatusResponse:
+        response = self.state.status_pb()
+        response.max_batch_flows = self.max_batch
+        return response
+
+
+def _serialize_batch(response: bytes | pb.DecideBatchResponse) -> bytes:
+    """Batch responses come pre-encoded (bytes); the echo service returns messages."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> None:
+    """Register ``servicer`` as ``netpol.pdp.v1.DecisionService`` on a sync or aio server.
+
+    The generated ``add_DecisionServiceServicer_to_server`` with one change:
+    DecideBatch and DecideStream responses may be bytes already encoded by
+    :class:`~netpol_pdp.server.encode.BatchEncoder`.
+    """
+    handlers = {
+        "Decide": grpc.unary_unary_rpc_method_handler(
+            servicer.Decide,
+            request_deserializer=pb.DecideRequest.FromString,
+            response_serializer=pb.DecideResponse.SerializeToString,
+        ),
+        "DecideBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.DecideBatch,
+            request_deserializer=pb.DecideBatchRequest.FromString,
+            response_serializer=_serialize_batch,
+        ),
+        "DecideStream": grpc.stream_stream_rpc_method_handler(
+            servicer.DecideStream,
+            request_deserializer=pb.DecideBatchRequest.FromString,
+            response_serializer=_serialize_batch,
+        ),
+        "GetStatus": grpc.unary_unary_rpc_method_handler(
+            servicer.GetStatus,
+            request_deserializer=pb.GetStatusRequest.FromString,
+            response_serializer=pb.GetStatusResponse.SerializeToString,
+        ),
+    }
+    name = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
+
+
+class DecisionService(pb_grpc.DecisionServiceServicer):
+    """The servicer for grpcio's thread-pool server."""
+
+    def __init__(self, core: DecisionCore) -> None:
+        self.core = core
+
+    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.DecideResponse:
+        try:
+            return self.core.decide(request)
+        except RequestError as exc:
+            context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:
+        try:
+            return self.core.decide_batch(request)
+        except RequestError as exc:
+            context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
+    def DecideStream(
+        self, request_iterator: Iterator[pb.DecideBatchRequest], context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        try:
+            for request in request_iterator:
+                yield self.core.decide_batch(request, "DecideStream")
+        except RequestError as exc:
+            context.abort(exc.code, exc.message)
+
+    def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
+        return self.core.status()
+
+
+class AioDecisionService(pb_grpc.DecisionServiceServicer):
+    """The servicer for ``grpc.aio``: the same core, called on the event loop.
+
+    Deciding is CPU work under the GIL, so running it inline on the loop costs
+    nothing a thread hop would save, and keeps responses in request order.
+    """
+
+    def __init__(self, core: DecisionCore) -> None:
+        self.core = core
+
+    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:
+        try:
+            return self.core.decide(request)
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
+    async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> bytes:
+        try:
+            return self.core.decide_batch(request)
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def DecideStream(
+        self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for request in request_iterator:
+                yield self.core.decide_batch(request, "DecideStream")
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        return self.core.status()
