@@ -28,6 +28,7 @@ COMMANDS: list[str] = [
     "decide",
     "audit",
     "validate",
+    "test",
     "serve",
     "status",
 ]

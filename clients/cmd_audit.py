@@ -1,37 +1,64 @@
-"""``netpol-pdp audit``: decide every flow of a JSON Lines flow log, in input order."""
+"""``netpol-pdp audit``: decide every flow of a flow log, in input order; compare, what-if, report."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
+import functools
 import io
+import json
 import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
 from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
-from netpol_pdp.clients.audit import Auditor, Decider, summary_lines
+from netpol_pdp.clients.audit import AuditSummary as TextSummary
+from netpol_pdp.clients.audit import summary_lines
+from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
+from netpol_pdp.clients.auditing.parallel import WorldSpec, dask_cluster, local_pool, run_partitioned
+from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
+from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
+from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
 from netpol_pdp.clients.sources import add_source_argument, load_index
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.flows import Flow
+
+
+class BatchDecider(Protocol):
+    """What the audit needs of a decision source: an :class:`Index`, or a client of a server."""
+
+    def decide_many(self, flows: list[Flow], explain: bool = False) -> list[Decision]: ...
+
+
+#: Exit status when a what-if turns an allowed flow into a denied one (CI gates on it).
+EXIT_BREAKS = 3
 
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "audit",
-        help="decide every flow of a JSON Lines flow log",
-        description="Decide every flow of a JSON Lines flow log (one "
-        '{"src_ip", "dst_ip", "protocol", "dst_port"} object a line; other fields are kept). '
-        "Writes one JSON line per flow, in input order, with verdict, reason and generation added; "
-        "a summary goes to stderr. Exit status: 0 done, 2 a malformed line or an unloadable source.",
+        help="decide every flow of a flow log (Hubble, AWS/GCP VPC, CSV, JSON Lines)",
+        description="Decide every flow of a flow log: our JSON Lines "
+        '({"src_ip", "dst_ip", "protocol", "dst_port"} a line; other fields are kept), CSV with a header, '
+        "Cilium Hubble (hubble observe -o json, exporter files), AWS VPC Flow Logs (default or custom "
+        "format), GCP VPC Flow Logs (Cloud Logging JSON). The format is detected; .gz is read "
+        "transparently. Writes one JSON line per flow, in input order, with verdict, reason and "
+        "generation added (and, where the log has the enforcer's verdict, observed and agreement); "
+        "a summary goes to stderr. With --with/--without, writes instead the flows whose verdict "
+        "would change, grouped. Exit status: 0 done, 2 a malformed line or an unloadable source, "
+        "3 a what-if turns an allowed flow into a denied one.",
     )
-    parser.add_argument(
-        "flows", metavar="FLOWS", help="the flow log (JSON Lines, .gz accepted); - reads stdin"
-    )
+    parser.add_argument("flows", metavar="FLOWS", help="the flow log (.gz accepted); - reads stdin")
     add_source_argument(parser)
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=sorted(FORMATS),
+        help="the log's format (default: detected from its first lines)",
+    )
     parser.add_argument("-o", "--output", metavar="OUT", help="write the decisions here instead of stdout")
     parser.add_argument("--explain", "-e", action="store_true", help="add each decision's explanation")
     parser.add_argument(
@@ -40,30 +67,52 @@ def add_parser(subparsers: Any) -> None:
         help="report malformed lines on stderr and go on (default: stop at the first)",
     )
     parser.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also write a report: FILE.json (the numbers) or FILE.html (a page to look at); repeatable",
+    )
+    parser.add_argument(
         "--top",
         type=int,
         default=10,
         metavar="N",
         help="denied source->destination pairs to list (default 10)",
     )
+    scale = parser.add_argument_group("scale: decide in several processes (same output, in order)")
+    scale.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1: in this process); with --dask local, the cluster's workers",
+    )
+    scale.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: a scheduler address (tcp://host:8786), or `local` for a "
+        "LocalCluster of --jobs processes on loopback (needs the dask extra)",
+    )
+    whatif = parser.add_argument_group("what-if: judge the same flows against a changed world")
+    whatif.add_argument(
+        "--with",
+        dest="with_paths",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add or replace the objects (policies) of this manifest file or folder; repeatable",
+    )
+    whatif.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="NS/NAME",
+        help="remove this NetworkPolicy; repeatable",
+    )
     add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
-
-
-@contextlib.contextmanager
-def _input(name: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
-    """The flow log as binary lines, with its size when known (for the progress bar)."""
-    if name == "-":
-        yield sys.stdin.buffer, None
-        return
-    path = Path(name)
-    try:
-        size = path.stat().st_size
-        handle: io.BufferedIOBase = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
-    except OSError as err:
-        raise CommandError(f"{name}: {err.strerror or err}") from None
-    with handle:
-        yield handle, None if path.suffix == ".gz" else size
 
 
 @contextlib.contextmanager
@@ -82,30 +131,120 @@ def _output(name: str | None) -> Iterator[IO[str]]:
         yield handle
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.top < 0:
-        raise CommandError("--top: must be zero or more")
-    client = connect_if_asked(args)
-    with _input(args.flows) as (lines, size), client or contextlib.nullcontext():
-        index: Decider = RemoteDecider(client) if client is not None else load_index(args)[0]
-
-        def report(number: int, message: str) -> None:
-            print(f"warning: line {number}: {message} (skipped)", file=sys.stderr)
-
-        auditor = Auditor(
-            index, explain=args.explain, skip_invalid=args.skip_invalid, on_invalid=report, top=args.top
-        )
-        with _output(args.output) as out, _progress(size) as progress:
-            summary = auditor.run(lines, out.write, progress)
-    print("\n".join(summary_lines(summary)), file=sys.stderr)
-    return 0
-
-
 @contextlib.contextmanager
-def _progress(size: int | None) -> Iterator[Any]:
-    """A tqdm bar on stderr, only on a terminal and only once the audit has run for a second."""
+def _progress() -> Iterator[Any]:
+    """A tqdm counter on stderr, only on a terminal and only once the audit has run for a second."""
     if not sys.stderr.isatty():
         yield None
         return
-    with tqdm(total=size, unit="B", unit_scale=True, delay=1.0, file=sys.stderr, desc="audit") as bar:
+    with tqdm(unit=" flows", unit_scale=True, delay=1.0, file=sys.stderr, desc="audit") as bar:
         yield bar.update
+
+
+def _warn(error: FlowLogError) -> None:
+    _warn_text(error.located)
+
+
+def _warn_text(located: str) -> None:
+    print(f"warning: {located} (skipped)", file=sys.stderr)
+
+
+def text_summary(run: AuditRun, top: int) -> list[str]:
+    """The stderr summary: the totals every audit prints, then what the readers and the enforcer add."""
+    s = run.summary
+    s.fold()
+    pairs: dict[tuple[str, str], int] = {}
+    for (src, dst, _port), n in s.denied_pairs.items():
+        pairs[(src, dst)] = pairs.get((src, dst), 0) + n
+    totals = TextSummary(
+        flows=s.total,
+        allowed=s.allowed,
+        denied=s.denied,
+        distinct=s.dedup.decided,
+        invalid=s.read.invalid,
+        replaced=run.replaced,
+        generations=run.generations,
+        by_reason=s.reasons,
+        top_denied=sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
+        seconds=run.seconds,
+    )
+    return summary_lines(totals) + s.detail_lines(top)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top < 0:
+        raise CommandError("--top: must be zero or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs: must be 1 or more")
+    client = connect_if_asked(args)
+    if client is not None and (args.with_paths or args.without):
+        raise CommandError("--with/--without build the changed world here: give --source, not --server")
+    if client is not None and (args.jobs > 1 or args.dask):
+        raise CommandError("--jobs/--dask decide in local workers: give --source, not --server")
+    with client or contextlib.nullcontext():
+        return _audit(args, client)
+
+
+def _audit(args: argparse.Namespace, client: Any) -> int:
+    try:
+        for path in args.report:
+            check_report_path(path)
+        index = None if client is not None else load_index(args)[0]
+        whatif = change = None
+        if index is not None and (args.with_paths or args.without):
+            change = WorldChange.load(args.with_paths, args.without)
+            whatif = WhatIf(index, change)
+        log = read_flowlog(args.flows, args.format, args.skip_invalid, _warn)
+    except (FlowLogError, WhatIfError, ReportError) as err:
+        raise CommandError(str(err)) from None
+    # Where decisions come from: the local index, or the server (same decide_many(flows, explain)).
+    source: BatchDecider = RemoteDecider(client) if index is None else index
+    decide = functools.partial(source.decide_many, explain=args.explain)
+
+    def explain_flow(flow: Flow) -> Decision:
+        return source.decide_many([flow], explain=True)[0]
+
+    parallel = index is not None and (args.jobs > 1 or bool(args.dask))
+    try:
+        with log, _output(args.output) as out, _progress() as progress:
+            if parallel and index is not None:
+                spec = WorldSpec(tuple(index.objects().values()), change, args.explain)
+                workers = (
+                    dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)
+                )
+                with workers as pool:
+                    audit = run_partitioned(
+                        log,
+                        pool,
+                        write=None if whatif else out.write,
+                        whatif=whatif,
+                        explain_flow=explain_flow,
+                        warn=_warn_text,
+                        progress=progress,
+                    )
+            else:
+                audit = run_audit(
+                    log,
+                    decide,
+                    write=None if whatif else out.write,
+                    whatif=whatif,
+                    explain_flow=explain_flow,
+                    progress=progress,
+                )
+            if whatif is not None:
+                for group in whatif.sorted_groups():
+                    out.write(json.dumps(group.to_dict()) + "\n")
+    except FlowLogError as err:
+        raise CommandError(err.located) from None
+    if not parallel:
+        audit.summary.read = log.stats
+    for path in args.report:
+        try:
+            write_report(path, audit, args.flows)
+        except ReportError as err:
+            raise CommandError(str(err)) from None
+    print("\n".join(text_summary(audit, args.top)), file=sys.stderr)
+    if whatif is not None:
+        print(whatif.render_text(), file=sys.stderr)
+        return EXIT_BREAKS if whatif.breaks else 0
+    return 0

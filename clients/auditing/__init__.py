@@ -1,0 +1,23 @@
+"""Auditing flow logs against policy: deciding streams, observed-vs-policy, what-if, summaries, reports.
+
+How the pieces connect::
+
+    FlowRecord stream (netpol_pdp.clients.flowlogs)
+        --deciding.decide_records(records, decider)--> (record, Decision) in input order,
+          repeated flows decided once; ``decider`` is any function Flow batch -> Decisions
+          (an in-process Index, a gRPC server, a worker pool)
+        --agreement.compare(record, decision)--> agrees / dropped-but-policy-allows /
+          forwarded-but-policy-denies, when the log says what the enforcer did
+        --summary.AuditSummary.add(...)--> totals, reasons, top denied pairs, heat map,
+          disagreements grouped by pod pair and port
+    whatif.WhatIf: the same records against the current and a changed world, in one
+        pass; only the flows whose verdict changes, grouped, with the policies responsible
+    report.write_report: the summary (and what-if diff) as JSON or a self-contained HTML page
+
+- ``deciding.py``   batching, deduplication and the ``Decider`` type;
+- ``agreement.py``  observed enforcer verdict vs the policy decision;
+- ``naming.py``     how an endpoint is named and grouped (pod, namespace, labels);
+- ``summary.py``    the aggregate of one audit, mergeable across partitions;
+- ``whatif.py``     the changed world and the grouped diff;
+- ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``).
+"""

@@ -1,0 +1,212 @@
+"""The aggregate of one audit: totals, reasons, top denied pairs, heat map, disagreements.
+
+Everything here is a counter keyed by plain tuples, so summaries built on
+partitions of a log (worker processes, Dask) merge by addition and give the
+same numbers as one pass.  Memory grows with the number of distinct pairs, not
+with the length of the log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netpol_pdp.clients.auditing.agreement import Agreement
+from netpol_pdp.clients.auditing.deciding import DedupStats
+from netpol_pdp.clients.auditing.naming import endpoint_name, endpoint_namespace, port_text
+from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.flows import Flow
+
+#: (source, destination, "PROTO/port")
+PairKey = tuple[str, str, str]
+#: (agreement kind, source, destination, "PROTO/port")
+DisagreementKey = tuple[str, str, str, str]
+
+TOP = 10
+FOLD_AT = 50_000
+
+
+@dataclass(slots=True)
+class AuditSummary:
+    """Counts of one audit (or one partition of it); :meth:`merge` adds another's."""
+
+    total: int = 0
+    allowed: int = 0
+    denied: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    denied_pairs: Counter[PairKey] = field(default_factory=Counter)
+    #: one flow per denied pair, to explain the top ones at the end
+    denied_examples: dict[PairKey, Flow] = field(default_factory=dict)
+    #: (source namespace, destination namespace) -> [allowed, denied, disagreeing]
+    heat: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    observed: int = 0
+    agreement: Counter[str] = field(default_factory=Counter)
+    disagreements: Counter[DisagreementKey] = field(default_factory=Counter)
+    read: ReadStats = field(default_factory=ReadStats)
+    dedup: DedupStats = field(default_factory=DedupStats)
+    #: filled by :meth:`explain_top`: pair -> isolating policies of the denied direction(s)
+    isolating: dict[PairKey, list[str]] = field(default_factory=dict)
+
+    #: records not yet folded into the counters: (flow, agreement, id(decision)) -> count.
+    #: Adding a record is one dict update; names and counters are worked out once per
+    #: distinct key when folding (every FOLD_AT keys, and before any counter is read).
+    _pending: dict[tuple[Flow, Agreement | None, int], int] = field(default_factory=dict, repr=False)
+    _decisions: dict[int, Decision] = field(default_factory=dict, repr=False)
+
+    def add(self, record: FlowRecord, decision: Decision, agreement: Agreement | None) -> None:
+        key = (record.flow, agreement, id(decision))
+        pending = self._pending
+        count = pending.get(key)
+        if count is not None:
+            pending[key] = count + 1
+            return
+        pending[key] = 1
+        self._decisions[id(decision)] = decision  # kept alive, so its id stays unique
+        if len(pending) >= FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Fold the pending records into the counters."""
+        for (flow, agreement, decision_id), count in self._pending.items():
+            self._add_many(flow, self._decisions[decision_id], agreement, count)
+        self._pending.clear()
+        self._decisions.clear()
+
+    def _add_many(self, flow: Flow, decision: Decision, agreement: Agreement | None, count: int) -> None:
+        self.total += count
+        self.reasons[decision.reason.value] += count
+        src, dst = endpoint_name(decision.src, flow.src_ip), endpoint_name(decision.dst, flow.dst_ip)
+        port = port_text(flow)
+        cell_key = (endpoint_namespace(decision.src), endpoint_namespace(decision.dst))
+        cell = self.heat.get(cell_key)
+        if cell is None:
+            cell = self.heat[cell_key] = [0, 0, 0]
+        if decision.allowed:
+            self.allowed += count
+            cell[0] += count
+        else:
+            self.denied += count
+            cell[1] += count
+            pair = (src, dst, port)
+            self.denied_pairs[pair] += count
+            self.denied_examples.setdefault(pair, flow)
+        if agreement is not None:
+            self.observed += count
+            self.agreement[agreement.value] += count
+            if agreement is not Agreement.AGREES:
+                cell[2] += count
+                self.disagreements[(agreement.value, src, dst, port)] += count
+
+    def merge(self, other: AuditSummary) -> None:
+        self.fold()
+        other.fold()
+        self.total += other.total
+        self.allowed += other.allowed
+        self.denied += other.denied
+        self.reasons.update(other.reasons)
+        self.denied_pairs.update(other.denied_pairs)
+        for pair, flow in other.denied_examples.items():
+            self.denied_examples.setdefault(pair, flow)
+        for key, counts in other.heat.items():
+            mine = self.heat.setdefault(key, [0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+        self.observed += other.observed
+        self.agreement.update(other.agreement)
+        self.disagreements.update(other.disagreements)
+        self.read.merge(other.read)
+        self.dedup.merge(other.dedup)
+
+    def top_denied(self, n: int = TOP) -> list[tuple[PairKey, int]]:
+        """Most denied pairs first; ties in name order so output is stable."""
+        self.fold()
+        return sorted(self.denied_pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def grouped_disagreements(self) -> dict[str, list[tuple[str, str, str, int]]]:
+        """kind -> [(source, destination, port, count)], most frequent first."""
+        self.fold()
+        out: dict[str, list[tuple[str, str, str, int]]] = {
+            Agreement.DROPPED_BUT_ALLOWED.value: [],
+            Agreement.FORWARDED_BUT_DENIED.value: [],
+        }
+        for (kind, src, dst, port), count in sorted(
+            self.disagreements.items(), key=lambda kv: (-kv[1], kv[0])
+        ):
+            out[kind].append((src, dst, port, count))
+        return out
+
+    def explain_top(self, explain: Callable[[Flow], Decision], n: int = TOP) -> None:
+        """Name the isolating policies of the denied direction(s) of the top denied pairs."""
+        for pair, _count in self.top_denied(n):
+            decision = explain(self.denied_examples[pair])
+            policies: list[str] = []
+            for trace in (decision.egress, decision.ingress):
+                if trace is not None and trace.isolated and not trace.allowed:
+                    policies.extend(p for p in trace.isolating if p not in policies)
+            self.isolating[pair] = policies
+
+    def namespaces(self) -> list[str]:
+        """Every namespace of the heat map, real namespaces first, sorted."""
+        self.fold()
+        names = {ns for pair in self.heat for ns in pair}
+        return sorted(names, key=lambda ns: (ns.startswith("("), ns))
+
+    def to_dict(self) -> dict[str, Any]:
+        self.fold()
+        return {
+            "total": self.total,
+            "allowed": self.allowed,
+            "denied": self.denied,
+            "reasons": dict(sorted(self.reasons.items())),
+            "top_denied": [
+                {
+                    "src": src,
+                    "dst": dst,
+                    "port": port,
+                    "count": count,
+                    "isolating_policies": self.isolating.get((src, dst, port), []),
+                }
+                for (src, dst, port), count in self.top_denied()
+            ],
+            "heat_map": [
+                {"src_namespace": s, "dst_namespace": d, "allowed": c[0], "denied": c[1], "disagreeing": c[2]}
+                for (s, d), c in sorted(self.heat.items())
+            ],
+            "observed": {
+                "compared": self.observed,
+                **{k: self.agreement.get(k, 0) for k in (a.value for a in Agreement)},
+                "disagreements": {
+                    kind: [{"src": s, "dst": d, "port": p, "count": c} for s, d, p, c in rows]
+                    for kind, rows in self.grouped_disagreements().items()
+                },
+            },
+            "read": self.read.to_dict(),
+            "dedup": {"flows": self.dedup.flows, "decided": self.dedup.decided},
+        }
+
+    def detail_lines(self, top: int = TOP) -> list[str]:
+        """What the stderr summary adds to the totals: reading, isolating policies, enforcement."""
+        self.fold()
+        read = self.read
+        extra = [f"{n:,} {reason}" for reason, n in sorted(read.skipped.items())]
+        if read.invalid:
+            extra.append(f"{read.invalid:,} invalid")
+        lines = [
+            f"read {read.lines:,} lines ({read.format})" + (f"; skipped {', '.join(extra)}" if extra else "")
+        ]
+        if self.isolating:
+            lines.append("top denied flows (source -> destination port: isolating policies):")
+            for (src, dst, port), count in self.top_denied(top):
+                policies = ", ".join(self.isolating.get((src, dst, port), [])) or "-"
+                lines.append(f"  {count:>7,}  {src} -> {dst} {port}: {policies}")
+        if self.observed:
+            agreeing = self.agreement.get(Agreement.AGREES.value, 0)
+            lines.append(f"observed vs policy: {self.observed:,} compared, {agreeing:,} agree")
+            for kind, rows in self.grouped_disagreements().items():
+                if rows:
+                    lines.append(f"  {kind}: {sum(r[3] for r in rows):,}")
+                    lines.extend(f"    {c:>7,}  {s} -> {d} {p}" for s, d, p, c in rows[:top])
+        return lines

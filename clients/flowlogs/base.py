@@ -1,0 +1,109 @@
+"""The interface every reader implements, and the helpers they share.
+
+A reader is a small class: ``sniff`` says from a log's first non-blank lines
+whether it is this format, and an instance (one per log, so it may remember a
+header) turns each line into a :class:`FlowRecord`, a :class:`Skip`, or raises
+:class:`LineError` naming the field in the log's own vocabulary
+(``flow.IP.source``, ``dstaddr``, ``jsonPayload.connection.dest_port``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+from netpol_pdp.clients.flowlogs.errors import LineError
+from netpol_pdp.clients.flowlogs.record import FlowRecord, Skip
+from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow
+
+
+class Reader(Protocol):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @classmethod
+    def sniff(cls, lines: Sequence[str]) -> bool:
+        """True when these first non-blank lines are this format."""
+        ...
+
+    def parse(self, line: int, text: str) -> FlowRecord | Skip:
+        """One non-blank line; raises :class:`LineError` when it is malformed."""
+        ...
+
+
+def json_object(text: str, what: str = "line") -> dict[str, Any]:
+    """One line as a JSON object, or a :class:`LineError` saying why not (``what`` names the object)."""
+    try:
+        value = json.loads(text.strip())
+    except json.JSONDecodeError as exc:
+        raise LineError("", f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise LineError(what, f"must be an object (got {type(value).__name__})")
+    return value
+
+
+def first_json_objects(lines: Sequence[str]) -> list[dict[str, Any]]:
+    """The sniffing lines that parse as JSON objects (others are ignored when sniffing)."""
+    out = []
+    for text in lines:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+#: Raw field values -> the parsed flow, per process: parsing addresses costs more than
+#: deciding a cached flow, and logs repeat the same few thousand flows.  Types are part
+#: of the key (``True == 1``).  Emptied when full, so memory stays bounded.
+_PARSED: dict[tuple[object, ...], Flow] = {}
+PARSED_MAX = 200_000
+
+
+def build_flow(src: object, dst: object, protocol: object, port: object, names: Mapping[str, str]) -> Flow:
+    """:func:`make_flow`, with the failing field renamed to the log's own name for it (memoised)."""
+    key = (src, dst, protocol, port, type(protocol), type(port))
+    try:
+        hit = _PARSED.get(key)
+    except TypeError:  # an unhashable value (a list where a string belongs): parse it to report it
+        return _build_flow(src, dst, protocol, port, names)
+    if hit is not None:
+        return hit
+    flow = _build_flow(src, dst, protocol, port, names)
+    if len(_PARSED) >= PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = flow
+    return flow
+
+
+def _build_flow(src: object, dst: object, protocol: object, port: object, names: Mapping[str, str]) -> Flow:
+    for field, value in (("src_ip", src), ("dst_ip", dst)):
+        if value is None:
+            raise LineError(names.get(field, field), "is required")
+    try:
+        return make_flow(src, dst, protocol, port)
+    except FlowError as exc:
+        raise LineError(names.get(exc.field, exc.field), exc.message) from None
+
+
+def is_port_protocol(flow: Flow) -> bool:
+    return flow.protocol in PORT_PROTOCOLS
+
+
+def epoch_to_iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dig(obj: Mapping[str, Any], *path: str) -> Any:
+    """``obj[a][b]...`` or None where any step is missing or not an object (JSON objects are dicts)."""
+    value: Any = obj
+    for step in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value

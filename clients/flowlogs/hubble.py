@@ -1,0 +1,127 @@
+"""Cilium Hubble flows: ``hubble observe -o json`` and the Hubble exporter's files.
+
+Both print one JSON object a line.  Current Hubble wraps each flow as the
+observer's ``GetFlowsResponse`` (``{"flow": {...}, "node_name": ..., "time": ...}``,
+which is also what the exporter writes); older CLIs print the bare ``Flow``.
+Field names are the protobuf JSON names of ``flow/flow.proto``:
+
+- addresses ``IP.source`` / ``IP.destination``;
+- ``l4`` holds one of ``TCP``/``UDP``/``SCTP`` (``destination_port``) or
+  ``ICMPv4``/``ICMPv6``; no ``l4`` at all for some L7 (DNS) records;
+- ``verdict`` FORWARDED, DROPPED, AUDIT, REDIRECTED, ...; ``drop_reason_desc``
+  (``POLICY_DENIED``; ``POLICY_DENY`` for Cilium deny policies);
+- ``traffic_direction`` INGRESS/EGRESS: where the verdict was taken;
+- ``is_reply`` (true for the reply half of a connection; older: ``reply``);
+- ``source``/``destination``: ``namespace``, ``pod_name``, ``labels``.
+
+Replies and non-L4 flows are counted and skipped: a reply is judged with its
+request, and port policy says nothing about ICMP as Cilium reports it.  Only a
+FORWARDED or a policy drop is an *observed* policy verdict; a drop for another
+reason (conntrack full, no route, ...) is kept in the output but compared with
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from netpol_pdp.clients.flowlogs.base import build_flow, dig, first_json_objects, json_object
+from netpol_pdp.clients.flowlogs.errors import LineError
+from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord, Skip
+from netpol_pdp.index.decision import Verdict
+
+POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY"})
+PORT_L4 = ("TCP", "UDP", "SCTP")
+#: Keys of a Hubble observer response that carry something other than a flow.
+NON_FLOW_EVENTS = frozenset({"node_status", "lost_events", "agent_event", "debug_event"})
+
+
+def looks_like_flow(obj: Mapping[str, Any]) -> bool:
+    return "IP" in obj or "l4" in obj or ("verdict" in obj and ("source" in obj or "Type" in obj))
+
+
+def endpoint_name(endpoint: object) -> str | None:
+    if not isinstance(endpoint, dict):
+        return None
+    namespace, pod = endpoint.get("namespace"), endpoint.get("pod_name")
+    if namespace and pod:
+        return f"{namespace}/{pod}"
+    return pod or None
+
+
+class HubbleReader:
+    name: ClassVar[str] = "hubble"
+    description: ClassVar[str] = "Cilium Hubble flows: `hubble observe -o json`, Hubble exporter files"
+
+    @classmethod
+    def sniff(cls, lines: Sequence[str]) -> bool:
+        objects = first_json_objects(lines)
+        if not objects or "src_ip" in objects[0]:
+            return False
+        first = objects[0]
+        return (
+            isinstance(first.get("flow"), dict)
+            or looks_like_flow(first)
+            or bool(NON_FLOW_EVENTS & first.keys())
+        )
+
+    def parse(self, line: int, text: str) -> FlowRecord | Skip:
+        obj = json_object(text, "flow")
+        if "flow" in obj:
+            flow = obj["flow"]
+            prefix = "flow."
+            if not isinstance(flow, dict):
+                raise LineError("flow", f"must be an object (got {type(flow).__name__})")
+        elif looks_like_flow(obj):
+            flow, prefix = obj, ""
+        else:
+            return Skip("not-a-flow")
+        if flow.get("is_reply") is True or flow.get("reply") is True:
+            return Skip("reply")
+        l4 = flow.get("l4")
+        if not isinstance(l4, dict):
+            return Skip("non-l4")
+        proto = next((p for p in PORT_L4 if p in l4), None)
+        if proto is None:
+            return Skip("non-l4")
+        ip = flow.get("IP")
+        if not isinstance(ip, dict):
+            raise LineError(f"{prefix}IP", "is required for an L4 flow")
+        port = dig(l4, proto, "destination_port")
+        names = {
+            "src_ip": f"{prefix}IP.source",
+            "dst_ip": f"{prefix}IP.destination",
+            "dst_port": f"{prefix}l4.{proto}.destination_port",
+        }
+        parsed = build_flow(ip.get("source"), ip.get("destination"), proto, port, names)
+
+        verdict = flow.get("verdict")
+        drop_reason = flow.get("drop_reason_desc")
+        observed: Verdict | None = None
+        if verdict == "FORWARDED":
+            observed = Verdict.ALLOW
+        elif verdict == "DROPPED" and drop_reason in POLICY_DROP_REASONS:
+            observed = Verdict.DENY
+        direction_text = flow.get("traffic_direction")
+        direction = Direction(direction_text.lower()) if direction_text in ("INGRESS", "EGRESS") else None
+        time = obj.get("time") or flow.get("time")
+
+        fields: dict[str, Any] = {"time": time, "node_name": obj.get("node_name") or flow.get("node_name")}
+        fields["observed_verdict"] = verdict
+        if drop_reason:
+            fields["drop_reason_desc"] = drop_reason
+        if direction_text:
+            fields["traffic_direction"] = direction_text
+        for side in ("source", "destination"):
+            name = endpoint_name(flow.get(side))
+            if name:
+                fields[f"{side}_pod"] = name
+        return FlowRecord(
+            line=line,
+            flow=parsed,
+            fields={k: v for k, v in fields.items() if v is not None},
+            observed=observed,
+            direction=direction,
+            time=str(time) if time else None,
+        )

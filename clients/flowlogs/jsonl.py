@@ -1,0 +1,81 @@
+"""Our JSON Lines: ``{"src_ip", "dst_ip", "protocol", "dst_port", ...}``, one flow a line.
+
+Every field of the line is kept in the output.  Optional ``observed``
+(``allow``/``deny``) and ``direction`` (``ingress``/``egress``) let a log of any
+origin, converted to this shape, be compared with policy; ``time`` (or
+``timestamp``, ``ts``) feeds first/last seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from netpol_pdp.clients.flowlogs.base import build_flow, first_json_objects, json_object
+from netpol_pdp.clients.flowlogs.errors import LineError
+from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord
+from netpol_pdp.index.decision import Verdict
+
+IDENTITY = {"src_ip": "src_ip", "dst_ip": "dst_ip", "protocol": "protocol", "dst_port": "dst_port"}
+
+
+def observed_verdict(value: object, field: str = "observed") -> Verdict | None:
+    """``allow``/``deny`` (any case; also ACCEPT/REJECT, FORWARDED/DROPPED) or empty."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().upper()
+    if text in ("ALLOW", "ALLOWED", "ACCEPT", "FORWARDED"):
+        return Verdict.ALLOW
+    if text in ("DENY", "DENIED", "REJECT", "DROPPED"):
+        return Verdict.DENY
+    raise LineError(field, f"must be allow or deny (got {value!r})")
+
+
+def observed_direction(value: object, field: str = "direction") -> Direction | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in ("ingress", "egress"):
+        return Direction(text)
+    raise LineError(field, f"must be ingress or egress (got {value!r})")
+
+
+def record_from_mapping(line: int, row: dict[str, Any], text: str | None = None) -> FlowRecord:
+    """Shared by JSON Lines and CSV: the same field names, the same meaning."""
+    for name in ("src_ip", "dst_ip"):
+        if row.get(name) in (None, ""):
+            raise LineError(name, "is required")
+    protocol = row.get("protocol")
+    port = row.get("dst_port")
+    flow = build_flow(
+        row["src_ip"],
+        row["dst_ip"],
+        None if protocol == "" else protocol,
+        None if port == "" else port,
+        IDENTITY,
+    )
+    time = row.get("time") or row.get("timestamp") or row.get("ts")
+    observed = row.get("observed")
+    direction = row.get("direction")
+    return FlowRecord(
+        line,
+        flow,
+        row,
+        None if observed is None else observed_verdict(observed),
+        None if direction is None else observed_direction(direction),
+        str(time) if time else None,
+        text,
+    )
+
+
+class JsonLinesReader:
+    name: ClassVar[str] = "jsonl"
+    description: ClassVar[str] = "JSON Lines with src_ip, dst_ip, protocol, dst_port (netpol-pdp's own)"
+
+    @classmethod
+    def sniff(cls, lines: Sequence[str]) -> bool:
+        objects = first_json_objects(lines)
+        return bool(objects) and "src_ip" in objects[0] and "dst_ip" in objects[0]
+
+    def parse(self, line: int, text: str) -> FlowRecord:
+        return record_from_mapping(line, json_object(text, "flow"), text.strip())

@@ -1,0 +1,56 @@
+"""`audit --server`: every flow-log format, decided by a server, prints what the local audit prints."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from netpol_pdp.clients.cli import main
+from netpol_pdp.examples import CLUSTER
+from netpol_pdp.server.serve import Service
+
+SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flowlogs"
+
+
+@pytest.fixture
+def example(start_service: Callable[..., Service]) -> Service:
+    svc = start_service([CLUSTER])
+    assert svc.state.wait_ready(10)
+    return svc
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, re.sub(r" in [\d.]+ s( \([\d,]+ flows/s\))?", "", err)
+
+
+SAMPLE_FILES = ["hubble-observe.jsonl", "aws-vpc-custom.log", "gcp-vpc.jsonl", "flows.csv"]
+
+
+@pytest.mark.parametrize("sample", SAMPLE_FILES, ids=[f"{s} decided by a server" for s in SAMPLE_FILES])
+def test_each_format_audited_by_a_server_matches_the_local_audit(
+    example: Service, capsys: pytest.CaptureFixture[str], sample: str
+) -> None:
+    local = run(capsys, "audit", str(SAMPLES / sample))
+    remote = run(capsys, "audit", str(SAMPLES / sample), "--server", example.address)
+    assert remote == local  # output lines, observed-vs-policy, isolating policies of the top denied
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--without", "backend/api-from-web"], "--with/--without build the changed world here"),
+        (["--jobs", "2"], "--jobs/--dask decide in local workers"),
+    ],
+    ids=["a what-if needs the world itself", "workers need the world itself"],
+)
+def test_options_that_need_the_world_are_refused_with_a_server(
+    example: Service, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    status, out, err = run(capsys, "audit", str(SAMPLES / "flows.jsonl"), "--server", example.address, *extra)
+    assert (status, out) == (2, "")
+    assert message in err
