@@ -1,0 +1,66 @@
+"""``netpol-pdp bench``: generate benchmark worlds and run the benchmarks.
+
+Subcommands (each documented in docs/benchmarks.md):
+
+- ``world``    write a synthetic cluster (and optionally a flow log) as YAML files;
+- ``audit``    decide a generated flow log over a folder, in-process: hits, misses, reference ratio;
+- ``scaling``  build / update / decision cost and peak RSS per world size, table + PNG;
+- ``serve``    end-to-end over gRPC on loopback, against an echo server and the reference.
+
+The benchmark code lives in :mod:`netpol_pdp.bench`; this module only parses
+arguments and prints; the bench modules defer their heavy imports (grpc, matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
+from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
+
+SIZE_CHOICES = tuple(SIZES)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="generate benchmark worlds and run the benchmarks", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    world = sub.add_parser("world", help="write a synthetic cluster as YAML manifests")
+    world.add_argument("--size", choices=SIZE_CHOICES, default="small")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    world.add_argument(
+        "--flows", type=int, default=0, metavar="N", help="also write N flows to DIR/flows.jsonl"
+    )
+    world.add_argument("--mix", choices=MIXES, default="realistic")
+
+
+def run(args: argparse.Namespace) -> int:
+    handlers = {"world": _world}
+    return handlers[args.bench_command](args)
+
+
+def _world(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    if out.exists() and not out.is_dir():
+        print(f"netpol-pdp bench world: {out} exists and is not a directory", file=sys.stderr)
+        return 2
+    world = generate_world(args.size, args.seed)
+    files = write_world(world, out)
+    counts = world.counts()
+    print(
+        f"wrote {len(files)} files to {out}: {counts['Namespace']} namespaces, {counts['Pod']} pods "
+        f"({world.identities} workload identities), {counts['Node']} nodes, "
+        f"{counts['NetworkPolicy']} network policies (size {args.size}, seed {args.seed})"
+    )
+    if args.flows:
+        flows = make_flows(endpoints(world.objects, args.seed), args.mix, args.flows, args.seed)
+        write_flows(flows, out / "flows.jsonl")
+        print(f"wrote {len(flows)} {args.mix} flows to {out / 'flows.jsonl'}")
+    return 0
