@@ -87,9 +87,8 @@ def label_key_problem(key: object) -> str | None:
     if not isinstance(key, str) or not key:
         return "label key must be a non-empty string"
     prefix, sep, name = key.rpartition("/")
-    if sep:
-        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix):
-            return "label key prefix must be a DNS subdomain (lower case, at most 253 characters)"
+    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return "label key prefix must be a DNS subdomain (lower case, at most 253 characters)"
     if len(name) > 63 or not _LABEL_NAME.match(name):
         return (
             "label key name must be at most 63 characters of alphanumerics, '-', '_' or '.', "
@@ -289,7 +288,9 @@ def parse_peer(raw: object, path: FieldPath, errs: _Errors) -> Peer | None:
     has_ns = body.get("namespaceSelector") is not None
     has_ip = body.get("ipBlock") is not None
     if has_ip and (has_pod or has_ns):
-        errs.add(path, "may not specify both `ipBlock` and another peer (`podSelector` or `namespaceSelector`)")
+        errs.add(
+            path, "may not specify both `ipBlock` and another peer (`podSelector` or `namespaceSelector`)"
+        )
         return None
     if not (has_ip or has_pod or has_ns):
         errs.add(path, "must specify a peer: `podSelector`, `namespaceSelector` or `ipBlock`")

@@ -1,0 +1,774 @@
+"""The incremental NetworkPolicy index: one writer, immutable published generations.
+
+Write side (``apply``, writer thread only) keeps mutable state and, per batch of
+events, publishes one new :class:`~netpol_pdp.index.generation.Generation`.
+Read side (``decide``/``decide_many``, any thread, lock-free) reads one
+published generation per call.
+
+How a change travels (incremental means driven by the change, never a rescan):
+
+- **Identities.** Live, non-hostNetwork pods with equal namespace and labels
+  share an identity.  A pod event touches its addresses and, only when it
+  creates or empties an identity, that identity.
+- **Selector memberships** are stored *on identities* (``IdentityView.selectors``:
+  the ids of the peer selectors the identity satisfies).  A compiled rule holds
+  selector ids, so identities come and go without recompiling any rule.  A new
+  identity finds its candidate selectors through inverted indexes: selectors
+  bound to its namespace, selectors anchored on one of its pod labels or its
+  namespace's labels (:func:`~netpol_pdp.index.selectors.anchor_of`), and the
+  few unanchored ones.  A new selector finds its candidate identities the same
+  way, backwards.
+- **Namespace relabel**: only identities of that namespace are re-tested.
+- **Policy add/change/delete**: its selectors are (un)registered; identities of
+  its namespace selected by the old or new ``podSelector`` get their compiled
+  :class:`DirPolicy` again, shared across identities with the same policy set.
+
+Semantics: docs/semantics.md, which this module implements and
+tests/test_semantics.py mirrors rule by rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from netpol_pdp.index.decision import (
+    Decision,
+    DirectionTrace,
+    Endpoint,
+    EndpointKind,
+    Reason,
+    RuleRef,
+    Verdict,
+)
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.generation import (
+    EXTERNAL,
+    CompiledRule,
+    CowShards,
+    DirPolicy,
+    Entry,
+    Generation,
+    IdentityView,
+    NodeEntry,
+    PodEntry,
+)
+from netpol_pdp.index.ipblocks import IPBlockMatcher
+from netpol_pdp.index.model import (
+    NAMESPACE_NAME_LABEL,
+    Event,
+    IPBlock,
+    Kind,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Object,
+    ObjectKey,
+    Pod,
+    PolicyPort,
+    Upsert,
+)
+from netpol_pdp.index.ports import PortIndex
+from netpol_pdp.index.selectors import Anchor, PeerKey, anchor_of, matches, peer_key
+
+#: The decision cache of a generation is dropped when it grows past this many flows.
+CACHE_LIMIT = 1 << 20
+INGRESS, EGRESS = "Ingress", "Egress"
+
+
+@dataclass(eq=False)
+class _Identity:
+    """Writer-side identity: pods sharing namespace and labels."""
+
+    id: int
+    namespace: str
+    labels: Mapping[str, str]
+    pods: set[tuple[str, str]] = field(default_factory=set)
+    selectors: set[int] = field(default_factory=set)
+    policies: dict[str, frozenset[int]] = field(default_factory=dict)  # direction -> policy serials
+
+
+@dataclass(eq=False)
+class _Selector:
+    id: int
+    key: PeerKey
+    anchor: Anchor | None
+    refs: int = 0
+
+
+@dataclass(eq=False)
+class _Policy:
+    serial: int
+    obj: NetworkPolicy
+    peer_keys: list[PeerKey]
+
+
+@dataclass(eq=False)
+class _Claims:
+    """Everything that claims one address; the published entry is derived from it."""
+
+    pods: set[tuple[str, str]] = field(default_factory=set)  # live, non-hostNetwork
+    host_pods: set[tuple[str, str]] = field(default_factory=set)  # live, hostNetwork
+    nodes: set[str] = field(default_factory=set)
+
+
+def _pod_name(key: tuple[str, str]) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+class Index:
+    """The decision index.  See the module docstring; API in the README."""
+
+    def __init__(self) -> None:
+        # objects as given
+        self._namespaces: dict[str, Namespace] = {}
+        self._pods: dict[tuple[str, str], Pod] = {}
+        self._nodes: dict[str, Node] = {}
+        self._policies: dict[tuple[str, str], _Policy] = {}
+        # derived, writer side
+        self._claims: dict[str, _Claims] = {}
+        self._identities: dict[tuple[str, frozenset[tuple[str, str]]], _Identity] = {}
+        self._identity_by_id: dict[int, _Identity] = {}
+        self._pod_identity: dict[tuple[str, str], _Identity] = {}
+        self._idents_by_ns: dict[str, set[int]] = defaultdict(set)
+        self._idents_by_label: dict[tuple[str, str], set[int]] = defaultdict(set)
+        self._ns_by_label: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._selectors: dict[PeerKey, _Selector] = {}
+        self._selector_by_id: dict[int, _Selector] = {}
+        self._sels_by_ns: dict[str, set[int]] = defaultdict(set)  # namespace-bound selectors
+        self._sels_by_anchor: dict[Anchor, set[int]] = defaultdict(set)
+        self._sels_unanchored: set[int] = set()
+        self._policies_by_ns: dict[str, dict[str, _Policy]] = defaultdict(dict)
+        self._policy_by_serial: dict[int, _Policy] = {}
+        self._ns_indexed_labels: dict[str, Mapping[str, str]] = {}
+        self._dir_cache: dict[tuple[str, frozenset[int]], DirPolicy] = {}
+        self._serial = 0
+        self._next_id = 1
+        # published
+        self._addr = CowShards[str, Entry]()
+        self._views = CowShards[int, IdentityView]()
+        self._dirty_idents: set[int] = set()
+        self._dirty_ips: set[str] = set()
+        self._gen = Generation(0, self._addr.freeze(), self._views.freeze())
+        self._hits = 0
+        self._misses = 0
+
+    # ------------------------------------------------------------------ public API
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[Object]) -> Index:
+        index = cls()
+        index.apply(Upsert(o) for o in objects)
+        return index
+
+    @property
+    def generation(self) -> int:
+        return self._gen.number
+
+    def apply(self, events: Iterable[Event]) -> int:
+        """Apply every event, then publish one new generation; returns its number.
+
+        Writer thread only.  ADDED and MODIFIED are both :class:`Upsert`; a
+        :class:`Delete` of an absent object is a no-op.
+        """
+        for event in events:
+            if isinstance(event, Upsert):
+                self._upsert(event.obj)
+            else:
+                self._delete(event.key)
+        self._publish()
+        return self._gen.number
+
+    def objects(self) -> dict[ObjectKey, Object]:
+        out: dict[ObjectKey, Object] = {}
+        for ns in self._namespaces.values():
+            out[ns.key] = ns
+        for pod in self._pods.values():
+            out[pod.key] = pod
+        for node in self._nodes.values():
+            out[node.key] = node
+        for pol in self._policies.values():
+            out[pol.obj.key] = pol.obj
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {
+            Kind.NAMESPACE.value: len(self._namespaces),
+            Kind.POD.value: len(self._pods),
+            Kind.NODE.value: len(self._nodes),
+            Kind.NETWORK_POLICY.value: len(self._policies),
+        }
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of the derived structures (for status pages and benchmarks)."""
+        return {
+            "identities": len(self._identity_by_id),
+            "selectors": len(self._selector_by_id),
+            "addresses": len(self._claims),
+            "compiled_directions": len(self._dir_cache),
+        }
+
+    def cache_stats(self) -> tuple[int, int]:
+        return self._hits, self._misses
+
+    def decide(self, flow: Flow, explain: bool = False) -> Decision:
+        """Decide one (normalised) flow at the current generation.  Lock-free."""
+        gen = self._gen
+        if not explain:
+            hit = gen.cache.get(flow)
+            if hit is not None:
+                self._hits += 1
+                return hit
+        return self._decide_miss(gen, flow, explain)
+
+    def decide_many(self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False) -> list[Decision]:
+        """Decide every flow at ONE generation, in order."""
+        gen = self._gen
+        if explain:
+            return [self._decide_miss(gen, f, True) for f in flows]
+        cache = gen.cache
+        out: list[Decision] = []
+        append = out.append
+        hits = 0
+        for f in flows:
+            d = cache.get(f)
+            if d is None:
+                d = self._decide_miss(gen, f, False)
+            else:
+                hits += 1
+            append(d)
+        self._hits += hits
+        return out
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide_miss(self, gen: Generation, flow: Flow, explain: bool) -> Decision:
+        if not explain:
+            self._misses += 1
+        src_ip, dst_ip, protocol, port = flow
+        s = gen.entry(src_ip)
+        d = gen.entry(dst_ip)
+        s_pod = s if type(s) is PodEntry else None
+        d_pod = d if type(d) is PodEntry else None
+        src_ep = s.endpoint if s is not None else EXTERNAL
+        dst_ep = d.endpoint if d is not None else EXTERNAL
+        notes: tuple[str, ...] = ()
+        if s is not None and s.notes:
+            notes = s.notes
+        if d is not None and d.notes and d is not s:
+            notes = notes + d.notes
+        reason: Reason | None = None
+        if s_pod is not None and d_pod is not None and s_pod.name == d_pod.name:
+            reason = Reason.LOOPBACK
+        elif (s_pod is not None and type(d) is NodeEntry and d.node is not None and d.node == s_pod.node) or (
+            d_pod is not None and type(s) is NodeEntry and s.node is not None and s.node == d_pod.node
+        ):
+            reason = Reason.NODE_TRAFFIC
+        elif s_pod is None and d_pod is None:
+            host = (type(s) is NodeEntry and s.host_network_pods) or (
+                type(d) is NodeEntry and d.host_network_pods
+            )
+            reason = Reason.HOST_NETWORK if host else Reason.NO_POD
+        if reason is not None:
+            decision = Decision(Verdict.ALLOW, reason, gen.number, src_ep, dst_ep, notes, explained=explain)
+            if not explain:
+                self._remember(gen, flow, decision)
+            return decision
+
+        dst_ports = d_pod.named_ports if d_pod is not None else None
+        egress_trace = ingress_trace = None
+        egress_ok = ingress_ok = True
+        isolated_any = False
+        allowed_by: Sequence[int] = ()
+        if s_pod is not None:
+            policy = gen.identity(s_pod.identity).egress
+            if policy is not None:
+                isolated_any = True
+                peer_sels = gen.identity(d_pod.identity).selectors if d_pod is not None else None
+                allowed_by = _evaluate(policy, peer_sels, dst_ip, protocol, port, dst_ports, explain)
+                egress_ok = bool(allowed_by)
+            if explain:
+                egress_trace = _trace("egress", s_pod.name, policy, allowed_by)
+        if d_pod is not None:
+            policy = gen.identity(d_pod.identity).ingress
+            if policy is not None:
+                isolated_any = True
+                peer_sels = gen.identity(s_pod.identity).selectors if s_pod is not None else None
+                allowed_by = _evaluate(policy, peer_sels, src_ip, protocol, port, dst_ports, explain)
+                ingress_ok = bool(allowed_by)
+            if explain:
+                ingress_trace = _trace("ingress", d_pod.name, policy, allowed_by)
+        if egress_ok and ingress_ok:
+            verdict = Verdict.ALLOW
+            reason = Reason.ALLOWED_BY_POLICY if isolated_any else Reason.NOT_ISOLATED
+        else:
+            verdict = Verdict.DENY
+            if not egress_ok and not ingress_ok:
+                reason = Reason.DENIED_BOTH
+            else:
+                reason = Reason.DENIED_EGRESS if not egress_ok else Reason.DENIED_INGRESS
+        decision = Decision(
+            verdict, reason, gen.number, src_ep, dst_ep, notes, egress_trace, ingress_trace, explain
+        )
+        if not explain:
+            self._remember(gen, flow, decision)
+        return decision
+
+    @staticmethod
+    def _remember(gen: Generation, flow: Flow, decision: Decision) -> None:
+        cache = gen.cache
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[flow] = decision
+
+    # ------------------------------------------------------------------ writer: events
+
+    def _upsert(self, obj: Object) -> None:
+        if isinstance(obj, Pod):
+            self._remove_pod((obj.namespace, obj.name))
+            self._add_pod(obj)
+        elif isinstance(obj, NetworkPolicy):
+            self._remove_policy((obj.namespace, obj.name))
+            self._add_policy(obj)
+        elif isinstance(obj, Namespace):
+            self._namespaces[obj.name] = obj
+            self._relabel_namespace(obj.name)
+        elif isinstance(obj, Node):
+            self._remove_node(obj.name)
+            self._nodes[obj.name] = obj
+            for ip in obj.addresses:
+                self._claim(ip).nodes.add(obj.name)
+                self._dirty_ips.add(ip)
+
+    def _delete(self, key: ObjectKey) -> None:
+        kind, namespace, name = key
+        if kind is Kind.POD:
+            self._remove_pod((namespace, name))
+        elif kind is Kind.NETWORK_POLICY:
+            self._remove_policy((namespace, name))
+        elif kind is Kind.NAMESPACE:
+            if self._namespaces.pop(name, None) is not None:
+                self._relabel_namespace(name)
+        elif kind is Kind.NODE:
+            self._remove_node(name)
+
+    def _claim(self, ip: str) -> _Claims:
+        claims = self._claims.get(ip)
+        if claims is None:
+            claims = self._claims[ip] = _Claims()
+        return claims
+
+    def _ns_labels(self, namespace: str) -> Mapping[str, str]:
+        ns = self._namespaces.get(namespace)
+        return ns.labels if ns is not None else {NAMESPACE_NAME_LABEL: namespace}
+
+    # pods ------------------------------------------------------------------------
+
+    def _add_pod(self, pod: Pod) -> None:
+        key = (pod.namespace, pod.name)
+        self._pods[key] = pod
+        if not pod.live:
+            return
+        for ip in pod.ips:
+            claims = self._claim(ip)
+            (claims.host_pods if pod.host_network else claims.pods).add(key)
+            self._dirty_ips.add(ip)
+        if pod.host_network:
+            return
+        ident_key = (pod.namespace, frozenset(pod.labels.items()))
+        ident = self._identities.get(ident_key)
+        if ident is None:
+            ident = self._new_identity(ident_key, pod.namespace, pod.labels)
+        ident.pods.add(key)
+        self._pod_identity[key] = ident
+
+    def _remove_pod(self, key: tuple[str, str]) -> None:
+        pod = self._pods.pop(key, None)
+        if pod is None:
+            return
+        for ip in pod.ips:
+            claims = self._claims.get(ip)
+            if claims is not None:
+                claims.pods.discard(key)
+                claims.host_pods.discard(key)
+                self._dirty_ips.add(ip)
+        ident = self._pod_identity.pop(key, None)
+        if ident is not None:
+            ident.pods.discard(key)
+            if not ident.pods:
+                self._drop_identity(ident)
+
+    # identities --------------------------------------------------------------------
+
+    def _new_identity(
+        self, ident_key: tuple[str, frozenset[tuple[str, str]]], namespace: str, labels: Mapping[str, str]
+    ) -> _Identity:
+        ident = _Identity(self._next_id, namespace, dict(labels))
+        self._next_id += 1
+        self._identities[ident_key] = ident
+        self._identity_by_id[ident.id] = ident
+        self._idents_by_ns[namespace].add(ident.id)
+        for pair in ident.labels.items():
+            self._idents_by_label[pair].add(ident.id)
+        ident.selectors = self._matching_selectors(ident)
+        self._recompute_policies(ident)
+        self._dirty_idents.add(ident.id)
+        return ident
+
+    def _drop_identity(self, ident: _Identity) -> None:
+        del self._identities[(ident.namespace, frozenset(ident.labels.items()))]
+        del self._identity_by_id[ident.id]
+        self._idents_by_ns[ident.namespace].discard(ident.id)
+        if not self._idents_by_ns[ident.namespace]:
+            del self._idents_by_ns[ident.namespace]
+        for pair in ident.labels.items():
+            bucket = self._idents_by_label[pair]
+            bucket.discard(ident.id)
+            if not bucket:
+                del self._idents_by_label[pair]
+        self._dirty_idents.add(ident.id)
+
+    def _candidate_selectors(self, ident: _Identity) -> set[int]:
+        cands = set(self._sels_by_ns.get(ident.namespace, ()))
+        cands |= self._sels_unanchored
+        for k, v in ident.labels.items():
+            cands |= self._sels_by_anchor.get(("pod", k, v), set())
+        for k, v in self._ns_labels(ident.namespace).items():
+            cands |= self._sels_by_anchor.get(("ns", k, v), set())
+        return cands
+
+    def _matching_selectors(self, ident: _Identity) -> set[int]:
+        ns_labels = self._ns_labels(ident.namespace)
+        return {
+            sid
+            for sid in self._candidate_selectors(ident)
+            if self._selector_by_id[sid].key.matches(ident.namespace, ident.labels, ns_labels)
+        }
+
+    def _candidate_identities(self, sel: _Selector) -> Iterable[int]:
+        key = sel.key
+        if key.namespace is not None:
+            return self._idents_by_ns.get(key.namespace, set())
+        anchor = sel.anchor
+        if anchor is None:
+            return self._identity_by_id.keys()
+        side, k, v = anchor
+        if side == "pod":
+            return self._idents_by_label.get((k, v), set())
+        out: set[int] = set()
+        for ns in self._ns_by_label.get((k, v), ()):
+            out |= self._idents_by_ns.get(ns, set())
+        return out
+
+    def _relabel_namespace(self, namespace: str) -> None:
+        """The namespace's labels may have changed: re-test its identities' global selectors."""
+        labels = self._ns_labels(namespace)
+        for pair in self._ns_indexed_labels.pop(namespace, {}).items():
+            bucket = self._ns_by_label[pair]
+            bucket.discard(namespace)
+            if not bucket:
+                del self._ns_by_label[pair]
+        for pair in labels.items():
+            self._ns_by_label[pair].add(namespace)
+        self._ns_indexed_labels[namespace] = labels
+        for ident_id in self._idents_by_ns.get(namespace, ()):
+            ident = self._identity_by_id[ident_id]
+            new = self._matching_selectors(ident)
+            if new != ident.selectors:
+                ident.selectors = new
+                self._dirty_idents.add(ident_id)
+
+    # policies -------------------------------------------------------------------
+
+    def _add_policy(self, obj: NetworkPolicy) -> None:
+        self._serial += 1
+        peer_keys = [
+            peer_key(obj.namespace, peer.pod_selector, peer.namespace_selector)
+            for rules in (obj.ingress, obj.egress)
+            for rule in rules
+            for peer in rule.peers
+            if peer.ip_block is None
+        ]
+        pol = _Policy(self._serial, obj, peer_keys)
+        self._policies[(obj.namespace, obj.name)] = pol
+        self._policy_by_serial[pol.serial] = pol
+        self._policies_by_ns[obj.namespace][obj.name] = pol
+        for key in peer_keys:
+            if not key.is_any_pod:
+                self._ref_selector(key)
+        for ident_id in self._idents_by_ns.get(obj.namespace, ()):
+            ident = self._identity_by_id[ident_id]
+            if matches(obj.pod_selector, ident.labels):
+                self._recompute_policies(ident)
+
+    def _remove_policy(self, key: tuple[str, str]) -> None:
+        pol = self._policies.pop(key, None)
+        if pol is None:
+            return
+        del self._policies_by_ns[key[0]][key[1]]
+        del self._policy_by_serial[pol.serial]
+        if not self._policies_by_ns[key[0]]:
+            del self._policies_by_ns[key[0]]
+        for ident_id in self._idents_by_ns.get(key[0], ()):
+            ident = self._identity_by_id[ident_id]
+            if any(pol.serial in serials for serials in ident.policies.values()):
+                self._recompute_policies(ident)
+        for peer in pol.peer_keys:
+            if not peer.is_any_pod:
+                self._unref_selector(peer)
+        self._dir_cache = {k: v for k, v in self._dir_cache.items() if pol.serial not in k[1]}
+
+    def _ref_selector(self, key: PeerKey) -> None:
+        sel = self._selectors.get(key)
+        if sel is None:
+            sel = _Selector(self._next_id, key, None if key.namespace is not None else anchor_of(key))
+            self._next_id += 1
+            self._selectors[key] = sel
+            self._selector_by_id[sel.id] = sel
+            if key.namespace is not None:
+                self._sels_by_ns[key.namespace].add(sel.id)
+            elif sel.anchor is not None:
+                self._sels_by_anchor[sel.anchor].add(sel.id)
+            else:
+                self._sels_unanchored.add(sel.id)
+            for ident_id in list(self._candidate_identities(sel)):
+                ident = self._identity_by_id[ident_id]
+                if key.matches(ident.namespace, ident.labels, self._ns_labels(ident.namespace)):
+                    ident.selectors.add(sel.id)
+                    self._dirty_idents.add(ident_id)
+        sel.refs += 1
+
+    def _unref_selector(self, key: PeerKey) -> None:
+        sel = self._selectors[key]
+        sel.refs -= 1
+        if sel.refs:
+            return
+        del self._selectors[key]
+        del self._selector_by_id[sel.id]
+        if key.namespace is not None:
+            bucket = self._sels_by_ns[key.namespace]
+            bucket.discard(sel.id)
+            if not bucket:
+                del self._sels_by_ns[key.namespace]
+        elif sel.anchor is not None:
+            bucket = self._sels_by_anchor[sel.anchor]
+            bucket.discard(sel.id)
+            if not bucket:
+                del self._sels_by_anchor[sel.anchor]
+        else:
+            self._sels_unanchored.discard(sel.id)
+        for ident_id in list(self._candidate_identities(sel)):
+            ident = self._identity_by_id[ident_id]
+            if sel.id in ident.selectors:
+                ident.selectors.discard(sel.id)
+                self._dirty_idents.add(ident_id)
+
+    def _recompute_policies(self, ident: _Identity) -> None:
+        policies: dict[str, list[_Policy]] = {INGRESS: [], EGRESS: []}
+        for pol in self._policies_by_ns.get(ident.namespace, {}).values():
+            if matches(pol.obj.pod_selector, ident.labels):
+                for direction in pol.obj.policy_types:
+                    policies[direction].append(pol)
+        new = {d: frozenset(p.serial for p in pols) for d, pols in policies.items()}
+        if new != ident.policies:
+            ident.policies = new
+            self._dirty_idents.add(ident.id)
+
+    def _compiled(self, direction: str, pols: list[_Policy]) -> DirPolicy:
+        cache_key = (direction, frozenset(p.serial for p in pols))
+        found = self._dir_cache.get(cache_key)
+        if found is not None:
+            return found
+        pols = sorted(pols, key=lambda p: p.obj.qualified_name)
+        rules: list[CompiledRule] = []
+        port_rules: list[tuple[int, tuple[PolicyPort, ...]]] = []
+        blocks: list[tuple[int, IPBlock]] = []
+        for pol in pols:
+            obj = pol.obj
+            for i, rule in enumerate(obj.ingress if direction == INGRESS else obj.egress):
+                rule_id = len(rules)
+                any_pod = False
+                sels: set[int] = set()
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        blocks.append((rule_id, peer.ip_block))
+                        continue
+                    key = peer_key(obj.namespace, peer.pod_selector, peer.namespace_selector)
+                    if key.is_any_pod:
+                        any_pod = True
+                    else:
+                        sels.add(self._selectors[key].id)
+                rules.append(CompiledRule(obj.qualified_name, i, not rule.peers, any_pod, frozenset(sels)))
+                port_rules.append((rule_id, rule.ports))
+        compiled = DirPolicy(
+            tuple(p.obj.qualified_name for p in pols),
+            tuple(rules),
+            PortIndex(port_rules),
+            IPBlockMatcher(blocks) if blocks else None,
+        )
+        self._dir_cache[cache_key] = compiled
+        return compiled
+
+    # nodes -----------------------------------------------------------------------
+
+    def _remove_node(self, name: str) -> None:
+        node = self._nodes.pop(name, None)
+        if node is None:
+            return
+        for ip in node.addresses:
+            claims = self._claims.get(ip)
+            if claims is not None:
+                claims.nodes.discard(name)
+                self._dirty_ips.add(ip)
+
+    # ------------------------------------------------------------------ writer: publish
+
+    def _entry_for(self, ip: str, claims: _Claims) -> Entry | None:
+        if claims.pods:
+            ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, k[0], k[1]))
+            winner = self._pods[ranked[-1]]
+            wkey = ranked[-1]
+            notes: tuple[str, ...] = ()
+            if len(ranked) > 1:
+                names = ", ".join(_pod_name(k) for k in ranked)
+                notes = (f"ip-conflict: {ip} claimed by {names}; {_pod_name(wkey)} (newest) wins",)
+            name = _pod_name(wkey)
+            named = frozenset((p.name, p.protocol, p.port) for p in winner.ports if p.name)
+            return PodEntry(
+                name,
+                self._pod_identity[wkey].id,
+                winner.node_name,
+                named,
+                Endpoint(EndpointKind.POD, name, winner.namespace),
+                notes,
+            )
+        if claims.nodes or claims.host_pods:
+            host = tuple(sorted(_pod_name(k) for k in claims.host_pods))
+            if claims.nodes:
+                node: str | None = min(claims.nodes)
+            else:
+                node_names = sorted(n for k in claims.host_pods if (n := self._pods[k].node_name))
+                node = node_names[0] if node_names else None
+            notes = tuple(
+                f"host-network: {p} uses node {node}'s network; its policies are not enforced" for p in host
+            )
+            return NodeEntry(node, host, Endpoint(EndpointKind.NODE, node, None, host), notes)
+        return None
+
+    def _publish(self) -> None:
+        for ip in self._dirty_ips:
+            claims = self._claims.get(ip)
+            entry = self._entry_for(ip, claims) if claims is not None else None
+            if entry is None:
+                self._claims.pop(ip, None)
+                self._addr.pop(ip)
+            else:
+                self._addr.set(ip, entry)
+        # identities whose view changed; entries of pods whose identity changed id are
+        # covered because a pod's identity only changes through a pod event (dirty ip).
+        for ident_id in self._dirty_idents:
+            ident = self._identity_by_id.get(ident_id)
+            if ident is None:
+                self._views.pop(ident_id)
+                continue
+            ingress = ident.policies.get(INGRESS)
+            egress = ident.policies.get(EGRESS)
+            self._views.set(
+                ident_id,
+                IdentityView(
+                    ident.id,
+                    ident.namespace,
+                    frozenset(ident.selectors),
+                    self._dir_for(INGRESS, ingress),
+                    self._dir_for(EGRESS, egress),
+                ),
+            )
+        self._dirty_ips.clear()
+        self._dirty_idents.clear()
+        self._gen = Generation(self._gen.number + 1, self._addr.freeze(), self._views.freeze())
+
+    def _dir_for(self, direction: str, serials: frozenset[int] | None) -> DirPolicy | None:
+        if not serials:
+            return None
+        return self._compiled(direction, [self._policy_by_serial[s] for s in serials])
+
+    # ------------------------------------------------------------------ checks (tests)
+
+    def check(self) -> None:
+        """Assert that the incremental state equals a fresh build of the same objects."""
+        fresh = Index.from_objects(self.objects().values())
+        assert set(self._claims) == set(fresh._claims), "address sets differ"
+        mine, theirs = self._gen, fresh._gen
+        for ip in self._claims:
+            a, b = mine.entry(ip), theirs.entry(ip)
+            assert a is not None and b is not None, f"{ip}: missing entry"
+            assert type(a) is type(b) and a.endpoint == b.endpoint and a.notes == b.notes, (
+                f"{ip}: entry differs"
+            )
+            if isinstance(a, PodEntry) and isinstance(b, PodEntry):
+                va, vb = mine.identity(a.identity), theirs.identity(b.identity)
+                assert self._selector_keys(va.selectors) == fresh._selector_keys(vb.selectors), (
+                    f"{ip}: selector memberships differ"
+                )
+                for da, db in ((va.ingress, vb.ingress), (va.egress, vb.egress)):
+                    assert (da is None) == (db is None), f"{ip}: isolation differs"
+                    if da is not None and db is not None:
+                        assert da.isolating == db.isolating, f"{ip}: isolating policies differ"
+        assert len(self._views) == len(self._identity_by_id), "published identities differ from writer's"
+        for ident in self._identity_by_id.values():
+            assert ident.pods, f"identity {ident.id} has no pods"
+            assert ident.selectors <= set(self._selector_by_id), f"identity {ident.id}: stale selectors"
+        for sel in self._selector_by_id.values():
+            assert sel.refs > 0, f"selector {sel.key} unreferenced"
+
+    def _selector_keys(self, ids: frozenset[int]) -> set[PeerKey]:
+        return {self._selector_by_id[i].key for i in ids}
+
+
+def _evaluate(
+    policy: DirPolicy,
+    peer_selectors: frozenset[int] | None,
+    peer_ip: str,
+    protocol: str,
+    port: int,
+    dst_ports: frozenset[tuple[str, str, int]] | None,
+    explain: bool,
+) -> tuple[int, ...] | list[int]:
+    """Rule ids (of ``policy.rules``) that allow the flow; at most one unless ``explain``.
+
+    ``peer_selectors`` is the peer pod's identity memberships (None: the peer is
+    not a pod); ``dst_ports`` the destination pod's named ports.
+    """
+    candidates = policy.ports.candidates(protocol, port, dst_ports)
+    if not candidates:
+        return ()
+    by_ip = policy.ipblocks.rules_for(peer_ip) if policy.ipblocks is not None else None
+    rules = policy.rules
+    found: list[int] = []
+    for rid in sorted(set(candidates)) if explain else candidates:
+        rule = rules[rid]
+        if (
+            rule.any_peer
+            or (by_ip is not None and rid in by_ip)
+            or (
+                peer_selectors is not None
+                and (rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors)))
+            )
+        ):
+            if not explain:
+                return (rid,)
+            found.append(rid)
+    return found
+
+
+def _trace(direction: str, pod: str, policy: DirPolicy | None, allowed: Sequence[int]) -> DirectionTrace:
+    if policy is None:
+        return DirectionTrace(direction, pod, isolated=False, allowed=True)
+    refs = tuple(
+        sorted(
+            {RuleRef(policy.rules[r].policy, policy.rules[r].index) for r in allowed},
+            key=lambda r: (r.policy, r.rule),
+        )
+    )
+    return DirectionTrace(direction, pod, True, bool(allowed), policy.isolating, refs)

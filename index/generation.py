@@ -1,0 +1,171 @@
+"""The read side: an immutable published generation and the values it holds.
+
+Threading contract: everything reachable from a :class:`Generation` is never
+mutated after it is published.  The single writer (:class:`~netpol_pdp.index.engine.Index`
+``apply``) builds the next generation beside it, sharing every unchanged part,
+and publishes it by one attribute assignment; readers take ``gen = index._gen``
+once per request or batch and use nothing else.  No lock is taken on the
+decision path.
+
+Shape and why:
+
+- **Address map** ``ip -> PodEntry | NodeEntry`` split in :data:`SHARDS` dicts by
+  hash.  A pod event copies one shard (a few hundred entries) instead of the
+  whole map (100,000 entries copy in ~2 ms; a shard in ~5 µs), which keeps pod
+  events well under a millisecond in large worlds.
+- **Identity map** ``identity id -> IdentityView``, sharded the same way.  Pods
+  with equal namespace and labels share one identity; an entry refers to its
+  identity by id so that a policy change that touches a thousand identities
+  never rewrites the pods' address entries.
+- :class:`DirPolicy` — the compiled policy of one identity for one direction,
+  shared by every identity selected by the same set of policies.
+- **Decision cache** keyed by the flow itself, owned by the generation, so a new
+  generation starts with an empty one: invalidation by generation is free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.ipblocks import IPBlockMatcher
+from netpol_pdp.index.ports import PortIndex
+
+SHARD_BITS = 8
+SHARDS = 1 << SHARD_BITS
+SHARD_MASK = SHARDS - 1
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+EXTERNAL = Endpoint(EndpointKind.EXTERNAL)
+
+
+class CowShards(Generic[K, V]):
+    """Writer-side sharded dict with copy-on-write against the last published state.
+
+    Writer thread only.  ``freeze()`` returns the tuple of shard dicts to
+    publish; after it, the next write to a shard copies it first.
+    """
+
+    __slots__ = ("_fresh", "_shards")
+
+    def __init__(self) -> None:
+        self._shards: list[dict[K, V]] = [{} for _ in range(SHARDS)]
+        self._fresh: set[int] = set(range(SHARDS))  # shards not yet published: safe to mutate
+
+    def _writable(self, key: K) -> dict[K, V]:
+        i = hash(key) & SHARD_MASK
+        if i not in self._fresh:
+            self._shards[i] = dict(self._shards[i])
+            self._fresh.add(i)
+        return self._shards[i]
+
+    def get(self, key: K) -> V | None:
+        return self._shards[hash(key) & SHARD_MASK].get(key)
+
+    def set(self, key: K, value: V) -> None:
+        self._writable(key)[key] = value
+
+    def pop(self, key: K) -> None:
+        shard = self._shards[hash(key) & SHARD_MASK]
+        if key in shard:
+            self._writable(key).pop(key)
+
+    def items(self) -> list[tuple[K, V]]:
+        return [kv for shard in self._shards for kv in shard.items()]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._shards)
+
+    def freeze(self) -> tuple[dict[K, V], ...]:
+        self._fresh.clear()
+        return tuple(self._shards)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """One rule of one policy, ready to test a peer.
+
+    ``any_peer``: no ``from``/``to`` (everything matches); ``any_pod``: a
+    ``namespaceSelector: {}`` peer (every pod); ``selectors``: ids of the other
+    selector peers (a pod matches when its identity carries one of them);
+    ipBlock peers live in the direction's :class:`IPBlockMatcher`.
+    """
+
+    policy: str
+    index: int
+    any_peer: bool
+    any_pod: bool
+    selectors: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class DirPolicy:
+    """The compiled policy of an isolated identity for one direction."""
+
+    isolating: tuple[str, ...]
+    rules: tuple[CompiledRule, ...]
+    ports: PortIndex
+    ipblocks: IPBlockMatcher | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityView:
+    """What readers know of an identity: its selector memberships and compiled policy."""
+
+    id: int
+    namespace: str
+    selectors: frozenset[int]
+    ingress: DirPolicy | None
+    egress: DirPolicy | None
+
+
+@dataclass(frozen=True, slots=True)
+class PodEntry:
+    """An address owned by a live, non-hostNetwork pod."""
+
+    name: str  # ns/name
+    identity: int
+    node: str | None
+    named_ports: frozenset[tuple[str, str, int]]
+    endpoint: Endpoint
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """An address of a node, or of a hostNetwork pod (treated as its node)."""
+
+    node: str | None
+    host_network_pods: tuple[str, ...]
+    endpoint: Endpoint
+    notes: tuple[str, ...]
+
+
+Entry = PodEntry | NodeEntry
+
+
+class Generation:
+    """One published, immutable state of the index (plus its private decision cache)."""
+
+    __slots__ = ("addresses", "cache", "identities", "number")
+
+    def __init__(
+        self,
+        number: int,
+        addresses: tuple[dict[str, Entry], ...],
+        identities: tuple[dict[int, IdentityView], ...],
+    ) -> None:
+        self.number = number
+        self.addresses = addresses
+        self.identities = identities
+        self.cache: dict[Flow, Decision] = {}
+
+    def entry(self, ip: str) -> Entry | None:
+        return self.addresses[hash(ip) & SHARD_MASK].get(ip)
+
+    def identity(self, ident: int) -> IdentityView:
+        return self.identities[ident & SHARD_MASK][ident]
