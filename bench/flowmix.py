@@ -23,9 +23,10 @@ import ipaddress
 import itertools
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import Node, Object, Pod
@@ -54,6 +55,8 @@ class Endpoints:
     workloads: tuple[Workload, ...]
     node_ips: tuple[str, ...]
     external_ips: tuple[str, ...]
+    #: pod IP -> an address of the node it runs on (kubelet health checks come from there)
+    node_of: dict[str, str]
 
     @property
     def pod_ips(self) -> list[str]:
@@ -64,14 +67,20 @@ def endpoints(objects: Iterable[Object], seed: int = 0) -> Endpoints:
     """Group the live, non-hostNetwork pods into workloads; collect node and external addresses."""
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[str], set[tuple[str, int]]]] = {}
     node_ips: list[str] = []
+    pod_node: dict[str, str] = {}
+    node_addr: dict[str, str] = {}
     for obj in objects:
         if isinstance(obj, Pod) and obj.live and not obj.host_network:
             key = (obj.namespace, tuple(sorted(obj.labels.items())))
             ips, ports = groups.setdefault(key, ([], set()))
             ips.extend(obj.ips)
             ports.update((p.protocol, p.port) for p in obj.ports)
+            if obj.node_name:
+                pod_node.update(dict.fromkeys(obj.ips, obj.node_name))
         elif isinstance(obj, Node):
             node_ips.extend(obj.addresses)
+            if obj.addresses:
+                node_addr[obj.name] = obj.addresses[0]
     workloads = tuple(
         Workload(ns, labels, tuple(ips), tuple(sorted(ports)))
         for (ns, labels), (ips, ports) in groups.items()
@@ -80,7 +89,11 @@ def endpoints(objects: Iterable[Object], seed: int = 0) -> Endpoints:
     external = tuple(
         str(net.network_address + rng.randrange(1, 255)) for net in EXTERNAL_NETS for _ in range(8)
     )
-    return Endpoints(workloads, tuple(node_ips), external)
+    node_of = {ip: node_addr[name] for ip, name in pod_node.items() if name in node_addr}
+    return Endpoints(workloads, tuple(node_ips), external, node_of)
+
+
+Pattern: TypeAlias = tuple[str, "Workload | None", "Workload | None", str, int]
 
 
 def _zipf_cum_weights(n: int) -> list[float]:
@@ -91,8 +104,23 @@ def _port_of(w: Workload, rng: random.Random) -> tuple[str, int]:
     return rng.choice(w.ports) if w.ports else ("TCP", 80)
 
 
-def realistic_flows(ends: Endpoints, n: int, seed: int = 0, *, pairs: int = 200) -> list[Flow]:
-    """``n`` flows of a realistic log (see the module docstring); deterministic for ``seed``."""
+def realistic_flows(
+    ends: Endpoints,
+    n: int,
+    seed: int = 0,
+    *,
+    pairs: int = 200,
+    allowed: Callable[[Flow], bool] | None = None,
+    denied_share: float = 0.1,
+) -> list[Flow]:
+    """``n`` flows of a realistic log (see the module docstring); deterministic for ``seed``.
+
+    ``allowed`` (a verdict oracle, e.g. ``lambda f: index.decide(f).allowed``)
+    makes the service pairs look like a working cluster's: about
+    ``1 - denied_share`` of them allowed, the rest denied (misconfigurations,
+    probes).  Without it pairs are drawn blind, and in a default-deny world most
+    of them are denied.
+    """
     if not ends.workloads:
         raise ValueError("realistic flows need at least one live pod")
     rng = random.Random(seed)
@@ -101,48 +129,94 @@ def realistic_flows(ends: Endpoints, n: int, seed: int = 0, *, pairs: int = 200)
     for w in ws:
         by_ns.setdefault(w.namespace, []).append(w)
     dns = [w for w in ws if ("k8s-app", "kube-dns") in w.labels]
-    # A pattern is (kind, client, server, protocol, port); the popular ones repeat.
-    patterns: list[tuple[str, Workload | None, Workload | None, str, int]] = []
-    for _ in range(pairs):
+
+    def pod_pair() -> Pattern:
         client = rng.choice(ws)
         same_ns = by_ns[client.namespace]
-        server = rng.choice(same_ns) if rng.random() < 0.7 and len(same_ns) > 1 else rng.choice(ws)
-        proto, port = _port_of(server, rng)
-        patterns.append(("pod", client, server, proto, port))
-    rng.shuffle(patterns)
-    # Ranked near the top: DNS lookups, egress to the internet, ingress from outside, health checks.
-    specials: list[tuple[str, Workload | None, Workload | None, str, int]] = []
-    for _ in range(max(1, pairs // 20)):
-        client = rng.choice(ws)
-        if dns:
-            specials.append(("pod", client, rng.choice(dns), "UDP", 53))
-        specials.append(("egress", client, None, "TCP", 443))
-        server = rng.choice(ws)
-        specials.append(("ingress", None, server, *_port_of(server, rng)))
-        if ends.node_ips:
+        roll = rng.random()
+        if roll < 0.15:
+            server = client  # replicas of one app talking to each other
+        elif roll < 0.8 and len(same_ns) > 1:
+            server = rng.choice(same_ns)
+        else:
             server = rng.choice(ws)
-            specials.append(("node", None, server, *_port_of(server, rng)))
-    ranked = [val for pair in itertools.zip_longest(specials, patterns) for val in pair if val is not None]
+        return ("pod", client, server, *_port_of(server, rng))
+
+    def special() -> Pattern:
+        """DNS lookups, egress to the internet, ingress from outside, node health checks."""
+        roll = rng.random()
+        if roll < 0.4 and dns:
+            return ("pod", rng.choice(ws), rng.choice(dns), "UDP", 53)
+        if roll < 0.7:
+            return ("egress", rng.choice(ws), None, "TCP", 443)
+        server = rng.choice(ws)
+        kind = "node" if roll < 0.85 and ends.node_of else "ingress"
+        return (kind, None, server, *_port_of(server, rng))
+
+    def representative(p: Pattern) -> Flow:
+        kind, client, server, proto, port = p
+        dst = server.ips[-1] if server else ends.external_ips[0]
+        src = ends.external_ips[0]
+        if client is not None:
+            src = client.ips[0]
+        elif kind == "node":
+            src = ends.node_of.get(dst, src)
+        return Flow(src, dst, proto, port)
+
+    def screen(make: Callable[[], Pattern], count: int) -> list[Pattern]:
+        if allowed is None:
+            return [make() for _ in range(count)]
+        want_denied = round(count * denied_share)
+        good: list[Pattern] = []
+        bad: list[Pattern] = []
+        for _ in range(count * 50):
+            if len(good) >= count - want_denied and len(bad) >= want_denied:
+                break
+            p = make()
+            (good if allowed(representative(p)) else bad).append(p)
+        # A world with too few allowed pairs gets denied ones instead: the mix stays n flows.
+        good = good[: count - want_denied]
+        bad = bad[: count - len(good)]
+        # The most popular few are working traffic; denied pairs rank below them.
+        head = min(len(good), max(1, count // 20))
+        tail = good[head:] + bad
+        rng.shuffle(tail)
+        return good[:head] + tail
+
+    # A pattern is (kind, client, server, protocol, port); the popular ones repeat.
+    patterns = screen(pod_pair, pairs)
+    specials = screen(special, max(4, pairs // 5))
+    # One special in five ranks: DNS and health checks rank high in real logs too.
+    ranked: list[Pattern] = []
+    for i, p in enumerate(patterns):
+        if i % 4 == 0 and specials:
+            ranked.append(specials.pop(0))
+        ranked.append(p)
+    ranked.extend(specials)
     cum = _zipf_cum_weights(len(ranked))
     picks = rng.choices(ranked, cum_weights=cum, k=n)
     noise = max(1, n // 50)
     noise_at = set(rng.sample(range(n), min(noise, n)))
     uniform = uniform_flows(ends, len(noise_at), seed + 1)
     out: list[Flow] = []
-    choice = rng.choice
+    choice, sample = rng.choice, rng.sample
     u = iter(uniform)
     for i, (kind, client, server, proto, port) in enumerate(picks):
         if i in noise_at:
             out.append(next(u))
             continue
         if kind == "pod":
-            src, dst = choice(client.ips), choice(server.ips)  # type: ignore[union-attr]
+            if client is server and len(client.ips) > 1:  # type: ignore[union-attr]
+                src, dst = sample(client.ips, 2)  # type: ignore[union-attr]
+            else:
+                src, dst = choice(client.ips), choice(server.ips)  # type: ignore[union-attr]
         elif kind == "egress":
             src, dst = choice(client.ips), choice(ends.external_ips)  # type: ignore[union-attr]
         elif kind == "ingress":
             src, dst = choice(ends.external_ips), choice(server.ips)  # type: ignore[union-attr]
         else:
-            src, dst = choice(ends.node_ips), choice(server.ips)  # type: ignore[union-attr]
+            dst = choice(server.ips)  # type: ignore[union-attr]
+            src = ends.node_of.get(dst) or choice(ends.external_ips)
         out.append(Flow(src, dst, proto, port))
     assert len(out) == n, f"realistic mix built {len(out)} flows, expected {n}"
     return out
@@ -165,9 +239,12 @@ def uniform_flows(ends: Endpoints, n: int, seed: int = 0) -> list[Flow]:
     return out
 
 
-def make_flows(ends: Endpoints, mix: str, n: int, seed: int = 0) -> list[Flow]:
+def make_flows(
+    ends: Endpoints, mix: str, n: int, seed: int = 0, *, allowed: Callable[[Flow], bool] | None = None
+) -> list[Flow]:
+    """``n`` flows of the named mix; ``allowed`` screens the realistic mix's pairs (see there)."""
     if mix == "realistic":
-        return realistic_flows(ends, n, seed)
+        return realistic_flows(ends, n, seed, allowed=allowed)
     if mix == "uniform":
         return uniform_flows(ends, n, seed)
     raise ValueError(f"unknown flow mix {mix!r}: must be one of {', '.join(MIXES)}")

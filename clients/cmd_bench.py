@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
+from netpol_pdp.index.engine import Index
+from netpol_pdp.index.flows import Flow
 
 SIZE_CHOICES = tuple(SIZES)
 
@@ -60,7 +63,14 @@ def _world(args: argparse.Namespace) -> int:
         f"{counts['NetworkPolicy']} network policies (size {args.size}, seed {args.seed})"
     )
     if args.flows:
-        flows = make_flows(endpoints(world.objects, args.seed), args.mix, args.flows, args.seed)
+        index = Index.from_objects(world.objects)  # the realistic mix screens its pairs by verdict
+        flows = make_flows(
+            endpoints(world.objects, args.seed), args.mix, args.flows, args.seed, allowed=_oracle(index)
+        )
         write_flows(flows, out / "flows.jsonl")
         print(f"wrote {len(flows)} {args.mix} flows to {out / 'flows.jsonl'}")
     return 0
+
+
+def _oracle(index: Index) -> Callable[[Flow], bool]:
+    return lambda flow: index.decide(flow).allowed
