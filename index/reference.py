@@ -1,0 +1,375 @@
+"""The reference evaluator: docs/semantics.md read aloud, slowly, with no cleverness.
+
+It exists to be *obviously* right, so that the fast index can be tested against it
+(``tests/test_differential.py``).  It shares nothing with the index beyond the
+model, flow and decision types: its own selector matching, its own CIDR matching
+(``ipaddress``), its own port matching and address resolution.  Every query scans
+every object; that is the point, not a defect.
+
+The numbered rules below are docs/semantics.md (and SEMANTICS.md) line by line; the
+code cites them as ``# R<n>``.
+
+Resolving an address (docs/semantics.md section 1):
+
+R1. A pod *takes part* iff it has an IP and its phase is not Succeeded/Failed
+    (``Pod.live``).  A hostNetwork pod without ``spec.nodeName`` takes no part
+    either: it has no node whose network it could use.
+R2. An address is a **pod** when a live, non-hostNetwork pod lists it.
+R3. Two or more such pods claiming one address: the newest wins, ordered by
+    (``created``, the text ``namespace/name``) -- a missing timestamp counts as
+    oldest, ties go to the greater text.  The decision notes
+    ``ip-conflict: <ip> claimed by <oldest>, ..., <winner>; <winner> (newest) wins``.
+R4. Otherwise the address is a **node** when a Node lists it among its
+    InternalIP/ExternalIP addresses, or a live hostNetwork pod is on it.  The node
+    is named by the Node object (the least name if several list it), else by the
+    hostNetwork pods' ``spec.nodeName`` (the least, if they disagree).  The
+    endpoint lists every live hostNetwork pod on the address, sorted, and the
+    decision notes, for each, ``host-network: ns/p uses node <node>'s network;
+    its policies are not enforced`` (``<node>`` is the endpoint's node).
+R5. Otherwise the address is **external**.
+R6. Notes are listed for the source end, then the destination end, without
+    repeating a note already given.
+R7. A namespace's labels are its declared labels plus
+    ``kubernetes.io/metadata.name=<name>``; a namespace that was never declared
+    has only that label.
+
+Exemptions, checked first, in this order (section 2):
+
+R8.  ``loopback``: both ends resolve to the same pod.
+R9.  ``node-traffic``: one end is a pod with a ``spec.nodeName`` and the other end
+     resolves to the node of that name (either direction).
+R10. ``host-network``: neither end is a pod, and one end is a hostNetwork pod's address.
+R11. ``no-pod-involved``: neither end is a pod.
+     An exemption evaluates no direction (no trace, even when explained).
+
+The two directions (section 3):
+
+R12. The flow is allowed iff the source's egress allows it and the destination's
+     ingress allows it.  A direction whose end is not a pod is not evaluated.
+R13. A pod is isolated for a direction iff some policy of its own namespace
+     selects it (``spec.podSelector``) with that direction among its effective
+     policy types (already defaulted by validation).
+R14. A pod not isolated for a direction allows everything in it.
+R15. An isolated pod allows a flow iff some rule, of that direction, of some
+     policy isolating it, matches; egress rules take the destination as peer,
+     ingress rules the source.  Policies are additive.
+R16. Reasons: ``denied-on-egress`` / ``denied-on-ingress`` / ``denied-on-both``;
+     else ``allowed-by-policy`` when an isolated direction was allowed by a rule;
+     else ``not-isolated``.
+
+A rule matches (section 4):
+
+R17. Its peers match (no peers: any end at all) and its ports match (no ports:
+     any port of any protocol).  Peers are ORed; ports are ORed.
+R18. ``podSelector`` alone: a pod of the *policy's* namespace whose labels match.
+R19. ``namespaceSelector`` alone: a pod whose namespace's labels match; never a
+     node, a hostNetwork pod or an external address.
+R20. Both in one peer: a pod matching ``podSelector`` in a namespace matching
+     ``namespaceSelector``.
+R21. ``ipBlock``: the peer's *address* (whatever it resolves to, pod addresses
+     included) is in ``cidr`` and in no ``except``; the other IP family never matches.
+R22. Selectors: every ``matchLabels`` pair equal, and every expression: ``In`` key
+     present with a listed value; ``NotIn`` key absent or value not listed;
+     ``Exists``; ``DoesNotExist``.  Empty matches everything.
+R23. A port entry matches when the flow's protocol is the entry's protocol and:
+     no ``port`` -> any port; a number -> equal, or within ``port..endPort``;
+     a name -> some container port of the *destination* pod has that name, that
+     protocol and the flow's port.  A name never matches a destination that is
+     not a pod.
+R24. A flow whose protocol is not TCP/UDP/SCTP is matched only by rules without ports.
+
+Explanation (section 5):
+
+R25. Each evaluated direction reports the pod (``ns/name``), whether isolated,
+     every isolating policy (``ns/name``, sorted) and every rule that allowed it,
+     sorted by (policy, rule index).  A direction that is not isolated is allowed
+     with no isolating policy and no rule.  The reference always answers at
+     generation 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from netpol_pdp.index.decision import (
+    Decision,
+    DirectionTrace,
+    Endpoint,
+    EndpointKind,
+    Reason,
+    RuleRef,
+    Verdict,
+)
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.model import (
+    NAMESPACE_NAME_LABEL,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Object,
+    Operator,
+    Peer,
+    Pod,
+    PolicyPort,
+    Rule,
+)
+
+_PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def _same_ip(a: str, b: str) -> bool:
+    return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+
+
+def _qualified(pod: Pod) -> str:
+    return f"{pod.namespace}/{pod.name}"
+
+
+@dataclass(frozen=True)
+class _End:
+    """One end of a flow: its address, what it resolved to, and the notes that produced."""
+
+    ip: str
+    endpoint: Endpoint
+    pod: Pod | None
+    notes: tuple[str, ...]
+
+
+class ReferenceEvaluator:
+    """Decides flows by scanning every object, rule by rule (see the module docstring)."""
+
+    def __init__(self, objects: Iterable[Object]) -> None:
+        world: dict[object, Object] = {}
+        for obj in objects:
+            world[obj.key] = obj  # a later object with the same key replaces an earlier one
+        self.namespaces = {o.name: o for o in world.values() if isinstance(o, Namespace)}
+        self.pods = [o for o in world.values() if isinstance(o, Pod)]
+        self.nodes = [o for o in world.values() if isinstance(o, Node)]
+        self.policies = [o for o in world.values() if isinstance(o, NetworkPolicy)]
+
+    # --- section 1: addresses -----------------------------------------------------------
+
+    def _takes_part(self, pod: Pod) -> bool:
+        # R1
+        if not pod.live:
+            return False
+        return not (pod.host_network and not pod.node_name)
+
+    def _resolve(self, ip: str) -> _End:
+        # R2, R3
+        claimants = [
+            p
+            for p in self.pods
+            if self._takes_part(p) and not p.host_network and any(_same_ip(ip, x) for x in p.ips)
+        ]
+        if claimants:
+            claimants.sort(key=lambda p: (p.created, _qualified(p)))
+            winner = claimants[-1]
+            notes: tuple[str, ...] = ()
+            if len(claimants) > 1:
+                names = ", ".join(_qualified(p) for p in claimants)
+                notes = (f"ip-conflict: {ip} claimed by {names}; {_qualified(winner)} (newest) wins",)
+            endpoint = Endpoint(EndpointKind.POD, _qualified(winner), winner.namespace)
+            return _End(ip, endpoint, winner, notes)
+        # R4
+        node_names = sorted(n.name for n in self.nodes if any(_same_ip(ip, a) for a in n.addresses))
+        host_pods = [
+            p
+            for p in self.pods
+            if self._takes_part(p) and p.host_network and any(_same_ip(ip, x) for x in p.ips)
+        ]
+        if node_names or host_pods:
+            name = node_names[0] if node_names else min(p.node_name or "" for p in host_pods)
+            listed = tuple(sorted(_qualified(p) for p in host_pods))
+            notes = tuple(
+                f"host-network: {p} uses node {name}'s network; its policies are not enforced" for p in listed
+            )
+            return _End(ip, Endpoint(EndpointKind.NODE, name, None, host_network_pods=listed), None, notes)
+        # R5
+        return _End(ip, Endpoint(EndpointKind.EXTERNAL), None, ())
+
+    def _namespace_labels(self, name: str) -> Mapping[str, str]:
+        # R7
+        declared = self.namespaces.get(name)
+        labels = dict(declared.labels) if declared is not None else {}
+        labels[NAMESPACE_NAME_LABEL] = name
+        return labels
+
+    # --- section 4: rules ---------------------------------------------------------------
+
+    @staticmethod
+    def _selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+        # R22
+        for key, value in selector.match_labels:
+            if labels.get(key) != value:
+                return False
+        for req in selector.match_expressions:
+            present = req.key in labels
+            if req.operator is Operator.IN:
+                ok = present and labels[req.key] in req.values
+            elif req.operator is Operator.NOT_IN:
+                ok = not present or labels[req.key] not in req.values
+            elif req.operator is Operator.EXISTS:
+                ok = present
+            else:
+                ok = not present
+            if not ok:
+                return False
+        return True
+
+    def _peer_matches(self, peer: Peer, policy: NetworkPolicy, other: _End) -> bool:
+        if peer.ip_block is not None:
+            # R21
+            address = ipaddress.ip_address(other.ip)
+            block = peer.ip_block
+            if address.version != block.cidr.version or address not in block.cidr:
+                return False
+            return not any(address in ex for ex in block.except_ if ex.version == address.version)
+        pod = other.pod
+        if pod is None:
+            return False  # R19: selectors match pods only
+        if peer.namespace_selector is None:
+            # R18
+            in_namespace = pod.namespace == policy.namespace
+        else:
+            # R19, R20
+            in_namespace = self._selector_matches(
+                peer.namespace_selector, self._namespace_labels(pod.namespace)
+            )
+        if not in_namespace:
+            return False
+        if peer.pod_selector is None:
+            return True
+        return self._selector_matches(peer.pod_selector, pod.labels)
+
+    @staticmethod
+    def _port_matches(entry: PolicyPort, flow: Flow, destination: Pod | None) -> bool:
+        # R23
+        if entry.protocol != flow.protocol:
+            return False
+        if entry.port is None:
+            return True
+        if isinstance(entry.port, int):
+            last = entry.end_port if entry.end_port is not None else entry.port
+            return entry.port <= flow.dst_port <= last
+        if destination is None:
+            return False
+        return any(
+            cp.name == entry.port and cp.protocol == entry.protocol and cp.port == flow.dst_port
+            for cp in destination.ports
+        )
+
+    def _rule_matches(
+        self, rule: Rule, policy: NetworkPolicy, flow: Flow, peer: _End, destination: Pod | None
+    ) -> bool:
+        # R17
+        if rule.peers and not any(self._peer_matches(p, policy, peer) for p in rule.peers):
+            return False
+        if not rule.ports:
+            return True
+        if flow.protocol not in _PORT_PROTOCOLS:
+            return False  # R24
+        return any(self._port_matches(e, flow, destination) for e in rule.ports)
+
+    # --- section 3: directions ----------------------------------------------------------
+
+    def _direction(
+        self, direction: str, pod: Pod, flow: Flow, peer: _End, destination: Pod | None
+    ) -> DirectionTrace:
+        policy_type = "Egress" if direction == "egress" else "Ingress"
+        # R13
+        isolating = sorted(
+            (
+                p
+                for p in self.policies
+                if p.namespace == pod.namespace
+                and policy_type in p.policy_types
+                and self._selector_matches(p.pod_selector, pod.labels)
+            ),
+            key=lambda p: p.qualified_name,
+        )
+        if not isolating:
+            # R14
+            return DirectionTrace(direction, _qualified(pod), isolated=False, allowed=True)
+        # R15
+        allowed_by: list[RuleRef] = []
+        for policy in isolating:
+            rules = policy.egress if direction == "egress" else policy.ingress
+            for i, rule in enumerate(rules):
+                if self._rule_matches(rule, policy, flow, peer, destination):
+                    allowed_by.append(RuleRef(policy.qualified_name, i))
+        allowed_by.sort(key=lambda r: (r.policy, r.rule))
+        return DirectionTrace(
+            direction,
+            _qualified(pod),
+            isolated=True,
+            allowed=bool(allowed_by),
+            isolating=tuple(p.qualified_name for p in isolating),
+            allowed_by=tuple(allowed_by),
+        )
+
+    # --- the decision -------------------------------------------------------------------
+
+    def decide(self, flow: Flow, explain: bool = False) -> Decision:
+        """The decision for ``flow`` at generation 0 (with both traces when ``explain``)."""
+        src = self._resolve(flow.src_ip)
+        dst = self._resolve(flow.dst_ip)
+        notes: list[str] = []
+        for note in (*src.notes, *dst.notes):  # R6
+            if note not in notes:
+                notes.append(note)
+
+        def exempt(reason: Reason) -> Decision:
+            return Decision(
+                Verdict.ALLOW, reason, 0, src.endpoint, dst.endpoint, tuple(notes), explained=explain
+            )
+
+        # R8
+        if src.pod is not None and dst.pod is not None and src.pod.key == dst.pod.key:
+            return exempt(Reason.LOOPBACK)
+        # R9
+        for pod_end, other in ((src, dst), (dst, src)):
+            if (
+                pod_end.pod is not None
+                and pod_end.pod.node_name
+                and other.endpoint.kind is EndpointKind.NODE
+                and other.endpoint.name == pod_end.pod.node_name
+            ):
+                return exempt(Reason.NODE_TRAFFIC)
+        if src.pod is None and dst.pod is None:
+            # R10, R11
+            if src.endpoint.host_network_pods or dst.endpoint.host_network_pods:
+                return exempt(Reason.HOST_NETWORK)
+            return exempt(Reason.NO_POD)
+
+        # R12
+        egress = self._direction("egress", src.pod, flow, dst, dst.pod) if src.pod is not None else None
+        ingress = self._direction("ingress", dst.pod, flow, src, dst.pod) if dst.pod is not None else None
+        egress_ok = egress is None or egress.allowed
+        ingress_ok = ingress is None or ingress.allowed
+        # R16
+        if not egress_ok and not ingress_ok:
+            reason = Reason.DENIED_BOTH
+        elif not egress_ok:
+            reason = Reason.DENIED_EGRESS
+        elif not ingress_ok:
+            reason = Reason.DENIED_INGRESS
+        elif any(t is not None and t.isolated for t in (egress, ingress)):
+            reason = Reason.ALLOWED_BY_POLICY
+        else:
+            reason = Reason.NOT_ISOLATED
+        verdict = Verdict.ALLOW if egress_ok and ingress_ok else Verdict.DENY
+        return Decision(
+            verdict,
+            reason,
+            0,
+            src.endpoint,
+            dst.endpoint,
+            tuple(notes),
+            egress=egress if explain else None,
+            ingress=ingress if explain else None,
+            explained=explain,
+        )
