@@ -1,0 +1,469 @@
+"""The manifest-folder feed: load YAML/JSON manifests, diff them, keep the index current.
+
+Three layers, each usable alone:
+
+- :class:`ManifestSource` reads files and folders into model objects
+  (:meth:`ManifestSource.load`), or raises one :class:`SourceError` that lists
+  *every* problem, each located as
+  ``path/file.yaml: document 2: NetworkPolicy default/web: spec.ingress[0].ports[0].port: ...``;
+- :func:`diff` turns two loads into the Upsert/Delete events between them;
+- :class:`ManifestFeed` applies the first load to an :class:`Index`, then on every
+  change (:meth:`ManifestFeed.watch`, via ``watchfiles``) applies only the diff.
+  An invalid change keeps the last good state and is reported, never half-applied.
+
+Reading rules (each has a test):
+
+1. a path is a file, or a folder read recursively for ``*.yaml``, ``*.yml`` and
+   ``*.json``; entries whose name starts with ``.`` are skipped (editor swap files,
+   and the ``..data``/``..2024_…`` twins a Kubernetes ConfigMap mount keeps next
+   to the visible files, which would otherwise load every object twice);
+2. a YAML file holds any number of ``---`` documents (empty ones are skipped); a
+   JSON file holds one document;
+3. ``kind: List`` and every ``*List`` kind with ``items`` is unpacked; an item
+   without ``kind`` takes it from the list (``PodList`` -> ``Pod``), as the API
+   server's typed lists omit it;
+4. kinds other than Namespace, Pod, Node, NetworkPolicy are counted in
+   ``LoadResult.ignored`` and otherwise ignored; so is a known kind of another API
+   group (Calico's ``projectcalico.org/v3`` ``NetworkPolicy`` is not ours);
+5. one object (kind, namespace, name) declared twice is an error naming both places.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+import yaml
+
+from netpol_pdp.index.errors import SourceError, ValidationError
+from netpol_pdp.index.model import Delete, Event, Kind, Object, ObjectKey, Upsert
+from netpol_pdp.index.validation import parse_object
+
+if TYPE_CHECKING:
+    from netpol_pdp.index.engine import Index
+
+try:  # libyaml is about ten times faster than the pure-Python loader
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+#: The apiVersion each kind must carry when it carries one (list items may not).
+_API_VERSIONS = {
+    Kind.NAMESPACE.value: "v1",
+    Kind.POD.value: "v1",
+    Kind.NODE.value: "v1",
+    Kind.NETWORK_POLICY.value: "networking.k8s.io/v1",
+}
+
+#: Apply order of upserts (and reverse order of deletes): referenced kinds first.
+_KIND_ORDER = {Kind.NAMESPACE: 0, Kind.NODE: 1, Kind.POD: 2, Kind.NETWORK_POLICY: 3}
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One successful load: the objects by key, ignored kinds counted, files read."""
+
+    objects: dict[ObjectKey, Object]
+    ignored: Counter[str] = field(default_factory=Counter)
+    files: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Objects per kind, every kind present (zero included), in :class:`Kind` order."""
+        out = {k.value: 0 for k in Kind}
+        for kind, _ns, _name in self.objects:
+            out[kind.value] += 1
+        return out
+
+
+def _object_name(doc: Mapping[str, Any]) -> str:
+    """``Kind ns/name`` of a raw document, as far as it can be read (for error lines)."""
+    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "object"
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    ns = meta.get("namespace") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str):
+        return str(kind)
+    if kind in (Kind.NAMESPACE.value, Kind.NODE.value):
+        return f"{kind} {name}"
+    return f"{kind} {ns if isinstance(ns, str) and ns else 'default'}/{name}"
+
+
+class _LoadState:
+    """One load's working state: the objects so far, where each came from, and every problem."""
+
+    def __init__(self) -> None:
+        self.objects: dict[ObjectKey, Object] = {}
+        self.origin: dict[ObjectKey, str] = {}
+        self.ignored: Counter[str] = Counter()
+        self.problems: list[str] = []
+
+    def document(self, where: str, doc: object, list_kind: str | None = None) -> None:
+        """Read one document (or list item) located at ``where``."""
+        if doc is None and list_kind is None:
+            return  # an empty YAML document (a stray ``---``)
+        if not isinstance(doc, Mapping):
+            self.problems.append(f"{where}: must be a Kubernetes object (a map), got {type(doc).__name__}")
+            return
+        kind = doc.get("kind")
+        if kind is None and list_kind is not None:
+            doc = {**doc, "kind": list_kind}
+            kind = list_kind
+        if kind is None:
+            self.problems.append(f"{where}: {_object_name(doc)}: kind: is required")
+            return
+        if isinstance(kind, str) and kind.endswith("List") and "items" in doc:
+            self._list(where, doc, kind)
+            return
+        api_version = doc.get("apiVersion")
+        if api_version is not None and kind in _API_VERSIONS and api_version != _API_VERSIONS[kind]:
+            self.ignored[f"{api_version}/{kind}"] += 1
+            return
+        try:
+            obj = parse_object(doc)
+        except ValidationError as err:
+            for e in err.errors:
+                self.problems.append(f"{where}: {err.obj}: {e}")
+            return
+        if obj is None:
+            self.ignored[str(kind)] += 1
+            return
+        if obj.key in self.objects:
+            self.problems.append(f"{where}: {obj.ref}: declared twice; first in {self.origin[obj.key]}")
+            return
+        self.objects[obj.key] = obj
+        self.origin[obj.key] = where
+
+    def _list(self, where: str, doc: Mapping[str, Any], kind: str) -> None:
+        items = doc.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            self.problems.append(f"{where}: {kind}: items: must be a list")
+            return
+        item_kind = kind[: -len("List")] or None  # "List" itself names no item kind
+        for i, item in enumerate(items):
+            self.document(f"{where}: items[{i}]", item, item_kind)
+
+
+def _yaml_problem(path: str, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        return f"{path}: line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {text}"
+    return f"{path}: invalid YAML: {text}"
+
+
+class ManifestSource:
+    """Files and folders of manifests; :meth:`load` reads them all, every time, from disk.
+
+    Re-reading everything is deliberate: a change of one file can move an object
+    to another file, and a full read is what makes duplicate detection and the
+    diff exact.  It costs milliseconds for hundreds of objects.
+    """
+
+    def __init__(self, paths: str | Path | Iterable[str | Path]) -> None:
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
+        if not self.paths:
+            raise ValueError("a manifest source needs at least one file or folder")
+
+    def __repr__(self) -> str:
+        return f"ManifestSource({[str(p) for p in self.paths]!r})"
+
+    def files(self) -> tuple[list[Path], list[str]]:
+        """The files to read (each once, folders in sorted order) and the missing paths."""
+        found: list[Path] = []
+        seen: set[Path] = set()
+        missing: list[str] = []
+        for root in self.paths:
+            if root.is_dir():
+                candidates = sorted(
+                    p
+                    for p in root.rglob("*")
+                    if p.suffix.lower() in SUFFIXES
+                    and p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                )
+            elif root.is_file():
+                candidates = [root]
+            else:
+                missing.append(f"{root}: no such file or directory")
+                continue
+            for p in candidates:
+                real = p.resolve()
+                if real not in seen:
+                    seen.add(real)
+                    found.append(p)
+        return found, missing
+
+    def load(self) -> LoadResult:
+        """Read every file; raises :class:`SourceError` listing every problem found."""
+        files, problems = self.files()
+        state = _LoadState()
+        state.problems.extend(problems)
+        for path in files:
+            self._read_file(path, state)
+        if state.problems:
+            raise SourceError(state.problems)
+        return LoadResult(state.objects, state.ignored, len(files))
+
+    def _read_file(self, path: Path, state: _LoadState) -> None:
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            state.problems.append(f"{name}: cannot read: {err.strerror or err}")
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            state.problems.append(f"{name}: line {line}: not UTF-8 text (byte offset {err.start})")
+            return
+        if path.suffix.lower() == ".json":
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as err:
+                state.problems.append(
+                    f"{name}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}"
+                )
+                return
+            state.document(f"{name}: document 1", doc)
+            return
+        try:
+            docs = list(yaml.load_all(text, Loader=_Loader))
+        except yaml.YAMLError as err:
+            state.problems.append(_yaml_problem(name, err))
+            return
+        for i, doc in enumerate(docs, start=1):
+            state.document(f"{name}: document {i}", doc)
+
+
+# --- diffing ------------------------------------------------------------------------------
+
+
+def _order(key: ObjectKey) -> tuple[int, str, str]:
+    return (_KIND_ORDER[key[0]], key[1], key[2])
+
+
+def diff(old: Mapping[ObjectKey, Object], new: Mapping[ObjectKey, Object]) -> list[Event]:
+    """The events that turn ``old`` into ``new``: Deletes then Upserts, each in a fixed order.
+
+    Deletes come first (policies, pods, nodes, namespaces) so that a pod whose IP
+    moved to another pod never shares it, even within one batch; upserts follow
+    (namespaces, nodes, pods, policies).  Unchanged objects yield nothing.
+    """
+    deletes: list[Event] = [Delete(k) for k in sorted(old.keys() - new.keys(), key=_order, reverse=True)]
+    upserts: list[Event] = [Upsert(new[k]) for k in sorted(new, key=_order) if old.get(k) != new[k]]
+    return deletes + upserts
+
+
+# --- the feed -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """A snapshot of the feed's health; replaced whole, so any thread may read it.
+
+    ``loads`` counts successful loads, ``errors`` failed ones; ``last_error`` holds
+    the problems of the latest load when it failed (None once a load succeeds
+    again); ``generation`` is the index generation of the last good state.
+    """
+
+    loads: int = 0
+    errors: int = 0
+    last_error: tuple[str, ...] | None = None
+    generation: int = 0
+    last_load_time: float | None = None
+    last_good_time: float | None = None
+    files: int = 0
+    objects: Mapping[str, int] = field(default_factory=dict)
+    ignored: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.loads > 0 and self.last_error is None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """What one load did, handed to listeners: applied, unchanged, or failed (with problems)."""
+
+    ok: bool
+    generation: int
+    upserts: int = 0
+    deletes: int = 0
+    problems: tuple[str, ...] = ()
+    seconds: float = 0.0
+    initial: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.upserts or self.deletes)
+
+
+Listener = Callable[[FeedReport], None]
+
+
+class ManifestFeed:
+    """Keeps an :class:`Index` equal to a :class:`ManifestSource`.
+
+    Threading: :meth:`start`, :meth:`reload` and :meth:`watch` write to the index,
+    so one thread at a time calls them: the feed's thread is the index's single
+    writer.  :attr:`status` may be read from any thread.
+    """
+
+    def __init__(self, source: ManifestSource, index: Index, listener: Listener | None = None) -> None:
+        self.source = source
+        self.index = index
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._current: dict[ObjectKey, Object] = {}
+        self._status = FeedStatus()
+
+    @property
+    def status(self) -> FeedStatus:
+        return self._status
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, report: FeedReport) -> None:
+        for listener in self._listeners:
+            listener(report)
+
+    def start(self) -> FeedReport:
+        """First load, applied whole; raises :class:`SourceError` when it fails (a startup error)."""
+        self._current = self.index.objects()
+        report = self._load(initial=True)
+        if not report.ok:
+            raise SourceError(list(report.problems))
+        return report
+
+    def reload(self) -> FeedReport:
+        """Load again and apply only what changed; on failure keep the last good state.
+
+        Writer thread only.  Never raises :class:`SourceError`: the problems go to
+        :attr:`status` and to the listeners.
+        """
+        return self._load(initial=False)
+
+    def _load(self, *, initial: bool) -> FeedReport:
+        began = time.monotonic()
+        now = time.time()
+        st = self._status
+        try:
+            result = self.source.load()
+        except SourceError as err:
+            problems = tuple(err.problems)
+            self._status = FeedStatus(
+                loads=st.loads,
+                errors=st.errors + 1,
+                last_error=problems,
+                generation=st.generation,
+                last_load_time=now,
+                last_good_time=st.last_good_time,
+                files=st.files,
+                objects=st.objects,
+                ignored=st.ignored,
+            )
+            report = FeedReport(
+                False,
+                self.index.generation,
+                problems=problems,
+                seconds=time.monotonic() - began,
+                initial=initial,
+            )
+            self._notify(report)
+            return report
+        events = diff(self._current, result.objects)
+        generation = self.index.apply(events) if events or initial else self.index.generation
+        self._current = result.objects
+        self._status = FeedStatus(
+            loads=st.loads + 1,
+            errors=st.errors,
+            last_error=None,
+            generation=generation,
+            last_load_time=now,
+            last_good_time=now,
+            files=result.files,
+            objects=result.counts(),
+            ignored=dict(result.ignored),
+        )
+        deletes = sum(1 for e in events if isinstance(e, Delete))
+        report = FeedReport(
+            True,
+            generation,
+            upserts=len(events) - deletes,
+            deletes=deletes,
+            seconds=time.monotonic() - began,
+            initial=initial,
+        )
+        self._notify(report)
+        return report
+
+    # --- watching ---------------------------------------------------------------------------
+
+    def _watch_roots(self) -> list[Path]:
+        """Folders to watch: each folder source, and the folder of each file source.
+
+        A file is watched through its folder because editors and ConfigMap
+        updates replace files by rename, which a watch on the file itself misses.
+        """
+        roots: list[Path] = []
+        for p in self.source.paths:
+            root = p if p.is_dir() else p.parent
+            if root not in roots:
+                roots.append(root)
+        return roots
+
+    def _relevant(self, path: str) -> bool:
+        """Whether a changed path can affect the load (a cheap pre-filter; a reload is exact)."""
+        changed = Path(path)
+        for p in self.source.paths:
+            if p.is_dir():
+                if changed.is_relative_to(p.absolute()) or changed.is_relative_to(p.resolve()):
+                    return True
+            elif (changed.name == p.name or changed.name.startswith("..")) and (
+                changed.parent.resolve() == p.parent.resolve()
+            ):
+                return True
+        return False
+
+    def watch(self, stop: threading.Event, *, debounce_ms: int = 300, step_ms: int = 50) -> None:
+        """Reload on every (debounced) change until ``stop`` is set; the calling thread writes.
+
+        Returns within about ``step_ms`` of ``stop`` being set.  Problems of a bad
+        change are reported through :attr:`status` and the listeners; the loop
+        keeps watching so that the next fix is picked up.
+        """
+        roots = self._watch_roots()
+        for changes in watchfiles.watch(
+            *roots,
+            watch_filter=lambda _change, path: self._relevant(path),
+            debounce=debounce_ms,
+            step=step_ms,
+            stop_event=stop,
+            raise_interrupt=False,
+        ):
+            log.debug("manifest change: %s", sorted(p for _c, p in changes))
+            self.reload()
+            if stop.is_set():
+                break
