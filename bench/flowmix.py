@@ -23,7 +23,7 @@ import ipaddress
 import itertools
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -63,7 +63,7 @@ class Endpoints:
         return [ip for w in self.workloads for ip in w.ips]
 
 
-def endpoints(objects: Iterable[Object], seed: int = 0) -> Endpoints:
+def endpoints(objects: Sequence[Object], seed: int = 0) -> Endpoints:
     """Group the live, non-hostNetwork pods into workloads; collect node and external addresses."""
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[str], set[tuple[str, int]]]] = {}
     node_ips: list[str] = []
@@ -86,9 +86,10 @@ def endpoints(objects: Iterable[Object], seed: int = 0) -> Endpoints:
         for (ns, labels), (ips, ports) in groups.items()
     )
     rng = random.Random(seed)
-    external = tuple(
-        str(net.network_address + rng.randrange(1, 255)) for net in EXTERNAL_NETS for _ in range(8)
-    )
+    candidates = [str(net.network_address + rng.randrange(1, 255)) for net in EXTERNAL_NETS for _ in range(8)]
+    # A world may use documentation ranges itself (the example's nodes do): never call those external.
+    known = set(node_ips) | {ip for o in objects if isinstance(o, Pod) for ip in o.ips}
+    external = tuple(dict.fromkeys(ip for ip in candidates if ip not in known)) or ("192.0.2.1",)
     node_of = {ip: node_addr[name] for ip, name in pod_node.items() if name in node_addr}
     return Endpoints(workloads, tuple(node_ips), external, node_of)
 

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netpol_pdp.bench import audit, results
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
 from netpol_pdp.index.engine import Index
+from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.flows import Flow
 
 SIZE_CHOICES = tuple(SIZES)
@@ -43,9 +45,21 @@ def add_parser(subparsers: Any) -> None:
     )
     world.add_argument("--mix", choices=MIXES, default="realistic")
 
+    audit = sub.add_parser(
+        "audit", help="decide a generated flow log in-process: cache hits, misses, reference ratio"
+    )
+    audit.add_argument(
+        "--source", type=Path, default=None, metavar="DIR", help="default: the bundled example"
+    )
+    audit.add_argument("--flows", type=int, default=1_000_000, metavar="N")
+    audit.add_argument("--mix", choices=MIXES, default="realistic")
+    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--reference-sample", type=int, default=2_000, metavar="N")
+    _output(audit)
+
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"world": _world}
+    handlers = {"world": _world, "audit": _audit}
     return handlers[args.bench_command](args)
 
 
@@ -74,3 +88,36 @@ def _world(args: argparse.Namespace) -> int:
 
 def _oracle(index: Index) -> Callable[[Flow], bool]:
     return lambda flow: index.decide(flow).allowed
+
+
+def _output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=results.DEFAULT_DIR,
+        metavar="DIR",
+        help=f"where the JSON and Markdown results go (default {results.DEFAULT_DIR})",
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    source = args.source or audit.EXAMPLE
+    if args.flows < 1:
+        print("netpol-pdp bench audit: --flows must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        text = audit.main(
+            source,
+            args.flows,
+            mix=args.mix,
+            seed=args.seed,
+            reference_sample=args.reference_sample,
+            out_dir=args.output,
+        )
+    except SourceError as err:
+        print(f"netpol-pdp bench audit: {err}", file=sys.stderr)
+        return 1
+    print(text)
+    print(f"\nresults written to {args.output}/audit.json and audit.md")
+    return 0
