@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpol_pdp.bench import audit, results
+from netpol_pdp.bench import audit, results, scaling
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
 from netpol_pdp.index.engine import Index
@@ -57,9 +57,19 @@ def add_parser(subparsers: Any) -> None:
     audit.add_argument("--reference-sample", type=int, default=2_000, metavar="N")
     _output(audit)
 
+    scaling = sub.add_parser(
+        "scaling", help="build / update / decision cost and peak RSS per world size (table + PNG)"
+    )
+    scaling.add_argument(
+        "--sizes", default="small,medium,large", help="comma-separated sizes (default small,medium,large)"
+    )
+    scaling.add_argument("--seed", type=int, default=1)
+    scaling.add_argument("--profile", action="store_true", help="add cProfile summaries of the hot paths")
+    _output(scaling)
+
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"world": _world, "audit": _audit}
+    handlers = {"world": _world, "audit": _audit, "scaling": _scaling}
     return handlers[args.bench_command](args)
 
 
@@ -120,4 +130,24 @@ def _audit(args: argparse.Namespace) -> int:
         return 1
     print(text)
     print(f"\nresults written to {args.output}/audit.json and audit.md")
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or not sizes:
+        print(
+            f"netpol-pdp bench scaling: --sizes: unknown size {', '.join(unknown) or '(none given)'} "
+            f"(sizes: {', '.join(SIZES)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        text = scaling.main(sizes, args.seed, args.output, profile=args.profile)
+    except RuntimeError as err:
+        print(f"netpol-pdp bench scaling: {err}", file=sys.stderr)
+        return 1
+    print(text)
+    print(f"\nresults written to {args.output}/scaling.json and scaling.md")
     return 0
