@@ -50,10 +50,8 @@ from netpol_pdp.index.validation import parse_object
 if TYPE_CHECKING:
     from netpol_pdp.index.engine import Index
 
-try:  # libyaml is about ten times faster than the pure-Python loader
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+#: libyaml's loader is about ten times faster than the pure-Python one, when PyYAML has it.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 log = logging.getLogger(__name__)
 

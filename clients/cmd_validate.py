@@ -1,0 +1,40 @@
+"""``netpol-pdp validate``: load the manifests and list every problem, or summarise what is there."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from netpol_pdp.clients.sources import add_source_argument, load_source, source_paths
+from netpol_pdp.index.errors import SourceError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="check manifests: every error, one per line",
+        description="Load the manifests and print every problem, one per line (exit status 1), "
+        "or a one-line summary of what was read (exit status 0).",
+    )
+    add_source_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = load_source(args)
+    except SourceError as err:
+        for problem in err.problems:
+            sys.stdout.write(problem + "\n")
+        noun = "problem" if len(err.problems) == 1 else "problems"
+        sys.stderr.write(f"{len(err.problems)} {noun} found\n")
+        return 1
+    counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
+    summary = f"ok: {len(result.objects)} objects in {result.files} files ({counts})"
+    if result.ignored:
+        ignored = ", ".join(f"{n} {kind}" for kind, n in sorted(result.ignored.items()))
+        summary += f"; ignored: {ignored}"
+    paths = ", ".join(str(p) for p in source_paths(args))
+    sys.stdout.write(f"{summary} from {paths}\n")
+    return 0

@@ -1,0 +1,93 @@
+"""Human-readable text for flows, decisions and explanations (shared by the commands).
+
+Machines get ``Decision.to_dict()``; people get these lines.  Kept free of I/O so
+that every command (decide, audit summaries, serve logs, a future ``explain``)
+renders the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind
+from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow
+
+
+def address(ip: str, port: int | None = None) -> str:
+    """``10.0.0.1:80``, ``[fd00::1]:80``, or the bare address when there is no port."""
+    if port is None:
+        return ip
+    if ipaddress.ip_address(ip).version == 6:
+        return f"[{ip}]:{port}"
+    return f"{ip}:{port}"
+
+
+def flow_text(flow: Flow) -> str:
+    """``TCP 10.0.0.1 -> 10.0.0.2:80`` (no port for ICMP and other port-less protocols)."""
+    port = flow.dst_port if flow.protocol in PORT_PROTOCOLS else None
+    return f"{flow.protocol} {flow.src_ip} -> {address(flow.dst_ip, port)}"
+
+
+def endpoint_text(endpoint: Endpoint, ip: str | None = None) -> str:
+    """``pod shop/web (10.0.0.1)``, ``node node-a (192.168.1.1; host network of ns/p)``, ``external``."""
+    details = [ip] if ip else []
+    if endpoint.kind is EndpointKind.NODE and endpoint.host_network_pods:
+        details.append("host network of " + ", ".join(endpoint.host_network_pods))
+    return f"{endpoint} ({'; '.join(details)})" if details else str(endpoint)
+
+
+def endpoint_key(endpoint: Endpoint, ip: str) -> str:
+    """How audit summaries group an end: by pod or node name; an external end by its address."""
+    if endpoint.kind is EndpointKind.EXTERNAL:
+        return f"external {ip}"
+    return str(endpoint)
+
+
+def direction_lines(trace: DirectionTrace) -> list[str]:
+    """One direction's trace: isolated or not, by which policies, and the rules that allowed it."""
+    head = f"{trace.direction} of pod {trace.pod}:"
+    if not trace.isolated:
+        return [f"{head} not isolated (no {trace.direction} policy selects it): allowed"]
+    lines = [f"{head} isolated by {', '.join(trace.isolating)}"]
+    if trace.allowed:
+        lines.extend(f"  allowed by {ref}" for ref in trace.allowed_by)
+    else:
+        lines.append("  no rule of these policies matches: denied")
+    return lines
+
+
+def explanation_lines(decision: Decision) -> list[str]:
+    """The per-direction trace, egress of the source first (the order the packet meets them)."""
+    traces = [t for t in (decision.egress, decision.ingress) if t is not None]
+    if not traces:
+        return [f"no policy was evaluated: the {decision.reason.value} exemption applies"]
+    lines: list[str] = []
+    for trace in traces:
+        lines.extend(direction_lines(trace))
+    return lines
+
+
+def decision_lines(decision: Decision, flow: Flow, *, explain: bool = False) -> list[str]:
+    """The full human answer for one flow."""
+    lines = [
+        f"{decision.verdict.value}  {flow_text(flow)}",
+        f"  reason:      {decision.reason.value}",
+        f"  source:      {endpoint_text(decision.src, flow.src_ip)}",
+        f"  destination: {endpoint_text(decision.dst, flow.dst_ip)}",
+        f"  generation:  {decision.generation}",
+    ]
+    lines.extend(f"  note:        {note}" for note in decision.notes)
+    if explain:
+        lines.append("  explanation:")
+        lines.extend(f"    {line}" for line in explanation_lines(decision))
+    return lines
+
+
+def table(rows: Iterable[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    """Left-aligned columns, the last one free-running; for summaries."""
+    rows = list(rows)
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]) for r in rows]
