@@ -28,6 +28,7 @@ COMMANDS: list[str] = [
     "decide",
     "audit",
     "validate",
+    "bench",
 ]
 
 EXIT_INPUT = 2

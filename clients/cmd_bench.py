@@ -14,7 +14,6 @@ arguments and prints; the bench modules defer their heavy imports (grpc, matplot
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 from netpol_pdp.bench import audit, results, scaling
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
+from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.index.engine import Index
-from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.flows import Flow
 
 SIZE_CHOICES = tuple(SIZES)
@@ -66,6 +65,7 @@ def add_parser(subparsers: Any) -> None:
     scaling.add_argument("--seed", type=int, default=1)
     scaling.add_argument("--profile", action="store_true", help="add cProfile summaries of the hot paths")
     _output(scaling)
+    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
 def _world(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.exists() and not out.is_dir():
-        print(f"netpol-pdp bench world: {out} exists and is not a directory", file=sys.stderr)
-        return 2
+        raise CommandError(f"bench world: {out} exists and is not a directory")
+    if args.flows < 0:
+        raise CommandError("bench world: --flows must not be negative")
     world = generate_world(args.size, args.seed)
     files = write_world(world, out)
     counts = world.counts()
@@ -114,20 +115,17 @@ def _output(parser: argparse.ArgumentParser) -> None:
 def _audit(args: argparse.Namespace) -> int:
     source = args.source or audit.EXAMPLE
     if args.flows < 1:
-        print("netpol-pdp bench audit: --flows must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        text = audit.main(
-            source,
-            args.flows,
-            mix=args.mix,
-            seed=args.seed,
-            reference_sample=args.reference_sample,
-            out_dir=args.output,
-        )
-    except SourceError as err:
-        print(f"netpol-pdp bench audit: {err}", file=sys.stderr)
-        return 1
+        raise CommandError("bench audit: --flows must be at least 1")
+    if args.reference_sample < 1:
+        raise CommandError("bench audit: --reference-sample must be at least 1")
+    text = audit.main(
+        source,
+        args.flows,
+        mix=args.mix,
+        seed=args.seed,
+        reference_sample=args.reference_sample,
+        out_dir=args.output,
+    )  # a SourceError reaches the CLI's handler, which lists every problem
     print(text)
     print(f"\nresults written to {args.output}/audit.json and audit.md")
     return 0
@@ -137,17 +135,14 @@ def _scaling(args: argparse.Namespace) -> int:
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown or not sizes:
-        print(
-            f"netpol-pdp bench scaling: --sizes: unknown size {', '.join(unknown) or '(none given)'} "
-            f"(sizes: {', '.join(SIZES)})",
-            file=sys.stderr,
+        raise CommandError(
+            f"bench scaling: --sizes: unknown size {', '.join(unknown) or '(none given)'} "
+            f"(sizes: {', '.join(SIZES)})"
         )
-        return 2
     try:
         text = scaling.main(sizes, args.seed, args.output, profile=args.profile)
-    except RuntimeError as err:
-        print(f"netpol-pdp bench scaling: {err}", file=sys.stderr)
-        return 1
+    except RuntimeError as err:  # a size's subprocess failed: its stderr is in the message
+        raise CommandError(f"bench scaling: {err}", status=1) from err
     print(text)
     print(f"\nresults written to {args.output}/scaling.json and scaling.md")
     return 0
