@@ -1,0 +1,287 @@
+"""The synchronous client of the DecisionService.
+
+::
+
+    with DecisionClient("127.0.0.1:50051") as client:
+        client.decide(make_flow("10.0.1.5", "10.0.2.7", "TCP", 8080))   # -> Decision
+        for decision in client.decide_many(flows):                      # batched + pipelined
+            ...
+        client.status()                                                 # -> dict
+
+``decide_many`` is the fast path: it cuts the flows into batches, sends them
+over one ``DecideStream`` with up to ``window`` batches in flight (so the
+server never waits for the client's round trip) and yields results in input
+order.  Batches the server had not answered when the connection broke are
+re-sent on the next stream, so an UNAVAILABLE mid-stream (a server restart)
+loses nothing.
+
+Results are the same :class:`~netpol_pdp.index.decision.Decision` objects the
+local index returns.  A malformed flow raises :class:`FlowError` from
+``decide`` and is yielded as a :class:`FlowError` *value* in its slot by
+``decide_many`` (the rest of the flows are still decided).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from netpol_pdp.clients._channel import (
+    DEFAULT_BATCH,
+    DEFAULT_WINDOW,
+    RETRYABLE,
+    ClientError,
+    ClientTls,
+    Retry,
+    batch_request,
+    batched,
+    channel_options,
+    check_plaintext,
+    result_from_pb,
+    status_to_dict,
+)
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
+from netpol_pdp.v1.convert import decision_from_pb, fill_flow
+
+T = TypeVar("T")
+DEFAULT_RETRY = Retry()
+
+
+def flow_error_from_status(details: str) -> FlowError:
+    """The server's INVALID_ARGUMENT message ``field: message`` back into a :class:`FlowError`."""
+    field, sep, message = details.partition(": ")
+    return FlowError(field, message) if sep else FlowError("flow", details)
+
+
+class DecisionClient:
+    """A channel to one server.  Thread-safe: share one client between threads."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: ClientTls | None = None,
+        insecure: bool = False,
+        timeout: float | None = 10.0,
+        retry: Retry = DEFAULT_RETRY,
+        batch_size: int = DEFAULT_BATCH,
+        window: int = DEFAULT_WINDOW,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        check_plaintext(target, tls, insecure)
+        self.target = target
+        self.timeout = timeout
+        self.retry = retry
+        self.batch_size = batch_size
+        self.window = window
+        opts = channel_options(tls, options)
+        if tls is not None:
+            self.channel = grpc.secure_channel(target, tls.credentials(), options=opts)
+        else:
+            self.channel = grpc.insecure_channel(target, options=opts)
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> DecisionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run one unary call, retrying UNAVAILABLE with back-off."""
+        delays = self.retry.delays()
+        while True:
+            try:
+                return fn()
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code in RETRYABLE:
+                    delay = next(delays, None)
+                    if delay is not None:
+                        time.sleep(delay)
+                        continue
+                raise ClientError(code, exc.details() or "") from None
+
+    # ------------------------------------------------------------------ calls
+
+    def decide(self, flow: Flow, *, explain: bool = False, timeout: float | None = None) -> Decision:
+        """Decide one flow (unary ``Decide``); raises :class:`FlowError` when the server refuses it."""
+        request = pb.DecideRequest(explain=explain)
+        fill_flow(request.flow, flow)
+        deadline = timeout if timeout is not None else self.timeout
+        try:
+            response = self._call(lambda: self.stub.Decide(request, timeout=deadline))
+        except ClientError as exc:
+            if exc.code is grpc.StatusCode.INVALID_ARGUMENT:
+                raise flow_error_from_status(exc.details) from None
+            raise
+        return decision_from_pb(response.decision)
+
+    def decide_batch(
+        self, flows: Iterable[Flow], *, explain: bool = False, timeout: float | None = None
+    ) -> list[Decision | FlowError]:
+        """One ``DecideBatch`` call: every result at one generation, in order."""
+        request = batch_request(0, list(flows), explain)
+        deadline = timeout if timeout is not None else self.timeout
+        response = self._call(lambda: self.stub.DecideBatch(request, timeout=deadline))
+        return [result_from_pb(r) for r in response.results]
+
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """``GetStatus`` as a dict (generation, ready, synced, object_counts, feed, ...)."""
+        deadline = timeout if timeout is not None else self.timeout
+        return status_to_dict(
+            self._call(lambda: self.stub.GetStatus(pb.GetStatusRequest(), timeout=deadline))
+        )
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The standard health check: ``SERVING``, ``NOT_SERVING``, ..."""
+        deadline = timeout if timeout is not None else self.timeout
+        response = self._call(
+            lambda: self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=deadline)
+        )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server says SERVING (its first load is done); raises TimeoutError."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                if self.health(timeout=max(0.1, end - time.monotonic())) == "SERVING":
+                    return
+            except ClientError:
+                pass
+            if time.monotonic() >= end:
+                raise TimeoutError(f"{self.target}: not SERVING after {timeout} s")
+            time.sleep(0.05)
+
+    def decide_many(
+        self,
+        flows: Iterable[Flow],
+        *,
+        explain: bool = False,
+        batch_size: int | None = None,
+        window: int | None = None,
+    ) -> Iterator[Decision | FlowError]:
+        """Decide every flow over ``DecideStream``, batched and pipelined; yields in input order."""
+        stream = _Pipeline(
+            self, batched(flows, batch_size or self.batch_size), explain, window or self.window
+        )
+        yield from stream.run()
+
+
+class _Pending:
+    __slots__ = ("request", "size")
+
+    def __init__(self, request: pb.DecideBatchRequest, size: int) -> None:
+        self.request = request
+        self.size = size
+
+
+class _Pipeline:
+    """One ``decide_many``: a sender (grpcio's request thread) and the caller's receive loop.
+
+    The sender takes the next batch only when fewer than ``window`` are
+    unanswered (a semaphore released per response).  ``pending`` holds the
+    sent-but-unanswered batches in order; after UNAVAILABLE a new stream
+    re-sends them first.  ``attempt`` (checked under ``lock``) stops a sender
+    of a dead stream from taking more batches.
+    """
+
+    def __init__(
+        self, client: DecisionClient, batches: Iterator[list[Flow]], explain: bool, window: int
+    ) -> None:
+        self.client = client
+        self.batches = batches
+        self.explain = explain
+        self.window = max(1, window)
+        self.pending: deque[_Pending] = deque()
+        self.lock = threading.Lock()
+        self.attempt = 0
+        self.next_id = 1
+        self.source_error: BaseException | None = None
+        self.exhausted = False
+
+    def _requests(self, attempt: int, resend: list[_Pending], slots: threading.Semaphore) -> Iterator[Any]:
+        for item in resend:
+            while not slots.acquire(timeout=0.1):
+                if self.attempt != attempt:
+                    return
+            yield item.request
+        while True:
+            while not slots.acquire(timeout=0.1):
+                if self.attempt != attempt:
+                    return
+            with self.lock:
+                if self.attempt != attempt or self.exhausted:
+                    return
+                try:
+                    batch = next(self.batches, None)
+                except BaseException as exc:  # the caller's iterable failed: end the stream, re-raise later
+                    self.source_error = exc
+                    batch = None
+                if batch is None:
+                    self.exhausted = True
+                    return
+                item = _Pending(batch_request(self.next_id, batch, self.explain), len(batch))
+                self.next_id += 1
+                self.pending.append(item)
+            yield item.request
+
+    def run(self) -> Iterator[Decision | FlowError]:
+        delays = self.client.retry.delays()
+        while True:
+            with self.lock:
+                self.attempt += 1
+                attempt = self.attempt
+                resend = list(self.pending)
+            slots = threading.Semaphore(self.window)
+            call = self.client.stub.DecideStream(self._requests(attempt, resend, slots))
+            try:
+                for response in call:
+                    with self.lock:
+                        item = self.pending.popleft()
+                    if response.request_id != item.request.request_id or len(response.results) != item.size:
+                        call.cancel()
+                        raise ClientError(
+                            grpc.StatusCode.INTERNAL,
+                            f"stream out of step: expected request {item.request.request_id} "
+                            f"({item.size} results), got {response.request_id} ({len(response.results)})",
+                        )
+                    slots.release()
+                    delays = self.client.retry.delays()  # progress resets the back-off
+                    for result in response.results:
+                        yield result_from_pb(result)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                delay = next(delays, None) if code in RETRYABLE else None
+                if delay is None:
+                    raise ClientError(code, exc.details() or "") from None
+                time.sleep(delay)
+                continue
+            finally:
+                with self.lock:
+                    self.attempt += 1  # a sender still running for this stream stops
+                call.cancel()
+            if self.source_error is not None:
+                raise self.source_error
+            if self.pending:
+                raise ClientError(
+                    grpc.StatusCode.INTERNAL, f"stream ended with {len(self.pending)} batches unanswered"
+                )
+            return

@@ -1,0 +1,131 @@
+"""``netpol-pdp serve``: run the gRPC decision service.
+
+Serves the manifests under ``--source`` (files or folders, repeatable; the
+bundled example cluster when none is given), reloading them on every change.
+Plaintext is allowed on loopback or with ``--insecure``; anywhere else give
+``--tls-cert`` and ``--tls-key`` (and ``--client-ca`` to require client
+certificates).  Logs are JSON lines on stderr; SIGTERM/SIGINT drain in-flight
+calls for ``--grace`` seconds, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from netpol_pdp.examples import CLUSTER
+from netpol_pdp.server.app import ConfigError, TlsConfig
+from netpol_pdp.server.logging import configure
+from netpol_pdp.server.serve import ServeOptions, serve
+from netpol_pdp.server.service import DEFAULT_MAX_BATCH
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="manifest file or folder to serve and watch (repeatable; default: the bundled example cluster)",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="gRPC address")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
+    parser.add_argument(
+        "--client-ca", type=Path, metavar="PEM", help="require client certificates signed by this CA"
+    )
+    parser.add_argument("--insecure", action="store_true", help="allow plaintext on a non-loopback address")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serving processes sharing the port (SO_REUSEPORT)",
+    )
+    parser.add_argument(
+        "--server-mode",
+        choices=("aio", "sync"),
+        default="aio",
+        help="grpc.aio (default, measured faster: docs/grpc.md) or the thread-pool server",
+    )
+    parser.add_argument("--threads", type=int, default=16, metavar="N", help="thread pool size (sync mode)")
+    parser.add_argument(
+        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N", help="largest batch accepted (flows)"
+    )
+    parser.add_argument("--grace", type=float, default=10.0, metavar="S", help="drain time on shutdown")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.001,
+        metavar="S",
+        help="sys.setswitchinterval: bounds how long a reload holds the GIL (default 0.001)",
+    )
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the gRPC decision service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    """Check the options (a :class:`ConfigError` names the bad one) and build :class:`ServeOptions`."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        raise ConfigError("--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    for name in ("workers", "threads", "max_batch"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
+    if args.switch_interval <= 0:
+        raise ConfigError("--switch-interval: must be positive")
+    sources = list(args.source) if args.source else [CLUSTER]
+    for path in sources:
+        if not path.exists():
+            raise ConfigError(f"--source {path}: no such file or directory")
+    tls = TlsConfig(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
+    return ServeOptions(
+        sources=sources,
+        listen=args.listen,
+        metrics_listen=args.metrics_listen,
+        tls=tls,
+        insecure=args.insecure,
+        mode=args.server_mode,
+        workers=args.workers,
+        threads=args.threads,
+        max_batch=args.max_batch,
+        grace=args.grace,
+        switch_interval=args.switch_interval,
+        reuse_port=args.reuse_port,
+        log_level=args.log_level,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure(args.log_level)
+    try:
+        return serve(options_from_args(args))
+    except ConfigError as exc:
+        print(f"netpol-pdp serve: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``serve`` alone (``python -m netpol_pdp.clients.cmd_serve``): the ``--workers`` children use it."""
+    parser = argparse.ArgumentParser(prog="netpol-pdp serve", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

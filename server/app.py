@@ -1,0 +1,285 @@
+"""Build and run the gRPC server: the DecisionService plus health, reflection and TLS.
+
+Two flavours share everything but the event model:
+
+- ``aio`` (the default, chosen by measurement, docs/grpc.md): ``grpc.aio`` on
+  an event loop in its own thread;
+- ``sync``: grpcio's thread-pool server.
+
+:func:`start_server` returns a :class:`ServerHandle` in both cases, so
+``netpol-pdp serve``, the tests and the benchmarks start, query and stop either
+the same way.  The handle's thread owns the server; other threads talk to it
+through the handle (``set_serving``, ``stop``), which hops onto the loop when
+needed.
+
+Health (``grpc.health.v1``): ``""`` and ``netpol.pdp.v1.DecisionService`` are
+NOT_SERVING until the state turns ready (the feed's first successful load),
+SERVING after, and NOT_SERVING again as soon as shutdown begins, so load
+balancers stop sending new calls while in-flight ones drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+#: Largest message either way; a full batch (DEFAULT_MAX_BATCH flows) explained
+#: stays far below it.  The client sets the same limit.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+Mode = Literal["aio", "sync"]
+
+
+class ConfigError(ValueError):
+    """A serving option is wrong or missing (names the option)."""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Server certificate and key (PEM files); ``client_ca`` turns on mutual TLS."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        try:
+            cert, key = self.cert.read_bytes(), self.key.read_bytes()
+            ca = self.client_ca.read_bytes() if self.client_ca else None
+        except OSError as exc:
+            raise ConfigError(f"tls: cannot read {exc.filename}: {exc.strerror}") from None
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+
+
+def split_host_port(address: str, option: str = "--listen") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); raises :class:`ConfigError` naming ``option``."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not host:
+        raise ConfigError(f"{option}: must be HOST:PORT (got {address!r})")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"{option}: port must be between 0 and 65535 (got {port})")
+    return host.strip("[]"), port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plaintext(listen: str, tls: TlsConfig | None, insecure: bool) -> None:
+    """Plaintext is allowed on loopback or when asked for (``--insecure``); otherwise TLS is required."""
+    host, _ = split_host_port(listen)
+    if tls is None and not insecure and not is_loopback(host):
+        raise ConfigError(
+            f"--listen {listen}: serving plaintext beyond loopback needs --insecure "
+            "(or give --tls-cert and --tls-key)"
+        )
+
+
+def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
+    # grpcio turns SO_REUSEPORT on by default on Linux, which lets a second
+    # server silently share a port; it is on only for --workers.
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+
+
+class ServerHandle:
+    """A started server (either flavour): its port, health control and shutdown."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+
+    def set_serving(self, serving: bool) -> None:
+        raise NotImplementedError
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stop taking calls (health NOT_SERVING), let in-flight calls finish for ``grace`` s, then end."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped."""
+        return self._stopped.wait(timeout)
+
+    def _health_status(self, serving: bool) -> int:
+        return (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+
+class SyncServerHandle(ServerHandle):
+    """grpcio's thread-pool server."""
+
+    def __init__(
+        self,
+        servicer: pb_grpc.DecisionServiceServicer,
+        listen: str,
+        credentials: grpc.ServerCredentials | None,
+        *,
+        threads: int = 16,
+        reuse_port: bool = False,
+    ) -> None:
+        super().__init__()
+        self._pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
+        self.server = grpc.server(self._pool, options=server_options(reuse_port))
+        pb_grpc.add_DecisionServiceServicer_to_server(servicer, self.server)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.set_serving(False)
+        self.port = _bind(self.server, listen, credentials)
+        self.server.start()
+
+    def set_serving(self, serving: bool) -> None:
+        status = self._health_status(serving)
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self._pool.shutdown(wait=False)
+        self._stopped.set()
+
+
+class AioServerHandle(ServerHandle):
+    """``grpc.aio`` on its own event loop thread."""
+
+    def __init__(
+        self,
+        servicer: pb_grpc.DecisionServiceServicer,
+        listen: str,
+        credentials: grpc.ServerCredentials | None,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
+        super().__init__()
+        self._servicer = servicer
+        self._listen = listen
+        self._credentials = credentials
+        self._reuse_port = reuse_port
+        self._loop = asyncio.new_event_loop()
+        self._stop_request: asyncio.Event | None = None
+        self._grace: float | None = 5.0
+        self.health: Any = None
+        self._thread = threading.Thread(target=self._run, name="grpc-aio", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        finally:
+            self._loop.close()
+            self._stopped.set()
+
+    async def _main(self) -> None:
+        try:
+            server = grpc.aio.server(options=server_options(self._reuse_port))
+            pb_grpc.add_DecisionServiceServicer_to_server(self._servicer, server)
+            self.health = health.aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+            for name in ("", SERVICE_NAME):
+                await self.health.set(name, self._health_status(False))
+            self.port = _bind(server, self._listen, self._credentials)
+            await server.start()
+            self._stop_request = asyncio.Event()
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        await self._stop_request.wait()
+        await self.health.enter_graceful_shutdown()
+        await server.stop(self._grace)
+
+    def _call_soon(self, fn: Callable[[], Any]) -> None:
+        if not self._stopped.is_set():
+            self._loop.call_soon_threadsafe(fn)
+
+    def set_serving(self, serving: bool) -> None:
+        status = self._health_status(serving)
+
+        async def update() -> None:
+            for name in ("", SERVICE_NAME):
+                await self.health.set(name, status)
+
+        if threading.current_thread() is self._thread:
+            self._loop.create_task(update())
+        else:
+            self._call_soon(lambda: self._loop.create_task(update()))
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        self._grace = grace
+        stop_request = self._stop_request
+        if stop_request is not None:
+            self._call_soon(stop_request.set)
+        self._thread.join()
+
+
+def _bind(server: Any, listen: str, credentials: grpc.ServerCredentials | None) -> int:
+    host, port = split_host_port(listen)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = (
+            server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        )
+    except RuntimeError as exc:  # grpcio raises RuntimeError when it cannot bind
+        raise ConfigError(f"--listen {listen}: cannot bind ({exc})") from None
+    if not bound:
+        raise ConfigError(f"--listen {listen}: cannot bind (address in use or not local)")
+    return int(bound)
+
+
+def start_server(
+    servicer: pb_grpc.DecisionServiceServicer,
+    listen: str = "127.0.0.1:0",
+    *,
+    mode: Mode = "aio",
+    tls: TlsConfig | None = None,
+    insecure: bool = False,
+    threads: int = 16,
+    reuse_port: bool = False,
+) -> ServerHandle:
+    """Start serving ``servicer`` (a sync or aio flavour matching ``mode``) on ``listen``."""
+    check_plaintext(listen, tls, insecure)
+    credentials = tls.credentials() if tls else None
+    if mode == "sync":
+        return SyncServerHandle(servicer, listen, credentials, threads=threads, reuse_port=reuse_port)
+    if mode == "aio":
+        return AioServerHandle(servicer, listen, credentials, reuse_port=reuse_port)
+    raise ConfigError(f"--server-mode: must be aio or sync (got {mode!r})")
