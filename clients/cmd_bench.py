@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpol_pdp.bench import audit, results, scaling
+from netpol_pdp.bench import audit, results, scaling, serve
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
 from netpol_pdp.clients.errors import CommandError
@@ -65,11 +65,26 @@ def add_parser(subparsers: Any) -> None:
     scaling.add_argument("--seed", type=int, default=1)
     scaling.add_argument("--profile", action="store_true", help="add cProfile summaries of the hot paths")
     _output(scaling)
+
+    serve = sub.add_parser(
+        "serve", help="end-to-end over gRPC on loopback: the service vs an echo server and the reference"
+    )
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument(
+        "--source", type=Path, default=None, metavar="DIR", help="default: the bundled example"
+    )
+    where.add_argument("--size", choices=SIZE_CHOICES, help="a generated world instead of a folder")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per load shape")
+    serve.add_argument("--batch", type=int, default=1_000, metavar="N", help="flows per batch message")
+    serve.add_argument("--window", type=int, default=4, metavar="N", help="stream batches in flight")
+    serve.add_argument("--server-mode", choices=("aio", "sync"), default="aio")
+    _output(serve)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"world": _world, "audit": _audit, "scaling": _scaling}
+    handlers = {"world": _world, "audit": _audit, "scaling": _scaling, "serve": _serve}
     return handlers[args.bench_command](args)
 
 
@@ -145,4 +160,27 @@ def _scaling(args: argparse.Namespace) -> int:
         raise CommandError(f"bench scaling: {err}", status=1) from err
     print(text)
     print(f"\nresults written to {args.output}/scaling.json and scaling.md")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    for name in ("duration", "batch", "window"):
+        if getattr(args, name) <= 0:
+            raise CommandError(f"bench serve: --{name} must be positive")
+    source = None if args.size else (args.source or audit.EXAMPLE)
+    try:
+        text = serve.main(
+            source,
+            args.size,
+            args.seed,
+            args.output,
+            duration=args.duration,
+            batch=args.batch,
+            window=args.window,
+            mode=args.server_mode,
+        )
+    except RuntimeError as err:  # a server process failed to start: its stderr is in the message
+        raise CommandError(f"bench serve: {err}", status=1) from err
+    print(text)
+    print(f"\nresults written to {args.output}/serve.json and serve.md")
     return 0
