@@ -25,7 +25,8 @@ ratios compare the servers.  Both processes share the machine's cores: on a
 2-core machine the load generator takes one of them.
 
 Ratios reported: decision/echo (the targets: unary >= 80%, stream >= 60%) and
-decision/reference, per load shape.
+decision/reference, per load shape.  ``--profile`` adds the service's own
+per-flow cost measured in-process (no transport) and its cProfile summary.
 """
 
 from __future__ import annotations
@@ -270,6 +271,37 @@ class Load:
         return _summary(lat, calls, flows, clock() - start)
 
 
+# --- in-process: the service's own cost, without the transport -------------------------------
+
+
+def core_profile(objects: list[Object], flows: list[Flow], batch: int, rounds: int = 20) -> dict[str, Any]:
+    """``DecisionCore.decide_batch`` and the echo core on one pre-built batch, in this process.
+
+    This separates what the service costs per flow (wire flow -> Flow
+    validation, deciding, Decision -> wire) from what gRPC costs, and profiles it.
+    """
+    from netpol_pdp.server.echo import EchoCore
+    from netpol_pdp.server.service import DecisionCore
+    from netpol_pdp.server.status import ServerState
+    from netpol_pdp.v1 import decision_pb2 as pb
+    from netpol_pdp.v1.convert import fill_flow
+
+    request = pb.DecideBatchRequest(request_id=1)
+    for f in flows[:batch]:
+        fill_flow(request.flows.add(), f)
+    n = len(request.flows)
+    state = ServerState(Index.from_objects(objects))
+    state.mark_ready()
+    core, echo = DecisionCore(state), EchoCore()
+    core.decide_batch(request)  # warm the decision cache: the steady state of a repeating log
+    out: dict[str, Any] = {"batch": n}
+    for name, fn in (("decision", core.decide_batch), ("echo", echo.decide_batch)):
+        seconds, _ = results.timed(lambda fn=fn: [fn(request) for _ in range(rounds)])  # type: ignore[misc]
+        out[f"{name}_flows_per_s"] = rounds * n / seconds
+    _, out["profile"] = results.profiled(lambda: [core.decide_batch(request) for _ in range(rounds)])
+    return out
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -284,6 +316,7 @@ def run_serve(
     servers: Sequence[str] = SERVERS,
     seed: int = 0,
     n_flows: int = 50_000,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Start each server in turn, drive the three load shapes against it, return the figures."""
     oracle = Index.from_objects(objects)
@@ -310,6 +343,8 @@ def run_serve(
         finally:
             server.close()
     figures["ratios"] = ratios(figures["runs"])
+    if profile:
+        figures["core"] = core_profile(objects, flows, batch)
     figures["machine"] = results.machine()
     return figures
 
@@ -359,6 +394,20 @@ def report(figures: dict[str, Any], world: str) -> str:
                 for shape, limit in TARGETS.items()
             ]  # fmt: skip
             lines.append(results.table(("target", "measured", "verdict"), target_rows))
+    core = figures.get("core")
+    if core:
+        lines += [
+            "",
+            "## The service's own cost, in-process (no transport)",
+            "",
+            f"`DecisionCore.decide_batch` on one {core['batch']}-flow batch (decision cache warm): "
+            f"{rate(core['decision_flows_per_s'], ' flows/s')}; the echo core: "
+            f"{rate(core['echo_flows_per_s'], ' flows/s')}. Profile of the decision core, by own time:",
+            "",
+            "```",
+            core["profile"],
+            "```",
+        ]
     return "\n".join(lines)
 
 
@@ -372,11 +421,19 @@ def main(
     batch: int,
     window: int,
     mode: str,
+    profile: bool = False,
 ) -> str:
     world_args = ["--seed", str(seed)] + (["--size", size] if size else ["--source", str(source)])
     objects = load_objects(source, size, seed)
     figures = run_serve(
-        world_args, objects, duration=duration, batch=batch, window=window, mode=mode, seed=seed
+        world_args,
+        objects,
+        duration=duration,
+        batch=batch,
+        window=window,
+        mode=mode,
+        seed=seed,
+        profile=profile,
     )
     world = f"world {size} (seed {seed})" if size else f"source {source}"
     figures["world"] = world

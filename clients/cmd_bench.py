@@ -79,6 +79,9 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--batch", type=int, default=1_000, metavar="N", help="flows per batch message")
     serve.add_argument("--window", type=int, default=4, metavar="N", help="stream batches in flight")
     serve.add_argument("--server-mode", choices=("aio", "sync"), default="aio")
+    serve.add_argument(
+        "--profile", action="store_true", help="add the service's in-process cost and its cProfile summary"
+    )
     _output(serve)
     parser.set_defaults(run=run)
 
@@ -178,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
             batch=args.batch,
             window=args.window,
             mode=args.server_mode,
+            profile=args.profile,
         )
     except RuntimeError as err:  # a server process failed to start: its stderr is in the message
         raise CommandError(f"bench serve: {err}", status=1) from err

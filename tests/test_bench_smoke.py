@@ -83,6 +83,24 @@ def test_bench_scaling_rejects_an_unknown_size(capsys):
     assert "unknown size huge" in capsys.readouterr().err
 
 
+def test_bench_serve_drives_the_service_echo_and_reference_servers_over_loopback(tmp_path):
+    args = ["bench", "serve", "--duration", "0.2", "--batch", "50", "--window", "2", "-o", str(tmp_path)]
+    assert main(args) == 0
+    figures = json.loads((tmp_path / "serve.json").read_text())
+    assert set(figures["runs"]) == {"decision", "echo", "reference"}
+    for shapes in figures["runs"].values():
+        assert set(shapes) == {"unary", "batch", "stream"}
+        assert all(run["flows"] >= run["calls"] > 0 for run in shapes.values())
+        assert shapes["batch"]["flows"] == 50 * shapes["batch"]["calls"]
+    assert set(figures["ratios"]) == {"decision/echo", "decision/reference"}
+    assert "p99.9" in (tmp_path / "serve.md").read_text()
+
+
+def test_bench_serve_rejects_a_non_positive_duration(capsys):
+    assert main(["bench", "serve", "--duration", "0"]) == 2
+    assert "--duration must be positive" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not (REPO / "bench" / "test_micro.py").is_file(), reason="needs a source checkout")
 def test_the_micro_benchmarks_run_once_each_at_the_tiny_size():
     env = {**os.environ, "NETPOL_BENCH_SIZES": "tiny"}
