@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from netpol_pdp.bench import results
-from netpol_pdp.bench.flowmix import endpoints, make_flows
+from netpol_pdp.bench.flowmix import endpoints, make_flows, write_flows
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.manifests import ManifestSource
@@ -54,27 +54,40 @@ def run_audit(
     mix: str = "realistic",
     seed: int = 0,
     reference_sample: int = 2_000,
+    repeat: int = 3,
+    write_log: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the four measurements of the module docstring; returns the figures."""
+    """Run the four measurements of the module docstring; returns the figures.
+
+    Measurements 1-3 run ``repeat`` times; the figures are the best run, and
+    every run's seconds are kept (``runs_s``) so the noise can be seen.
+    """
     build_s, index = results.timed(lambda: Index.from_objects(objects))
     oracle = Index.from_objects(objects)
     gen_s, flows = results.timed(
         lambda: make_flows(endpoints(objects, seed), mix, n, seed, allowed=lambda f: oracle.decide(f).allowed)
     )
     assert len(flows) == n, f"the log holds {len(flows)} flows, expected {n}"
+    if write_log is not None:  # the same log for `netpol-pdp audit`, to time the whole command on it
+        write_flows(flows, write_log)
     distinct = list(dict.fromkeys(flows))
 
-    index.apply([])
-    h0, m0 = index.cache_stats()
-    log_s = _decide_each(index, flows)
-    h1, m1 = index.cache_stats()
-    hits_s = _decide_each(index, flows)
-    h2, m2 = index.cache_stats()
-    assert (h2 - h1, m2 - m1) == (n, 0), "the second pass over the log must be all cache hits"
-    index.apply([])
-    misses_s = _decide_each(index, distinct)
-    h3, m3 = index.cache_stats()
-    assert (h3 - h2, m3 - m2) == (0, len(distinct)), "distinct flows on a fresh generation must all miss"
+    log_runs: list[float] = []
+    hit_runs: list[float] = []
+    miss_runs: list[float] = []
+    for _ in range(repeat):  # a shared machine is noisy: the best of a few runs is the figure
+        index.apply([])
+        h0, m0 = index.cache_stats()
+        log_runs.append(_decide_each(index, flows))
+        h1, m1 = index.cache_stats()
+        hit_runs.append(_decide_each(index, flows))
+        h2, m2 = index.cache_stats()
+        assert (h2 - h1, m2 - m1) == (n, 0), "the second pass over the log must be all cache hits"
+        index.apply([])
+        miss_runs.append(_decide_each(index, distinct))
+        h3, m3 = index.cache_stats()
+        assert (h3 - h2, m3 - m2) == (0, len(distinct)), "distinct flows on a fresh generation must all miss"
+    log_s, hits_s, misses_s = min(log_runs), min(hit_runs), min(miss_runs)
     verdicts = Counter(index.decide(f).verdict.value for f in flows)
 
     sample = distinct[:reference_sample]
@@ -91,6 +104,7 @@ def run_audit(
         "objects": Counter(o.kind.value for o in objects),
         "flows": n,
         "mix": mix,
+        "repeat": repeat,
         "distinct_flows": len(distinct),
         "verdicts": dict(verdicts),
         "build_s": build_s,
@@ -100,9 +114,15 @@ def run_audit(
             "decisions_per_s": n / log_s,
             "hits": h1 - h0,
             "misses": m1 - m0,
+            "runs_s": log_runs,
         },
-        "hits": {"seconds": hits_s, "decisions_per_s": n / hits_s, "count": n},
-        "misses": {"seconds": misses_s, "decisions_per_s": len(distinct) / misses_s, "count": len(distinct)},
+        "hits": {"seconds": hits_s, "decisions_per_s": n / hits_s, "count": n, "runs_s": hit_runs},
+        "misses": {
+            "seconds": misses_s,
+            "decisions_per_s": len(distinct) / misses_s,
+            "count": len(distinct),
+            "runs_s": miss_runs,
+        },
         "reference": {
             "sample": len(sample),
             "reference_decisions_per_s": ref_rate,
@@ -139,6 +159,7 @@ def report(figures: dict[str, Any], source: str) -> str:
             "",
             f"World: {counts}; index built in {results.duration(figures['build_s'])}.",
             f"Log: {figures['distinct_flows']:,} distinct flows; verdicts {figures['verdicts']}.",
+            f"Times are the best of {figures['repeat']} runs (every run is in audit.json).",
             "",
             results.table(("measurement", "decisions", "time", "rate"), rows),
             "",
@@ -152,9 +173,21 @@ def report(figures: dict[str, Any], source: str) -> str:
     )
 
 
-def main(source: Path, n: int, *, mix: str, seed: int, reference_sample: int, out_dir: Path) -> str:
+def main(
+    source: Path,
+    n: int,
+    *,
+    mix: str,
+    seed: int,
+    reference_sample: int,
+    out_dir: Path,
+    repeat: int = 3,
+    write_log: Path | None = None,
+) -> str:
     objects = list(ManifestSource(source).load().objects.values())
-    figures = run_audit(objects, n, mix=mix, seed=seed, reference_sample=reference_sample)
+    figures = run_audit(
+        objects, n, mix=mix, seed=seed, reference_sample=reference_sample, repeat=repeat, write_log=write_log
+    )
     figures["source"] = str(source)
     text = report(figures, str(source))
     results.write("audit", figures, text, out_dir)

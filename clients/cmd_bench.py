@@ -54,6 +54,12 @@ def add_parser(subparsers: Any) -> None:
     audit.add_argument("--mix", choices=MIXES, default="realistic")
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--reference-sample", type=int, default=2_000, metavar="N")
+    audit.add_argument(
+        "--repeat", type=int, default=3, metavar="N", help="runs of each pass; the best counts"
+    )
+    audit.add_argument(
+        "--write-log", type=Path, metavar="FILE", help="also write the generated log (JSON Lines) to FILE"
+    )
     _output(audit)
 
     scaling = sub.add_parser(
@@ -134,8 +140,9 @@ def _audit(args: argparse.Namespace) -> int:
     source = args.source or audit.EXAMPLE
     if args.flows < 1:
         raise CommandError("bench audit: --flows must be at least 1")
-    if args.reference_sample < 1:
-        raise CommandError("bench audit: --reference-sample must be at least 1")
+    for name in ("reference_sample", "repeat"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"bench audit: --{name.replace('_', '-')} must be at least 1")
     text = audit.main(
         source,
         args.flows,
@@ -143,6 +150,8 @@ def _audit(args: argparse.Namespace) -> int:
         seed=args.seed,
         reference_sample=args.reference_sample,
         out_dir=args.output,
+        repeat=args.repeat,
+        write_log=args.write_log,
     )  # a SourceError reaches the CLI's handler, which lists every problem
     print(text)
     print(f"\nresults written to {args.output}/audit.json and audit.md")
