@@ -4,6 +4,7 @@ Subcommands (each documented in docs/benchmarks.md):
 
 - ``world``    write a synthetic cluster (and optionally a flow log) as YAML files;
 - ``audit``    decide a generated flow log over a folder, in-process: hits, misses, reference ratio;
+- ``micro``    the pytest-benchmark micro-benchmarks (decisions, build, update events, selectors);
 - ``scaling``  build / update / decision cost and peak RSS per world size, table + PNG;
 - ``serve``    end-to-end over gRPC on loopback, against an echo server and the reference.
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpol_pdp.bench import audit, results, scaling, serve
+from netpol_pdp.bench import audit, micro, results, scaling, serve
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
 from netpol_pdp.clients.errors import CommandError
@@ -72,6 +73,15 @@ def add_parser(subparsers: Any) -> None:
     scaling.add_argument("--profile", action="store_true", help="add cProfile summaries of the hot paths")
     _output(scaling)
 
+    micro = sub.add_parser("micro", help="the pytest-benchmark micro-benchmarks, as a table")
+    micro.add_argument(
+        "--sizes", default="small,medium", help="comma-separated sizes (default small,medium; large is slow)"
+    )
+    micro.add_argument(
+        "--max-time", type=float, default=1.0, metavar="S", help="time budget per benchmark (default 1 s)"
+    )
+    _output(micro)
+
     serve = sub.add_parser(
         "serve", help="end-to-end over gRPC on loopback: the service vs an echo server and the reference"
     )
@@ -93,7 +103,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"world": _world, "audit": _audit, "scaling": _scaling, "serve": _serve}
+    handlers = {"world": _world, "audit": _audit, "micro": _micro, "scaling": _scaling, "serve": _serve}
     return handlers[args.bench_command](args)
 
 
@@ -158,14 +168,30 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scaling(args: argparse.Namespace) -> int:
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+def _sizes(text: str, command: str) -> list[str]:
+    sizes = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown or not sizes:
         raise CommandError(
-            f"bench scaling: --sizes: unknown size {', '.join(unknown) or '(none given)'} "
+            f"bench {command}: --sizes: unknown size {', '.join(unknown) or '(none given)'} "
             f"(sizes: {', '.join(SIZES)})"
         )
+    return sizes
+
+
+def _micro(args: argparse.Namespace) -> int:
+    sizes = _sizes(args.sizes, "micro")
+    try:
+        text = micro.main(sizes, args.output, args.max_time)
+    except RuntimeError as err:  # pytest failed: its output is in the message
+        raise CommandError(f"bench micro: {err}", status=1) from err
+    print(text)
+    print(f"\nresults written to {args.output}/micro.json and micro.md")
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    sizes = _sizes(args.sizes, "scaling")
     try:
         text = scaling.main(sizes, args.seed, args.output, profile=args.profile)
     except RuntimeError as err:  # a size's subprocess failed: its stderr is in the message
