@@ -181,7 +181,7 @@ class Load:
             options=[("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)],
         )
         grpc.channel_ready_future(self.channel).result(timeout=60)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.batch, self.window = batch, window
         self.unary: list[Any] = []
         for f in flows[:10_000]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from netpol_pdp.bench.events import EVENT_NAMES, update_events
 from netpol_pdp.bench.flowmix import endpoints, realistic_flows, uniform_flows
@@ -71,7 +73,7 @@ def cold_flows(size: str) -> list[Flow]:
     return distinct
 
 
-def _rate(benchmark, n: int) -> None:
+def _rate(benchmark: BenchmarkFixture, n: int) -> None:
     if benchmark.stats is None:  # --benchmark-disable (the CI smoke run): ran once, nothing timed
         return
     benchmark.extra_info["decisions_per_batch"] = n
@@ -79,11 +81,12 @@ def _rate(benchmark, n: int) -> None:
 
 
 @pytest.fixture(params=SIZE_NAMES)
-def size(request) -> str:
-    return request.param
+def size(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
-def test_decide_cache_hit(benchmark, size):
+def test_decide_cache_hit(benchmark: BenchmarkFixture, size: str) -> None:
     idx = built(size)
     flows = hot_flows(size)
     idx.decide_many(flows)
@@ -99,7 +102,7 @@ def test_decide_cache_hit(benchmark, size):
     _rate(benchmark, len(flows))
 
 
-def test_decide_many_cache_hit(benchmark, size):
+def test_decide_many_cache_hit(benchmark: BenchmarkFixture, size: str) -> None:
     idx = built(size)
     flows = hot_flows(size)
     idx.decide_many(flows)
@@ -107,12 +110,12 @@ def test_decide_many_cache_hit(benchmark, size):
     _rate(benchmark, len(flows))
 
 
-def test_decide_cache_miss(benchmark, size):
+def test_decide_cache_miss(benchmark: BenchmarkFixture, size: str) -> None:
     idx = built(size)
     flows = cold_flows(size)
     decide = idx.decide
 
-    def fresh_generation():
+    def fresh_generation() -> tuple[tuple[Any, ...], dict[str, Any]]:
         idx.apply([])  # a new generation starts with an empty decision cache
         return (), {}
 
@@ -121,25 +124,25 @@ def test_decide_cache_miss(benchmark, size):
             decide(f)
 
     misses_before = idx.cache_stats()[1]
-    benchmark.pedantic(run, setup=fresh_generation, rounds=20, iterations=1)
+    benchmark.pedantic(run, setup=fresh_generation, rounds=20, iterations=1)  # type: ignore[no-untyped-call]
     missed = idx.cache_stats()[1] - misses_before
     assert missed and missed % len(flows) == 0, "every timed decision was a cache miss"
     _rate(benchmark, len(flows))
 
 
-def test_decide_uniform_miss(benchmark, size):
+def test_decide_uniform_miss(benchmark: BenchmarkFixture, size: str) -> None:
     idx = built(size)
     flows = list(dict.fromkeys(uniform_flows(endpoints(world(size).objects), BATCH, seed=3)))
 
-    def fresh_generation():
+    def fresh_generation() -> tuple[tuple[Any, ...], dict[str, Any]]:
         idx.apply([])  # a new generation starts with an empty decision cache
         return (flows,), {}
 
-    benchmark.pedantic(idx.decide_many, setup=fresh_generation, rounds=20, iterations=1)
+    benchmark.pedantic(idx.decide_many, setup=fresh_generation, rounds=20, iterations=1)  # type: ignore[no-untyped-call]
     _rate(benchmark, len(flows))
 
 
-def test_decide_with_explain(benchmark, size):
+def test_decide_with_explain(benchmark: BenchmarkFixture, size: str) -> None:
     idx = built(size)
     flows = cold_flows(size)[:200]
 
@@ -151,24 +154,24 @@ def test_decide_with_explain(benchmark, size):
     _rate(benchmark, len(flows))
 
 
-def test_index_build(benchmark, size):
+def test_index_build(benchmark: BenchmarkFixture, size: str) -> None:
     objects = world(size).objects
     rounds = {"tiny": 10, "small": 5, "medium": 3}.get(size, 1)
-    idx = benchmark.pedantic(Index.from_objects, args=(objects,), rounds=rounds, iterations=1)
+    idx = benchmark.pedantic(Index.from_objects, args=(objects,), rounds=rounds, iterations=1)  # type: ignore[no-untyped-call]
     assert idx.counts() == world(size).counts()
     benchmark.extra_info.update(idx.stats())
 
 
 @pytest.mark.parametrize("event", EVENT_NAMES)
-def test_apply_one_event(benchmark, size, event):
+def test_apply_one_event(benchmark: BenchmarkFixture, size: str, event: str) -> None:
     idx = Index.from_objects(world(size).objects)  # its own: the events change it
     timed = next(e for e in update_events(world(size).objects) if e.name == event)
 
-    def setup():
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
         idx.apply(timed.undo)
         return (timed.do,), {}
 
-    benchmark.pedantic(idx.apply, setup=setup, rounds=30, iterations=1)
+    benchmark.pedantic(idx.apply, setup=setup, rounds=30, iterations=1)  # type: ignore[no-untyped-call]
     idx.apply(timed.undo)
     assert idx.counts() == world(size).counts()
 
@@ -186,7 +189,7 @@ SELECTORS = {
 
 
 @pytest.mark.parametrize("kind", list(SELECTORS))
-def test_selector_matching(benchmark, kind):
+def test_selector_matching(benchmark: BenchmarkFixture, kind: str) -> None:
     labels = [dict(d.labels) for d in world("small").deployments][:BATCH]
     selector = SELECTORS[kind]
 
