@@ -184,11 +184,13 @@ def main(
     repeat: int = 3,
     write_log: Path | None = None,
 ) -> str:
+    machine = results.machine()  # the load average before the run, not after it
     objects = list(ManifestSource(source).load().objects.values())
     figures = run_audit(
         objects, n, mix=mix, seed=seed, reference_sample=reference_sample, repeat=repeat, write_log=write_log
     )
     figures["source"] = str(source)
+    figures["machine"] = machine
     text = report(figures, str(source))
     results.write("audit", figures, text, out_dir)
     return text

@@ -84,9 +84,6 @@ def measure(size: str, seed: int = 1, *, profile: bool = False) -> dict[str, Any
     out["index_stats"] = index.stats()
     out["rss_after_build_mib"] = results.current_rss_mib()
     profiles: dict[str, str] = {}
-    if profile:
-        _, profiles["build"] = results.profiled(lambda: Index.from_objects(objects))
-        gc.collect()
 
     updates: dict[str, dict[str, float]] = {}
     for ev in update_events(objects):
@@ -130,10 +127,11 @@ def measure(size: str, seed: int = 1, *, profile: bool = False) -> dict[str, Any
     for f in distinct[:2000]:
         index.decide(f, explain=True)
     out["explain_rate"] = min(len(distinct), 2000) / (time.perf_counter() - start)
+    out["peak_rss_mib"] = results.peak_rss_mib()  # before profiling, which builds a second index
     if profile:
         index.apply([])
         _, profiles["decide (misses)"] = results.profiled(lambda: _rate_each(index, distinct + uniform))
-    out["peak_rss_mib"] = results.peak_rss_mib()
+        _, profiles["build"] = results.profiled(lambda: Index.from_objects(objects))
     out["profiles"] = profiles
     return out
 
@@ -260,9 +258,10 @@ def plot(figures: list[dict[str, Any]], path: Path) -> bool:
 
 
 def main(sizes: Sequence[str], seed: int, out_dir: Path, *, profile: bool = False) -> str:
+    machine = results.machine()  # the load average before the run, not after it
     figures = run_sizes(sizes, seed, profile=profile)
     text = report(figures)
-    results.write("scaling", {"sizes": figures}, text, out_dir)
+    results.write("scaling", {"machine": machine, "sizes": figures}, text, out_dir)
     png = out_dir / "scaling.png"
     if plot(figures, png):
         text += f"\n\nPlot: {png}"

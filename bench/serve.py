@@ -319,6 +319,7 @@ def run_serve(
     profile: bool = False,
 ) -> dict[str, Any]:
     """Start each server in turn, drive the three load shapes against it, return the figures."""
+    machine = results.machine()  # the load average before the run, not after it
     oracle = Index.from_objects(objects)
     flows = realistic_flows(
         endpoints(objects, seed), n_flows, seed, allowed=lambda f: oracle.decide(f).allowed
@@ -345,7 +346,7 @@ def run_serve(
     figures["ratios"] = ratios(figures["runs"])
     if profile:
         figures["core"] = core_profile(objects, flows, batch)
-    figures["machine"] = results.machine()
+    figures["machine"] = machine
     return figures
 
 
