@@ -4,8 +4,8 @@ Flow logs repeat heavily (the same client calls the same service all day), so
 each *distinct* flow is decided once: lines are read in chunks, the chunk's
 flows not seen before are decided together with ``Index.decide_many`` (one
 generation for the whole batch), and every line is answered from the
-distinct-flow table.  Memory is the table plus one chunk, whatever the length
-of the log.
+distinct-flow table.  Memory is that table (and the table of parsed raw
+fields, about as large) plus one chunk, whatever the length of the log.
 
 The output line is the input line with the decision's fields appended: the
 input text is kept as written (field order, number formatting) and the
@@ -100,6 +100,7 @@ class Auditor:
         self.top = top
         self.chunk = chunk
         self._seen: dict[Flow, _Distinct] = {}
+        self._parsed: dict[tuple[object, ...], Flow] = {}
         self._summary = AuditSummary()
 
     def run(
@@ -146,10 +147,21 @@ class Auditor:
             record = json.loads(text)
         except json.JSONDecodeError as err:
             return self._invalid(number, f"not valid JSON: {err.msg} (column {err.colno})")
+        # Parsing addresses costs more than deciding a cached flow, so the parsed
+        # flow is remembered by its raw fields (types included: ``True == 1``).
         try:
-            flow = parse_flow(record)
-        except FlowError as err:
-            return self._invalid(number, str(err))
+            proto, port = record.get("protocol"), record.get("dst_port")
+            key = (record["src_ip"], record["dst_ip"], proto, port, type(proto), type(port))
+            flow = self._parsed.get(key)
+        except (AttributeError, KeyError, TypeError):  # not an object, a field missing or unhashable
+            key, flow = None, None
+        if flow is None:
+            try:
+                flow = parse_flow(record)
+            except FlowError as err:
+                return self._invalid(number, str(err))
+            if key is not None:
+                self._parsed[key] = flow
         return text, record, flow
 
     def _invalid(self, number: int, message: str) -> str | None:

@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except SourceError as err:
-        print(f"error: cannot load the manifest source ({len(err.problems)} problems):", file=sys.stderr)
+        count = f"{len(err.problems)} problem{'' if len(err.problems) == 1 else 's'}"
+        print(f"error: cannot load the manifest source ({count}):", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INPUT

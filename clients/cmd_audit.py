@@ -67,6 +67,9 @@ def _input(name: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
 @contextlib.contextmanager
 def _output(name: str | None) -> Iterator[IO[str]]:
     if name is None or name == "-":
+        # JSON Lines are UTF-8 whatever the locale says (input text is copied through as is).
+        if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.encoding.lower() not in ("utf-8", "utf8"):
+            sys.stdout.reconfigure(encoding="utf-8")
         yield sys.stdout
         return
     try:

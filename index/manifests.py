@@ -110,9 +110,9 @@ class _LoadState:
         self.ignored: Counter[str] = Counter()
         self.problems: list[str] = []
 
-    def document(self, where: str, doc: object, list_kind: str | None = None) -> None:
-        """Read one document (or list item) located at ``where``."""
-        if doc is None and list_kind is None:
+    def document(self, where: str, doc: object, list_kind: str | None = None, *, item: bool = False) -> None:
+        """Read one document (or list ``item``, whose kind defaults to ``list_kind``) located at ``where``."""
+        if doc is None and not item:
             return  # an empty YAML document (a stray ``---``)
         if not isinstance(doc, Mapping):
             self.problems.append(f"{where}: must be a Kubernetes object (a map), got {type(doc).__name__}")
@@ -124,7 +124,10 @@ class _LoadState:
         if kind is None:
             self.problems.append(f"{where}: {_object_name(doc)}: kind: is required")
             return
-        if isinstance(kind, str) and kind.endswith("List") and "items" in doc:
+        if not isinstance(kind, str):
+            self.problems.append(f"{where}: {_object_name(doc)}: kind: must be a string (got {kind!r})")
+            return
+        if kind.endswith("List") and "items" in doc:
             self._list(where, doc, kind)
             return
         api_version = doc.get("apiVersion")
@@ -138,7 +141,7 @@ class _LoadState:
                 self.problems.append(f"{where}: {err.obj}: {e}")
             return
         if obj is None:
-            self.ignored[str(kind)] += 1
+            self.ignored[kind] += 1
             return
         if obj.key in self.objects:
             self.problems.append(f"{where}: {obj.ref}: declared twice; first in {self.origin[obj.key]}")
@@ -155,7 +158,7 @@ class _LoadState:
             return
         item_kind = kind[: -len("List")] or None  # "List" itself names no item kind
         for i, item in enumerate(items):
-            self.document(f"{where}: items[{i}]", item, item_kind)
+            self.document(f"{where}: items[{i}]", item, item_kind, item=True)
 
 
 def _yaml_problem(path: str, err: yaml.YAMLError) -> str:

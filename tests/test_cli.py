@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -157,7 +158,7 @@ def test_audit_of_a_missing_log_or_an_invalid_source_is_a_clear_error(
     status, _out, err = run(capsys, "audit", str(FLOWS), "--source", str(tmp_path / "bad.yaml"))
     assert status == 2
     assert err.splitlines() == [
-        "error: cannot load the manifest source (1 problems):",
+        "error: cannot load the manifest source (1 problem):",
         f"  {tmp_path / 'bad.yaml'}: document 1: Pod default/x: status.podIP: must be a valid IP address "
         "(got 'nope')",
     ]
@@ -289,12 +290,23 @@ def test_validate_lists_every_problem_one_per_line_and_exits_1(
 
 
 def test_the_installed_console_script_audits_the_bundled_example(tmp_path: Path) -> None:
-    script = Path(sys.executable).with_name("netpol-pdp")
-    assert script.exists(), "install the package (pip install -e .) to get the netpol-pdp command"
+    beside = Path(sys.executable).with_name("netpol-pdp")
+    script = str(beside) if beside.exists() else shutil.which("netpol-pdp")
+    assert script, "install the package (pip install -e .) to get the netpol-pdp command"
     done = subprocess.run(
-        [str(script), "audit", "-"], input=FLOWS.read_bytes(), capture_output=True, timeout=60, check=False
+        [script, "audit", "-"], input=FLOWS.read_bytes(), capture_output=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr.decode()
     rows = jsonl(done.stdout.decode())
     assert [(r["verdict"], r["reason"]) for r in rows] == [(e["verdict"], e["reason"]) for e in EXPECTED]
     assert b"audited 41 flows" in done.stderr
+
+
+def test_remembered_parses_never_let_a_malformed_spelling_through(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "f.jsonl"
+    log.write_text("\n".join([flow_line(WEB, API, 1), flow_line(WEB, API, True)]) + "\n")
+    status, out, err = run(capsys, "audit", str(log))
+    assert status == 2 and len(jsonl(out)) == 1
+    assert err.startswith("error: line 2: dst_port: must be an integer port (got True)")

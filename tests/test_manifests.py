@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.flows import make_flow
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource, diff
 from netpol_pdp.index.model import Delete, Event, Kind, Namespace, Object, ObjectKey, Pod, Upsert
 
@@ -215,6 +217,18 @@ def test_a_namespace_gets_its_name_label_and_counts_cover_every_kind(tmp_path: P
             id="a document without kind is an error, not ignored",
         ),
         pytest.param(
+            "kind.yaml",
+            "kind: [Pod]\nmetadata: {name: web}\n",
+            "kind.yaml: document 1: object default/web: kind: must be a string (got ['Pod'])",
+            id="a kind that is not a string is an error",
+        ),
+        pytest.param(
+            "null-item.yaml",
+            "kind: List\nitems: [null]\n",
+            "null-item.yaml: document 1: items[0]: must be a Kubernetes object (a map), got NoneType",
+            id="an empty list item is an error",
+        ),
+        pytest.param(
             "scalar.yaml",
             "just a string\n",
             "scalar.yaml: document 1: must be a Kubernetes object (a map), got str",
@@ -374,3 +388,55 @@ def test_watch_picks_up_a_change_within_seconds_and_stops_promptly(tmp_path: Pat
         began = time.monotonic()
         thread.join(5)
     assert not thread.is_alive() and time.monotonic() - began < 2
+
+
+def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_path: Path) -> None:
+    write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
+    write(tmp_path, "web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
+    index = Index()
+    feed = ManifestFeed(ManifestSource(tmp_path), index)
+    feed.start()
+    flow = make_flow("10.9.9.9", "10.0.0.1", "TCP", 80)
+    assert index.decide(flow).reason.value == "not-isolated"
+
+    write(tmp_path, "deny.yaml", POLICY.format(name="only-443", ns="shop", port=443))
+    assert feed.reload().upserts == 1
+    index.check()
+    assert index.decide(flow).reason.value == "denied-on-ingress"
+
+    write(tmp_path, "deny.yaml", POLICY.format(name="only-443", ns="shop", port=-1))
+    assert not feed.reload().ok
+    assert index.decide(flow).reason.value == "denied-on-ingress" and index.generation == 2
+
+    (tmp_path / "deny.yaml").unlink()
+    assert feed.reload().deletes == 1
+    index.check()
+    assert index.decide(flow).reason.value == "not-isolated" and index.objects().keys() == {
+        (Kind.NAMESPACE, "", "shop"),
+        (Kind.POD, "shop", "web"),
+    }
+
+
+def test_watch_of_a_single_file_sees_it_replaced_by_rename_as_editors_do(tmp_path: Path) -> None:
+    target = write(tmp_path, "cluster.yaml", NS.format(name="shop", team="a"))
+    index = RecordingIndex()
+    changed = threading.Event()
+    feed = ManifestFeed(ManifestSource(target), index)  # type: ignore[arg-type]
+    feed.start()
+    feed.add_listener(lambda report: changed.set() if report.changed else None)
+    stop = threading.Event()
+    thread = threading.Thread(target=feed.watch, args=(stop,), kwargs={"debounce_ms": 100}, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        write(tmp_path, "unrelated.yaml", NS.format(name="other", team="x"))  # same folder, not the source
+        staged = write(tmp_path, ".cluster.yaml.tmp", NS.format(name="shop", team="b"))
+        staged.replace(target)
+        assert changed.wait(10), "the replaced file was not picked up"
+        ns = index.objects()[(Kind.NAMESPACE, "", "shop")]
+        assert isinstance(ns, Namespace) and ns.labels["team"] == "b"
+        assert (Kind.NAMESPACE, "", "other") not in index.objects()
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
