@@ -44,8 +44,9 @@ def report(data: dict[str, Any]) -> str:
         stats, extra = bench["stats"], bench.get("extra_info", {})
         per_s = extra.get("decisions_per_s") or extra.get("matches_per_s")
         per_item = ""
-        if extra.get("decisions_per_batch"):
-            per_item = results.duration(stats["median"] / extra["decisions_per_batch"])
+        items = extra.get("decisions_per_batch") or extra.get("label_sets")
+        if items:
+            per_item = results.duration(stats["median"] / items)
         rows.append(
             (bench["name"].removeprefix("test_"), results.duration(stats["median"]),
              results.duration(stats["iqr"]), stats["rounds"], per_item,
@@ -56,10 +57,10 @@ def report(data: dict[str, Any]) -> str:
             "# Micro-benchmarks (pytest-benchmark)",
             "",
             "Decision benchmarks time a batch of 1,000 `Index.decide` calls per round (200 with",
-            "explain); `per decision` divides the median by the batch.  Update events include",
-            "publishing the generation.",
+            "explain); `per item` divides the median by the batch (decisions, or label sets for",
+            "selector matching).  Update events include publishing the generation.",
             "",
-            results.table(("benchmark", "median", "IQR", "rounds", "per decision", "rate"), rows),
+            results.table(("benchmark", "median", "IQR", "rounds", "per item", "rate"), rows),
         ]
     )
 

@@ -189,13 +189,15 @@ SELECTORS = {
 
 
 @pytest.mark.parametrize("kind", list(SELECTORS))
-def test_selector_matching(benchmark: BenchmarkFixture, kind: str) -> None:
-    labels = [dict(d.labels) for d in world("small").deployments][:BATCH]
+def test_selector_matching(benchmark: BenchmarkFixture, size: str, kind: str) -> None:
+    """One selector against the label set of every deployment of the world (its identities)."""
+    labels = [dict(d.labels) for d in world(size).deployments]
     selector = SELECTORS[kind]
 
     def run() -> int:
         return sum(matches(selector, lab) for lab in labels)
 
     assert 0 < benchmark(run) < len(labels)
+    benchmark.extra_info["label_sets"] = len(labels)
     if benchmark.stats is not None:
         benchmark.extra_info["matches_per_s"] = round(len(labels) / benchmark.stats.stats.median)
