@@ -106,3 +106,21 @@ def test_the_realistic_mix_repeats_a_few_pairs_and_the_uniform_mix_does_not(smal
     top10 = sum(n for _, n in Counter(realistic).most_common(10))
     assert top10 > 0.1 * len(realistic)
     assert len(set(uniform)) > 0.95 * len(uniform)
+
+
+def test_screened_by_verdict_the_realistic_mix_is_mostly_allowed_with_some_denied(small):
+    from netpol_pdp.index.engine import Index
+
+    index = Index.from_objects(small.objects)
+    flows = realistic_flows(
+        endpoints(small.objects), 20_000, seed=3, allowed=lambda f: index.decide(f).allowed
+    )
+    verdicts = Counter(d.verdict.value for d in index.decide_many(flows))
+    assert verdicts["ALLOW"] > 0.8 * len(flows)
+    assert verdicts["DENY"] > 0
+
+
+def test_external_addresses_never_collide_with_the_worlds_own(small):
+    ends = endpoints(small.objects)
+    own = set(small.node_ips) | {ip for o in small.objects if isinstance(o, Pod) for ip in o.ips}
+    assert ends.external_ips and not own & set(ends.external_ips)
