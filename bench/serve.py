@@ -1,8 +1,9 @@
 """End-to-end benchmark: the gRPC service on loopback, against its two yardsticks.
 
-Three servers are measured in the **same run**, one after the other, each in its
-own process (``python -m netpol_pdp.bench.serve --server KIND ...``), with this
-process as the load generator:
+Three servers are measured in the **same run**, each in its own process
+(``python -m netpol_pdp.bench.serve --server KIND ...``), all started first and
+then driven in turn, shape by shape, by this process as the load generator (so
+the runs a ratio compares are minutes apart at most):
 
 - ``decision``: the real DecisionService over the index;
 - ``echo``: the echo service (``netpol_pdp.server.echo``): the same message
@@ -332,17 +333,24 @@ def run_serve(
         "objects": {k.value: sum(o.kind is k for o in objects) for k in Kind},
         "runs": {},
     }
-    for kind in servers:
-        print(f"measuring the {kind} server ...", file=sys.stderr, flush=True)
-        server = ServerProcess(kind, world_args, mode)
-        try:
-            load = Load(server.port, flows, batch, window)
-            try:
-                figures["runs"][kind] = {shape: load.run(shape, duration) for shape in SHAPES}
-            finally:
-                load.close()
-        finally:
-            server.close()
+    # All servers run at once (an idle one costs nothing) and each shape is measured on the
+    # three back to back: on a shared machine the neighbours' load drifts over minutes, and
+    # a ratio is only fair between runs made close together.
+    procs: dict[str, ServerProcess] = {}
+    loads: dict[str, Load] = {}
+    try:
+        for kind in servers:
+            procs[kind] = ServerProcess(kind, world_args, mode)
+            loads[kind] = Load(procs[kind].port, flows, batch, window)
+        for shape in SHAPES:
+            for kind in servers:
+                print(f"measuring {shape} on the {kind} server ...", file=sys.stderr, flush=True)
+                figures["runs"].setdefault(kind, {})[shape] = loads[kind].run(shape, duration)
+    finally:
+        for load in loads.values():
+            load.close()
+        for proc in procs.values():
+            proc.close()
     figures["ratios"] = ratios(figures["runs"])
     if profile:
         figures["core"] = core_profile(objects, flows, batch)
