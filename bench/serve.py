@@ -398,8 +398,8 @@ def report(figures: dict[str, Any], world: str) -> str:
         if echo:
             lines += ["", "## Targets of issue 5", ""]
             target_rows = [
-                (f"{shape}: decision >= {limit:.0%} of echo", f"{echo[shape]:.0%}",
-                 "met" if echo[shape] >= limit else f"MISSED by {limit - echo[shape]:.0%} points")
+                (f"{shape}: decision >= {limit:.0%} of echo", f"{echo[shape]:.1%}",
+                 "met" if echo[shape] >= limit else f"MISSED by {(limit - echo[shape]) * 100:.1f} points")
                 for shape, limit in TARGETS.items()
             ]  # fmt: skip
             lines.append(results.table(("target", "measured", "verdict"), target_rows))
