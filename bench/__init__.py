@@ -1,1 +1,25 @@
-"""Benchmark worlds (synthetic clusters), micro-benchmarks and the end-to-end load benchmark."""
+"""Benchmarks: synthetic worlds, micro-benchmarks, the audit, scaling and end-to-end runs.
+
+How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/benchmarks.md)::
+
+    worlds.py (clusters) --flowmix.py (flow logs)--> audit.py / scaling.py / serve.py
+                                                  \\-> test_micro.py (pytest-benchmark) <- micro.py
+    results.py: JSON + Markdown under bench/results/, the machine and its load, cProfile summaries
+
+- ``worlds.py``     synthetic clusters shaped like real ones (tiny / small / medium / large),
+  as manifest dicts validated through ``parse_object``, and written as YAML for the CLI;
+- ``flowmix.py``    flow mixes over any world: a realistic log (Zipf-like repetition, mostly
+  allowed) and uniform random flows (nearly all distinct: cache misses);
+- ``events.py``     the update events timed (pod add / relabel / delete, namespace relabel,
+  policy add / delete), each with the event that undoes it;
+- ``test_micro.py`` pytest-benchmark micro-benchmarks (``pytest bench/ --benchmark-enable``);
+  outside ``testpaths``, so the default ``pytest`` run never executes them;
+- ``micro.py``      runs ``test_micro.py`` and writes its table;
+- ``audit.py``      a generated flow log decided in-process: hits, misses, index vs reference;
+- ``scaling.py``    build / update / decision cost and peak RSS per size, one process per size;
+- ``serve.py``      gRPC on loopback: the service vs the echo server and the reference;
+- ``results.py``    result files, the machine record, timing and profiling helpers.
+
+Each benchmark asserts the size of the world it built (STYLE.md 12): a figure is
+only meaningful next to the size it was measured at.
+"""

@@ -31,6 +31,7 @@ COMMANDS: list[str] = [
     "test",
     "serve",
     "status",
+    "bench",
 ]
 
 EXIT_INPUT = 2

@@ -1,0 +1,104 @@
+"""Every benchmark command runs, at a tiny size, in seconds (no figure is asserted).
+
+CI runs these so that the benchmarks cannot rot between the times someone
+measures with them.  What they check is that each command completes, writes
+its results, and that what it measured is self-consistent (counts add up, the
+index and the reference agree); speed itself is only ever reported.
+"""
+
+from __future__ import annotations
+
+import json
+
+from netpol_pdp.bench.worlds import SIZES
+from netpol_pdp.clients.cli import main
+from netpol_pdp.index.manifests import ManifestSource
+
+
+def test_bench_world_writes_a_loadable_cluster_and_a_flow_log(tmp_path, capsys):
+    assert (
+        main(["bench", "world", "--size", "tiny", "--seed", "5", "-o", str(tmp_path), "--flows", "300"]) == 0
+    )
+    spec = SIZES["tiny"]
+    loaded = ManifestSource(tmp_path).load()
+    assert loaded.counts() == {
+        "Namespace": spec.namespaces,
+        "Pod": spec.pods,
+        "Node": spec.nodes,
+        "NetworkPolicy": spec.policies,
+    }
+    lines = (tmp_path / "flows.jsonl").read_text().splitlines()
+    assert len(lines) == 300
+    assert set(json.loads(lines[0])) == {"src_ip", "dst_ip", "protocol", "dst_port"}
+    assert "120 pods" in capsys.readouterr().out
+
+
+def test_bench_world_refuses_a_file_as_its_output_folder(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("")
+    assert main(["bench", "world", "--size", "tiny", "-o", str(target)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_bench_audit_over_the_example_counts_hits_and_misses_and_agrees_with_the_reference(tmp_path):
+    assert main(["bench", "audit", "--flows", "5000", "--reference-sample", "100", "-o", str(tmp_path)]) == 0
+    figures = json.loads((tmp_path / "audit.json").read_text())
+    assert figures["log"]["hits"] + figures["log"]["misses"] == 5000
+    assert figures["misses"]["count"] == figures["distinct_flows"] == figures["log"]["misses"]
+    assert figures["reference"]["disagreements"] == 0
+    assert figures["machine"]["cpus"] >= 1
+    assert "cache hits only" in (tmp_path / "audit.md").read_text()
+
+
+def test_bench_audit_names_a_missing_source(tmp_path, capsys):
+    assert main(["bench", "audit", "--source", str(tmp_path / "nowhere"), "--flows", "10"]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_bench_scaling_measures_a_size_in_its_own_process(tmp_path):
+    assert main(["bench", "scaling", "--sizes", "tiny", "-o", str(tmp_path)]) == 0
+    figures = json.loads((tmp_path / "scaling.json").read_text())["sizes"]
+    assert [f["size"] for f in figures] == ["tiny"]
+    assert figures[0]["counts"]["Pod"] == SIZES["tiny"].pods
+    assert set(figures[0]["updates"]) >= {"pod add", "policy delete"}
+    assert figures[0]["peak_rss_mib"] > 0
+    assert "## Targets" in (tmp_path / "scaling.md").read_text()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_bench_scaling_rejects_an_unknown_size(capsys):
+    assert main(["bench", "scaling", "--sizes", "tiny,huge"]) == 2
+    assert "unknown size huge" in capsys.readouterr().err
+
+
+def test_bench_serve_drives_the_service_echo_and_reference_servers_over_loopback(tmp_path):
+    args = ["bench", "serve", "--duration", "0.2", "--batch", "50", "--window", "2", "-o", str(tmp_path)]
+    assert main(args) == 0
+    figures = json.loads((tmp_path / "serve.json").read_text())
+    assert set(figures["runs"]) == {"decision", "echo", "reference"}
+    for shapes in figures["runs"].values():
+        assert set(shapes) == {"unary", "batch", "stream"}
+        assert all(run["flows"] >= run["calls"] > 0 for run in shapes.values())
+        assert shapes["batch"]["flows"] == 50 * shapes["batch"]["calls"]
+    assert set(figures["ratios"]) == {"decision/echo", "decision/reference"}
+    assert "p99.9" in (tmp_path / "serve.md").read_text()
+
+
+def test_bench_serve_rejects_a_non_positive_duration(capsys):
+    assert main(["bench", "serve", "--duration", "0"]) == 2
+    assert "--duration must be positive" in capsys.readouterr().err
+
+
+def test_bench_micro_runs_the_pytest_benchmarks_and_writes_their_table(tmp_path):
+    assert main(["bench", "micro", "--sizes", "tiny", "--max-time", "0.01", "-o", str(tmp_path)]) == 0
+    names = {b["name"] for b in json.loads((tmp_path / "micro.json").read_text())["benchmarks"]}
+    assert {
+        "test_decide_cache_hit[tiny]",
+        "test_index_build[tiny]",
+        "test_apply_one_event[tiny-pod add]",
+    } <= names
+    assert "decide_cache_miss[tiny]" in (tmp_path / "micro.md").read_text()
