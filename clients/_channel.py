@@ -6,7 +6,6 @@ channels and requests the same way and differ only in how they wait.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,13 @@ import grpc
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
-from netpol_pdp.server.config import MAX_MESSAGE_BYTES
+from netpol_pdp.server.config import (
+    MAX_MESSAGE_BYTES,
+    PEM_CERTIFICATE,
+    PEM_PRIVATE_KEY,
+    is_loopback_host,
+    read_pem,
+)
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb, fill_flow
 
@@ -57,14 +62,11 @@ class ClientTls:
     def credentials(self) -> grpc.ChannelCredentials:
         if (self.cert is None) != (self.key is None):
             raise ValueError("tls: a client certificate needs both --tls-cert and --tls-key")
-        try:
-            return grpc.ssl_channel_credentials(
-                root_certificates=self.ca.read_bytes() if self.ca else None,
-                private_key=self.key.read_bytes() if self.key else None,
-                certificate_chain=self.cert.read_bytes() if self.cert else None,
-            )
-        except OSError as exc:
-            raise ValueError(f"tls: cannot read {exc.filename}: {exc.strerror}") from None
+        return grpc.ssl_channel_credentials(
+            root_certificates=read_pem(self.ca, "--tls-ca", PEM_CERTIFICATE) if self.ca else None,
+            private_key=read_pem(self.key, "--tls-key", PEM_PRIVATE_KEY) if self.key else None,
+            certificate_chain=read_pem(self.cert, "--tls-cert", PEM_CERTIFICATE) if self.cert else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,7 @@ class Retry:
 
 
 def is_loopback_target(target: str) -> bool:
-    host = target.rpartition(":")[0].strip("[]") or target
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(target.rpartition(":")[0].strip("[]") or target)
 
 
 def channel_options(tls: ClientTls | None, extra: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
@@ -109,7 +105,14 @@ def channel_options(tls: ClientTls | None, extra: Iterable[tuple[str, Any]] = ()
 
 
 def check_plaintext(target: str, tls: ClientTls | None, insecure: bool) -> None:
-    """Mirror of the server's rule: plaintext only to loopback or when asked for."""
+    """Mirror of the server's rule: plaintext only to loopback or when asked for.
+
+    Also refuses a port out of range: grpc would silently dial it modulo 65536
+    (``:99999`` reaches port 34463), another server than the one named.
+    """
+    _host, sep, port = target.rpartition(":")
+    if sep and port.isdigit() and not 1 <= int(port) <= 65535:
+        raise ValueError(f"--server {target}: port must be between 1 and 65535 (got {int(port)})")
     if tls is None and not insecure and not is_loopback_target(target):
         raise ValueError(
             f"--server {target}: plaintext beyond loopback needs --insecure (or give --tls-ca for TLS)"

@@ -119,6 +119,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     for name in ("workers", "threads", "max_batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
+    if args.grace < 0:
+        raise ConfigError("--grace: must be zero or more (seconds)")
     if args.switch_interval <= 0:
         raise ConfigError("--switch-interval: must be positive")
     if args.kube and args.source:

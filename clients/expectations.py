@@ -26,9 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from netpol_pdp.index.decision import Decision, Verdict
+from netpol_pdp.index.documents import DocumentError, yaml_document
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
 from netpol_pdp.index.flows import Flow, make_flow, normalize_protocol
 from netpol_pdp.index.model import Kind, Object, ObjectKey, Pod
@@ -202,15 +201,17 @@ def parse_expectations(doc: object, path: str) -> list[Expectation]:
 
 def load_expectations(path: str) -> list[Expectation]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as err:
         raise ExpectationError(path, [str(err.strerror or err)]) from None
+    except UnicodeDecodeError as err:
+        raise ExpectationError(path, [f"not UTF-8 text (byte offset {err.start})"]) from None
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ExpectationError(path, [f"{where}not valid YAML ({getattr(err, 'problem', err)})"]) from None
+        doc = yaml_document(text)
+    except DocumentError as err:
+        where = f"line {err.line}: " if err.line is not None else ""
+        problem = err.message.removeprefix("invalid YAML: ")
+        raise ExpectationError(path, [f"{where}not valid YAML ({problem})"]) from None
     return parse_expectations(doc, path)
 
 

@@ -89,7 +89,14 @@ class SourceError(NetpolPdpError):
 class FlowError(NetpolPdpError):
     """A flow is malformed: ``field`` names the bad field (``src_ip``, ``dst_port``, ...)."""
 
+    #: Longest message kept: it echoes the caller's value, and the gRPC service sends it
+    #: back in the status details, which travel as metadata (limit 16 KiB): an address
+    #: of 100,000 characters would otherwise turn INVALID_ARGUMENT into RESOURCE_EXHAUSTED.
+    MAX_MESSAGE = 300
+
     def __init__(self, field: str, message: str) -> None:
+        if len(message) > self.MAX_MESSAGE:
+            message = f"{message[: self.MAX_MESSAGE - 30]}... ({len(message)} characters)"
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")

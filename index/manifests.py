@@ -30,7 +30,6 @@ Reading rules (each has a test):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -41,17 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import watchfiles
-import yaml
 
+from netpol_pdp.index.documents import DocumentError, json_document, yaml_documents
 from netpol_pdp.index.errors import SourceError, ValidationError
 from netpol_pdp.index.model import Delete, Event, Kind, Object, ObjectKey, Upsert
 from netpol_pdp.index.validation import parse_object
 
 if TYPE_CHECKING:
     from netpol_pdp.index.engine import Index
-
-#: libyaml's loader is about ten times faster than the pure-Python one, when PyYAML has it.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +157,6 @@ class _LoadState:
             self.document(f"{where}: items[{i}]", item, item_kind, item=True)
 
 
-def _yaml_problem(path: str, err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    text = f"{context}: {problem}" if context else str(problem)
-    if mark is not None:
-        return f"{path}: line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {text}"
-    return f"{path}: invalid YAML: {text}"
-
-
 class ManifestSource:
     """Files and folders of manifests; :meth:`load` reads them all, every time, from disk.
 
@@ -239,20 +225,10 @@ class ManifestSource:
             line = raw[: err.start].count(b"\n") + 1
             state.problems.append(f"{name}: line {line}: not UTF-8 text (byte offset {err.start})")
             return
-        if path.suffix.lower() == ".json":
-            try:
-                doc = json.loads(text)
-            except json.JSONDecodeError as err:
-                state.problems.append(
-                    f"{name}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}"
-                )
-                return
-            state.document(f"{name}: document 1", doc)
-            return
         try:
-            docs = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.YAMLError as err:
-            state.problems.append(_yaml_problem(name, err))
+            docs = [json_document(text)] if path.suffix.lower() == ".json" else yaml_documents(text)
+        except DocumentError as err:
+            state.problems.append(err.located(name))
             return
         for i, doc in enumerate(docs, start=1):
             state.document(f"{name}: document {i}", doc)

@@ -22,7 +22,6 @@ balancers stop sending new calls while in-flight ones drain.  ``liveness``
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -34,7 +33,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from netpol_pdp.server.config import MAX_MESSAGE_BYTES, ConfigError
+from netpol_pdp.server.config import (
+    MAX_MESSAGE_BYTES,
+    PEM_CERTIFICATE,
+    PEM_PRIVATE_KEY,
+    ConfigError,
+    is_loopback_host,
+    read_pem,
+)
 from netpol_pdp.server.service import add_to_server
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
@@ -62,11 +68,9 @@ class TlsConfig:
     client_ca: Path | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
-        try:
-            cert, key = self.cert.read_bytes(), self.key.read_bytes()
-            ca = self.client_ca.read_bytes() if self.client_ca else None
-        except OSError as exc:
-            raise ConfigError(f"tls: cannot read {exc.filename}: {exc.strerror}") from None
+        cert = read_pem(self.cert, "--tls-cert", PEM_CERTIFICATE)
+        key = read_pem(self.key, "--tls-key", PEM_PRIVATE_KEY)
+        ca = read_pem(self.client_ca, "--client-ca", PEM_CERTIFICATE) if self.client_ca else None
         return grpc.ssl_server_credentials(
             [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
         )
@@ -83,19 +87,10 @@ def split_host_port(address: str, option: str = "--listen") -> tuple[str, int]:
     return host.strip("[]"), port
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_plaintext(listen: str, tls: TlsConfig | None, insecure: bool) -> None:
     """Plaintext is allowed on loopback or when asked for (``--insecure``); otherwise TLS is required."""
     host, _ = split_host_port(listen)
-    if tls is None and not insecure and not is_loopback(host):
+    if tls is None and not insecure and not is_loopback_host(host):
         raise ConfigError(
             f"--listen {listen}: serving plaintext beyond loopback needs --insecure "
             "(or give --tls-cert and --tls-key)"
@@ -279,9 +274,12 @@ def _bind(server: Any, listen: str, credentials: grpc.ServerCredentials | None) 
             server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         )
     except RuntimeError as exc:  # grpcio raises RuntimeError when it cannot bind
-        raise ConfigError(f"--listen {listen}: cannot bind ({exc})") from None
+        # grpc also fails this way when the TLS key does not belong to the certificate.
+        hint = "; or --tls-key is not the key of --tls-cert" if credentials else ""
+        raise ConfigError(f"--listen {listen}: cannot bind ({exc}{hint})") from None
     if not bound:
-        raise ConfigError(f"--listen {listen}: cannot bind (address in use or not local)")
+        hint = ", or --tls-key is not the key of --tls-cert" if credentials else ""
+        raise ConfigError(f"--listen {listen}: cannot bind (address in use or not local{hint})")
     return int(bound)
 
 

@@ -40,6 +40,8 @@ def json_object(text: str, what: str = "line") -> dict[str, Any]:
         value = json.loads(text.strip())
     except json.JSONDecodeError as exc:
         raise LineError("", f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:  # json's parser recurses per level: a line of 100,000 '[' exhausts it
+        raise LineError("", "not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise LineError(what, f"must be an object (got {type(value).__name__})")
     return value
@@ -51,7 +53,7 @@ def first_json_objects(lines: Sequence[str]) -> list[dict[str, Any]]:
     for text in lines:
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             out.append(value)

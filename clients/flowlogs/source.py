@@ -64,14 +64,16 @@ def iter_lines(path: str, binary: Iterable[bytes], first: int = 1) -> Iterator[t
     """``(line number, text without the line end)`` from ``first`` on; blank lines are kept (numbering).
 
     A line that is not UTF-8 comes as an :class:`Undecodable` holding the reason,
-    so that ``--skip-invalid`` can skip it like any other bad line.
+    so that ``--skip-invalid`` can skip it like any other bad line.  A byte-order
+    mark opening the file (Excel's "CSV UTF-8" writes one) is dropped: it would
+    hide the header's first column name and defeat format detection.
     """
     number = first - 1
     try:
         for raw in binary:
             number += 1
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 yield number, Undecodable(f"not UTF-8 text (byte {exc.start})")
                 continue

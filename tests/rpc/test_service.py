@@ -136,6 +136,11 @@ MALFORMED = [
         "src_port",
         id="a source port above 65535",
     ),
+    pytest.param(
+        pb.Flow(src_ip="1" * 100_000, dst_ip=WEB, dst_port=80),
+        "src_ip",
+        id="an address of 100,000 characters is named, not echoed past the metadata limit",
+    ),
 ]
 
 
