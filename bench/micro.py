@@ -8,6 +8,7 @@ Markdown table the other benchmarks write, with per-decision rates.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +24,8 @@ TESTS = Path(__file__).resolve().parent / "test_micro.py"
 
 def run(sizes: Sequence[str], out_dir: Path, max_time: float = 1.0) -> dict[str, Any]:
     """Run the benchmarks; ``max_time`` is pytest-benchmark's time budget per benchmark (seconds)."""
+    if importlib.util.find_spec("pytest_benchmark") is None:  # a plain `pip install netpol-pdp`
+        raise RuntimeError("needs pytest-benchmark: pip install 'netpol-pdp[test]'")
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "micro.json"
     env = {**os.environ, "NETPOL_BENCH_SIZES": ",".join(sizes)}
