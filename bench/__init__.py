@@ -18,6 +18,10 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``audit.py``      a generated flow log decided in-process: hits, misses, index vs reference;
 - ``scaling.py``    build / update / decision cost and peak RSS per size, one process per size;
 - ``serve.py``      gRPC on loopback: the service vs the echo server and the reference;
+- ``grpc_quick.py`` a short gRPC run (sync/aio, unary/batch/stream, workers, p50/p99 under reloads);
+- ``envoy_check.py`` Envoy ``Authorization/Check`` calls/s and latency next to unary Decide;
+- ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
+- ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
 Each benchmark asserts the size of the world it built (STYLE.md 12): a figure is

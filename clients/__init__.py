@@ -7,9 +7,27 @@ Public surface (``__all__``, guarded by a test):
 - :class:`ClientTls`, :class:`Retry`: connection options; :class:`ClientError`:
   a call that failed for good.
 
-Private modules: ``_channel.py`` (what both clients share: channel options,
-TLS, back-off, batching), ``_options.py`` (the ``--server``/TLS command-line
-options).  Each ``cmd_<name>.py`` is one ``netpol-pdp`` subcommand.
+The clients' shared parts:
+
+- ``_channel.py``     what both clients share: ``ChannelClient`` (options, channel,
+                      stubs), TLS, back-off, batching, decoding batch answers;
+- ``_options.py``     the ``--server``/TLS command-line options and the client they build.
+
+The command line (``cli.py`` builds the parser; one ``cmd_<name>.py`` per subcommand:
+``decide``, ``audit``, ``validate``, ``test``, ``serve``, ``status``, ``bench``), and
+what its commands share:
+
+- ``sources.py``      the ``--source`` option and building an index from it;
+- ``render.py``       human-readable flows, decisions and explanations;
+- ``summary.py``      the totals ``audit`` prints to stderr;
+- ``expectations.py`` the expectations of ``netpol-pdp test`` and their checking;
+- ``junit.py``        JUnit XML for ``netpol-pdp test --junit``;
+- ``errors.py``       ``CommandError``: a message for the user and an exit status.
+
+Sub-packages: ``flowlogs/`` (the flow-log readers: Hubble, AWS/GCP VPC, CSV, JSON
+Lines) and ``auditing/`` (the audit pass, observed-vs-policy, what-if, reports,
+``--jobs``/``--dask``).  ``envoy/`` holds the Envoy and Istio configuration
+examples of docs/envoy.md (data, no code).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the sync and asyncio clients share: channel options, TLS, back-off, batching.
 
-Kept free of any I/O so both clients (``client.py``, ``aio.py``) build their
-channels and requests the same way and differ only in how they wait.
+Kept free of any waiting so both clients (``client.py``, ``aio.py``) build their
+channels and requests the same way (:class:`ChannelClient`) and differ only in
+how they wait.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
@@ -26,6 +28,7 @@ from netpol_pdp.server.config import (
     read_pem,
 )
 from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 from netpol_pdp.v1.convert import decision_from_pb, fill_flow
 
 #: Flows per DecideStream message.  Per-message cost dominates in Python gRPC;
@@ -259,3 +262,75 @@ def status_to_dict(msg: pb.GetStatusResponse) -> dict[str, Any]:
         "version": msg.version,
         "max_batch_flows": msg.max_batch_flows,
     }
+
+
+DEFAULT_RETRY = Retry()
+
+
+def flow_error_from_status(details: str) -> FlowError:
+    """The server's INVALID_ARGUMENT message ``field: message`` back into a :class:`FlowError`."""
+    field, sep, message = details.partition(": ")
+    return FlowError(field, message) if sep else FlowError("flow", details)
+
+
+class ChannelClient:
+    """The part of a client that does not wait: options, the channel, its stubs and raw batch calls.
+
+    :class:`~netpol_pdp.clients.client.DecisionClient` and
+    :class:`~netpol_pdp.clients.aio.AsyncDecisionClient` differ only in where
+    their channel comes from (:attr:`channels`: ``grpc`` or ``grpc.aio``) and in
+    awaiting their calls, so everything else is built here once.
+    """
+
+    #: The module whose ``secure_channel``/``insecure_channel`` build the channel.
+    channels: ClassVar[Any] = grpc
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: ClientTls | None = None,
+        insecure: bool = False,
+        timeout: float | None = 10.0,
+        retry: Retry = DEFAULT_RETRY,
+        batch_size: int = DEFAULT_BATCH,
+        window: int = DEFAULT_WINDOW,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        check_plaintext(target, tls, insecure)
+        self.target = target
+        self.timeout = timeout
+        self.retry = retry
+        self.batch_size = batch_size
+        self.window = window
+        opts = channel_options(tls, options)
+        if tls is not None:
+            self.channel = self.channels.secure_channel(target, tls.credentials(), options=opts)
+        else:
+            self.channel = self.channels.insecure_channel(target, options=opts)
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+        # Batch calls whose responses stay bytes, for ResultDecoder (no deserializer: raw bytes).
+        self._decide_batch = self.channel.unary_unary(
+            DECIDE_BATCH, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decide_stream = self.channel.stream_stream(
+            DECIDE_STREAM, request_serializer=pb.DecideBatchRequest.SerializeToString
+        )
+        self._decoder = ResultDecoder()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return timeout if timeout is not None else self.timeout
+
+
+def decide_request(flow: Flow, explain: bool) -> pb.DecideRequest:
+    request = pb.DecideRequest(explain=explain)
+    fill_flow(request.flow, flow)
+    return request
+
+
+def refused(exc: ClientError) -> ClientError | FlowError:
+    """What a failed ``Decide`` raises: the :class:`FlowError` the server named, or the call's error."""
+    if exc.code is grpc.StatusCode.INVALID_ARGUMENT:
+        return flow_error_from_status(exc.details)
+    return exc

@@ -21,70 +21,30 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from netpol_pdp.clients._channel import (
-    DECIDE_BATCH,
-    DECIDE_STREAM,
-    DEFAULT_BATCH,
-    DEFAULT_WINDOW,
     RETRYABLE,
+    ChannelClient,
     ClientError,
-    ClientTls,
-    ResultDecoder,
-    Retry,
     batch_request,
-    channel_options,
-    check_plaintext,
+    decide_request,
+    refused,
     status_to_dict,
 )
-from netpol_pdp.clients.client import DEFAULT_RETRY, flow_error_from_status
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.v1 import decision_pb2 as pb
-from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
-from netpol_pdp.v1.convert import decision_from_pb, fill_flow
+from netpol_pdp.v1.convert import decision_from_pb
 
 T = TypeVar("T")
 
 
-class AsyncDecisionClient:
+class AsyncDecisionClient(ChannelClient):
     """A ``grpc.aio`` channel to one server; use it from one event loop."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        tls: ClientTls | None = None,
-        insecure: bool = False,
-        timeout: float | None = 10.0,
-        retry: Retry = DEFAULT_RETRY,
-        batch_size: int = DEFAULT_BATCH,
-        window: int = DEFAULT_WINDOW,
-        options: Iterable[tuple[str, Any]] = (),
-    ) -> None:
-        check_plaintext(target, tls, insecure)
-        self.target = target
-        self.timeout = timeout
-        self.retry = retry
-        self.batch_size = batch_size
-        self.window = window
-        opts = channel_options(tls, options)
-        if tls is not None:
-            self.channel = grpc.aio.secure_channel(target, tls.credentials(), options=opts)
-        else:
-            self.channel = grpc.aio.insecure_channel(target, options=opts)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
-        self._health = health_pb2_grpc.HealthStub(self.channel)
-        # Batch calls whose responses stay bytes, for ResultDecoder (see client.py).
-        self._decide_batch = self.channel.unary_unary(
-            DECIDE_BATCH, request_serializer=pb.DecideBatchRequest.SerializeToString
-        )
-        self._decide_stream = self.channel.stream_stream(
-            DECIDE_STREAM, request_serializer=pb.DecideBatchRequest.SerializeToString
-        )
-        self._decoder = ResultDecoder()
+    channels = grpc.aio
 
     async def close(self) -> None:
         await self.channel.close()
@@ -109,20 +69,14 @@ class AsyncDecisionClient:
                         continue
                 raise ClientError(code, exc.details() or "") from None
 
-    def _deadline(self, timeout: float | None) -> float | None:
-        return timeout if timeout is not None else self.timeout
-
     async def decide(self, flow: Flow, *, explain: bool = False, timeout: float | None = None) -> Decision:
         """Decide one flow; raises :class:`FlowError` when the server refuses it."""
-        request = pb.DecideRequest(explain=explain)
-        fill_flow(request.flow, flow)
+        request = decide_request(flow, explain)
         deadline = self._deadline(timeout)
         try:
             response = await self._call(lambda: self.stub.Decide(request, timeout=deadline))
         except ClientError as exc:
-            if exc.code is grpc.StatusCode.INVALID_ARGUMENT:
-                raise flow_error_from_status(exc.details) from None
-            raise
+            raise refused(exc) from None
         return decision_from_pb(response.decision)
 
     async def decide_batch(

@@ -30,77 +30,29 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from netpol_pdp.clients._channel import (
-    DECIDE_BATCH,
-    DECIDE_STREAM,
-    DEFAULT_BATCH,
-    DEFAULT_WINDOW,
     RETRYABLE,
+    ChannelClient,
     ClientError,
-    ClientTls,
-    ResultDecoder,
-    Retry,
     batch_request,
     batched,
-    channel_options,
-    check_plaintext,
+    decide_request,
+    refused,
     status_to_dict,
 )
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.v1 import decision_pb2 as pb
-from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
-from netpol_pdp.v1.convert import decision_from_pb, fill_flow
+from netpol_pdp.v1.convert import decision_from_pb
 
 T = TypeVar("T")
-DEFAULT_RETRY = Retry()
 
 
-def flow_error_from_status(details: str) -> FlowError:
-    """The server's INVALID_ARGUMENT message ``field: message`` back into a :class:`FlowError`."""
-    field, sep, message = details.partition(": ")
-    return FlowError(field, message) if sep else FlowError("flow", details)
-
-
-class DecisionClient:
+class DecisionClient(ChannelClient):
     """A channel to one server.  Thread-safe: share one client between threads."""
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        tls: ClientTls | None = None,
-        insecure: bool = False,
-        timeout: float | None = 10.0,
-        retry: Retry = DEFAULT_RETRY,
-        batch_size: int = DEFAULT_BATCH,
-        window: int = DEFAULT_WINDOW,
-        options: Iterable[tuple[str, Any]] = (),
-    ) -> None:
-        check_plaintext(target, tls, insecure)
-        self.target = target
-        self.timeout = timeout
-        self.retry = retry
-        self.batch_size = batch_size
-        self.window = window
-        opts = channel_options(tls, options)
-        if tls is not None:
-            self.channel = grpc.secure_channel(target, tls.credentials(), options=opts)
-        else:
-            self.channel = grpc.insecure_channel(target, options=opts)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
-        self._health = health_pb2_grpc.HealthStub(self.channel)
-        # Batch calls whose responses stay bytes, for ResultDecoder (no deserializer: raw bytes).
-        self._decide_batch = self.channel.unary_unary(
-            DECIDE_BATCH, request_serializer=pb.DecideBatchRequest.SerializeToString
-        )
-        self._decide_stream = self.channel.stream_stream(
-            DECIDE_STREAM, request_serializer=pb.DecideBatchRequest.SerializeToString
-        )
-        self._decoder = ResultDecoder()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -132,15 +84,12 @@ class DecisionClient:
 
     def decide(self, flow: Flow, *, explain: bool = False, timeout: float | None = None) -> Decision:
         """Decide one flow (unary ``Decide``); raises :class:`FlowError` when the server refuses it."""
-        request = pb.DecideRequest(explain=explain)
-        fill_flow(request.flow, flow)
-        deadline = timeout if timeout is not None else self.timeout
+        request = decide_request(flow, explain)
+        deadline = self._deadline(timeout)
         try:
             response = self._call(lambda: self.stub.Decide(request, timeout=deadline))
         except ClientError as exc:
-            if exc.code is grpc.StatusCode.INVALID_ARGUMENT:
-                raise flow_error_from_status(exc.details) from None
-            raise
+            raise refused(exc) from None
         return decision_from_pb(response.decision)
 
     def decide_batch(
@@ -148,20 +97,20 @@ class DecisionClient:
     ) -> list[Decision | FlowError]:
         """One ``DecideBatch`` call: every result at one generation, in order."""
         request = batch_request(0, list(flows), explain)
-        deadline = timeout if timeout is not None else self.timeout
+        deadline = self._deadline(timeout)
         response = self._call(lambda: self._decide_batch(request, timeout=deadline))
         return self._decoder.decode(response)[2]
 
     def status(self, *, timeout: float | None = None) -> dict[str, Any]:
         """``GetStatus`` as a dict (generation, ready, synced, object_counts, feed, ...)."""
-        deadline = timeout if timeout is not None else self.timeout
+        deadline = self._deadline(timeout)
         return status_to_dict(
             self._call(lambda: self.stub.GetStatus(pb.GetStatusRequest(), timeout=deadline))
         )
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The standard health check: ``SERVING``, ``NOT_SERVING``, ..."""
-        deadline = timeout if timeout is not None else self.timeout
+        deadline = self._deadline(timeout)
         response = self._call(
             lambda: self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=deadline)
         )

@@ -14,8 +14,6 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
 from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
-from netpol_pdp.clients.audit import AuditSummary as TextSummary
-from netpol_pdp.clients.audit import summary_lines
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
 from netpol_pdp.clients.auditing.parallel import WorldSpec, dask_cluster, local_pool, run_partitioned
 from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
@@ -23,6 +21,8 @@ from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
 from netpol_pdp.clients.sources import add_source_argument, load_index
+from netpol_pdp.clients.summary import AuditSummary as TextSummary
+from netpol_pdp.clients.summary import summary_lines
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.flows import Flow
 

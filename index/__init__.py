@@ -13,6 +13,11 @@ How the pieces connect::
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;
 - ``engine.py``      the incremental index (writer) and its published generations (readers);
+- ``generation.py``  the read side: one immutable published generation and what it holds;
+- ``selectors.py``   label selectors: matching, canonical keys, the index's anchors;
+- ``ipblocks.py``    ipBlock matching with pytricia tries (cidr minus except, both families);
+- ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
+- ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting) shared by the file readers;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
 - ``kubefeed.py``    the Kubernetes feed: four watchers, one applier thread, readiness, stale/fail-closed;
 - ``kubewatch.py``   list-then-watch of one collection (resourceVersion, bookmarks, 410, back-off);

@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles and the two evaluators the semantics tests run on.
+"""Shared test set-up: hypothesis profiles, the two evaluators the semantics tests run on, and ``cli``.
 
 Profiles: ``default`` keeps a local run short; ``ci`` (selected when the ``CI``
 environment variable is set, as ``.ci/run`` does) runs more examples per property,
@@ -8,7 +8,6 @@ sized so that ``tests/test_differential.py`` stays under ~90 s on two cores.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -16,7 +15,9 @@ from typing import Protocol
 import pytest
 from hypothesis import HealthCheck, settings
 
+from netpol_pdp.clients.cli import main
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import Object
 from netpol_pdp.index.reference import ReferenceEvaluator
@@ -45,18 +46,25 @@ class Evaluator(Protocol):
 EvaluatorFactory = Callable[[Iterable[Object]], Evaluator]
 
 
-def _index_factory() -> EvaluatorFactory:
-    # The index lands on main after the reference; until then (and only then) skip it.
-    if importlib.util.find_spec("netpol_pdp.index.engine") is None:
-        pytest.skip("netpol_pdp.index.engine is not on this branch yet")
-    from netpol_pdp.index.engine import Index
-
-    return lambda objs: Index.from_objects(list(objs))
-
-
 @pytest.fixture(params=["reference", "index"])
 def evaluator_factory(request: pytest.FixtureRequest) -> EvaluatorFactory:
     """Builds an evaluator from model objects: the reference evaluator, then the index."""
     if request.param == "reference":
         return ReferenceEvaluator
-    return _index_factory()
+    return lambda objs: Index.from_objects(list(objs))
+
+
+#: ``cli("audit", path, ...)`` -> (exit status, stdout, stderr).
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``netpol-pdp ARGV...`` in this process, as the console script would, and capture its output."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = main(list(argv))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run

@@ -14,19 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
-from netpol_pdp.clients.cli import main
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import parse_flow
 
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 POLICY_HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 # --- manifests ------------------------------------------------------------------------------
@@ -93,22 +87,20 @@ MANIFESTS = [
 
 @pytest.mark.parametrize(("name", "text", "message"), MANIFESTS)
 def test_a_malformed_manifest_is_reported_with_its_place(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, text: str, message: str
+    cli: Cli, tmp_path: Path, name: str, text: str, message: str
 ) -> None:
     path = tmp_path / name
     path.write_text(text)
-    status, out, _err = run(capsys, "validate", "--source", str(path))
+    status, out, _err = cli("validate", "--source", str(path))
     assert status == 1
     assert message in out and str(path) in out
 
 
-def test_a_duplicate_key_makes_decide_refuse_the_source(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_a_duplicate_key_makes_decide_refuse_the_source(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(POLICY_HEAD + "spec: {}\nspec: {}\n")
-    status, _out, err = run(
-        capsys, "decide", "--source", str(path), "--src", "10.0.0.1", "--dst", "10.0.0.2", "--port", "80"
+    status, _out, err = cli(
+        "decide", "--source", str(path), "--src", "10.0.0.1", "--dst", "10.0.0.2", "--port", "80"
     )
     assert status == 2
     assert "duplicate key 'spec'" in err
@@ -137,11 +129,11 @@ EXPECTATIONS = [
 
 @pytest.mark.parametrize(("content", "message"), EXPECTATIONS)
 def test_unreadable_expectations_are_an_error_naming_the_file(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str
+    cli: Cli, tmp_path: Path, content: bytes, message: str
 ) -> None:
     path = tmp_path / "expect.yaml"
     path.write_bytes(content)
-    status, _out, err = run(capsys, "test", str(path))
+    status, _out, err = cli("test", str(path))
     assert status == 2
     assert f"{path}: {message}" in err
 
@@ -157,22 +149,20 @@ DEEP_LINES = [
 
 @pytest.mark.parametrize(("line", "fmt"), DEEP_LINES)
 def test_a_line_nested_too_deeply_is_a_bad_line_not_a_crash(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, fmt: str
+    cli: Cli, tmp_path: Path, line: str, fmt: str
 ) -> None:
     log = tmp_path / "deep.jsonl"
     log.write_text(line)
-    status, _out, err = run(capsys, "audit", str(log), "--format", fmt)
+    status, _out, err = cli("audit", str(log), "--format", fmt)
     assert (status, err.strip()) == (2, "error: line 1: not valid JSON: nested too deeply")
-    status, _out, err = run(capsys, "audit", str(log), "--format", fmt, "--skip-invalid")
+    status, _out, err = cli("audit", str(log), "--format", fmt, "--skip-invalid")
     assert status == 0 and "1 invalid" in err
 
 
-def test_a_deeply_nested_first_line_is_not_mistaken_for_a_format(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_a_deeply_nested_first_line_is_not_mistaken_for_a_format(cli: Cli, tmp_path: Path) -> None:
     log = tmp_path / "deep.jsonl"
     log.write_text('{"src_ip": ' + DEEP_JSON + "}\n")
-    status, _out, err = run(capsys, "audit", str(log))
+    status, _out, err = cli("audit", str(log))
     assert status == 2 and "cannot tell the format from the first line" in err
 
 
@@ -187,11 +177,11 @@ CSV = "src_ip,dst_ip,protocol,dst_port\n10.244.1.12,10.244.1.20,TCP,8080\n"
     ],
 )
 def test_a_csv_saved_with_a_byte_order_mark_is_read_like_any_csv(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, opener: object
+    cli: Cli, tmp_path: Path, opener: object
 ) -> None:
     log = tmp_path / "excel.csv"
     opener(log, b"\xef\xbb\xbf" + CSV.encode())  # type: ignore[operator]
-    status, out, err = run(capsys, "audit", str(log))
+    status, out, err = cli("audit", str(log))
     assert status == 0, err
     assert '"verdict": "ALLOW"' in out and "(csv)" in err
 
@@ -224,18 +214,16 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read_like_any_csv(
         ),
     ],
 )
-def test_a_bad_option_is_an_error_naming_it(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    status, _out, err = run(capsys, *argv)
+def test_a_bad_option_is_an_error_naming_it(cli: Cli, argv: list[str], message: str) -> None:
+    status, _out, err = cli(*argv)
     assert status == 2
     assert err.strip() == f"error: {message}"
 
 
-def test_a_client_ca_that_is_not_pem_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_client_ca_that_is_not_pem_is_named(cli: Cli, tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_bytes(b"\x00\x01 not a certificate")
-    status, _out, err = run(capsys, "status", "--server", "127.0.0.1:1", "--tls-ca", str(ca))
+    status, _out, err = cli("status", "--server", "127.0.0.1:1", "--tls-ca", str(ca))
     assert status == 2
     assert err.strip() == f"error: --tls-ca {ca}: not a PEM file holding a certificate"
 

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Cli
 
-from netpol_pdp.clients.audit import Auditor
-from netpol_pdp.clients.cli import COMMANDS, main
+from netpol_pdp.clients.auditing.audit import run_audit
+from netpol_pdp.clients.cli import COMMANDS
+from netpol_pdp.clients.flowlogs.reading import read_flowlog
 from netpol_pdp.examples import CLUSTER, FLOWS, HERE
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
@@ -23,12 +25,6 @@ from netpol_pdp.index.manifests import ManifestSource
 
 EXPECTED = [json.loads(line) for line in (HERE / "expected.jsonl").read_text().splitlines()]
 WEB, API, POSTGRES, NETSHOOT = "10.244.1.12", "10.244.1.20", "10.244.2.30", "10.244.1.99"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def jsonl(text: str) -> list[dict[str, Any]]:
@@ -47,9 +43,9 @@ def test_every_command_module_is_registered() -> None:
 
 
 def test_audit_of_the_bundled_example_matches_the_documented_verdicts_in_input_order(
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
 ) -> None:
-    status, out, err = run(capsys, "audit", str(FLOWS))
+    status, out, err = cli("audit", str(FLOWS))
     assert status == 0
     rows = jsonl(out)
     inputs = jsonl(FLOWS.read_text())
@@ -62,12 +58,12 @@ def test_audit_of_the_bundled_example_matches_the_documented_verdicts_in_input_o
 
 
 def test_audit_reads_stdin_and_writes_the_output_file(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     data = f"{flow_line(WEB, API, id=1)}\n\n{flow_line(NETSHOOT, POSTGRES, 5432, id=2)}\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.encode())))
     out_file = tmp_path / "out.jsonl"
-    status, out, _err = run(capsys, "audit", "-", "-o", str(out_file), "--source", str(CLUSTER))
+    status, out, _err = cli("audit", "-", "-o", str(out_file), "--source", str(CLUSTER))
     assert status == 0 and out == ""
     rows = jsonl(out_file.read_text())
     assert [(r["id"], r["verdict"], r["reason"]) for r in rows] == [
@@ -76,12 +72,10 @@ def test_audit_reads_stdin_and_writes_the_output_file(
     ]
 
 
-def test_audit_explain_adds_the_per_direction_trace(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_audit_explain_adds_the_per_direction_trace(cli: Cli, tmp_path: Path) -> None:
     log = tmp_path / "f.jsonl"
     log.write_text(flow_line(WEB, API) + "\n")
-    _status, out, _err = run(capsys, "audit", str(log), "--explain")
+    _status, out, _err = cli("audit", str(log), "--explain")
     (row,) = jsonl(out)
     assert row["explanation"]["ingress"]["allowed_by"] == [{"policy": "backend/api-from-web", "rule": 0}]
 
@@ -110,19 +104,17 @@ def test_audit_explain_adds_the_per_direction_trace(
     ],
 )
 def test_a_malformed_line_stops_the_audit_with_its_line_number(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, bad_line: str, message: str
+    cli: Cli, tmp_path: Path, bad_line: str, message: str
 ) -> None:
     log = tmp_path / "f.jsonl"
     log.write_text("\n".join([flow_line(WEB, API), bad_line, flow_line(WEB, API)]) + "\n")
-    status, out, err = run(capsys, "audit", str(log))
+    status, out, err = cli("audit", str(log))
     assert status == 2
     assert err.startswith(message) and "Traceback" not in err
     assert len(jsonl(out)) == 1  # every line before the bad one was answered
 
 
-def test_skip_invalid_reports_and_counts_bad_lines_and_goes_on(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_skip_invalid_reports_and_counts_bad_lines_and_goes_on(cli: Cli, tmp_path: Path) -> None:
     log = tmp_path / "f.jsonl"
     log.write_bytes(
         "\n".join(
@@ -130,7 +122,7 @@ def test_skip_invalid_reports_and_counts_bad_lines_and_goes_on(
         ).encode()
         + b"\n\xff\xfe\n"
     )
-    status, out, err = run(capsys, "audit", str(log), "--skip-invalid")
+    status, out, err = cli("audit", str(log), "--skip-invalid")
     assert status == 0
     assert [r["n"] for r in jsonl(out)] == [1, 4]
     assert "warning: line 2: not valid JSON" in err
@@ -140,22 +132,20 @@ def test_skip_invalid_reports_and_counts_bad_lines_and_goes_on(
 
 
 def test_a_record_with_a_field_named_like_a_decision_field_gets_the_decision_value(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Cli, tmp_path: Path
 ) -> None:
     log = tmp_path / "f.jsonl"
     log.write_text(flow_line(WEB, API, verdict="unknown") + "\n")
-    _status, out, err = run(capsys, "audit", str(log))
+    _status, out, err = cli("audit", str(log))
     assert jsonl(out)[0]["verdict"] == "ALLOW"
     assert "decision-named fields were replaced: 1" in err
 
 
-def test_audit_of_a_missing_log_or_an_invalid_source_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    status, _out, err = run(capsys, "audit", str(tmp_path / "nope.jsonl"))
+def test_audit_of_a_missing_log_or_an_invalid_source_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    status, _out, err = cli("audit", str(tmp_path / "nope.jsonl"))
     assert status == 2 and err.startswith(f"error: {tmp_path / 'nope.jsonl'}: No such file")
     (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: x}\nstatus: {podIP: nope}\n")
-    status, _out, err = run(capsys, "audit", str(FLOWS), "--source", str(tmp_path / "bad.yaml"))
+    status, _out, err = cli("audit", str(FLOWS), "--source", str(tmp_path / "bad.yaml"))
     assert status == 2
     assert err.splitlines() == [
         "error: cannot load the manifest source (1 problem):",
@@ -176,22 +166,26 @@ class CountingIndex:
         return self.index.decide_many(flows, explain=explain)
 
 
-def test_each_distinct_flow_is_decided_once_across_chunks() -> None:
+def test_each_distinct_flow_is_decided_once_across_chunks(tmp_path: Path) -> None:
     index = CountingIndex(Index.from_objects(ManifestSource(CLUSTER).load().objects.values()))
-    lines = [flow_line(WEB, API).encode(), flow_line(NETSHOOT, POSTGRES, 5432).encode()] * 50
+    log = tmp_path / "flows.jsonl"
+    log.write_text("\n".join([flow_line(WEB, API), flow_line(NETSHOOT, POSTGRES, 5432)] * 50) + "\n")
     written: list[str] = []
-    summary = Auditor(index, chunk=7).run(lines, written.append)
+    with read_flowlog(str(log)) as records:
+        summary = run_audit(records, index.decide_many, write=written.append, chunk=7).summary
+    summary.fold()
     assert sorted(index.asked) == sorted({Flow(WEB, API, "TCP", 8080), Flow(NETSHOOT, POSTGRES, "TCP", 5432)})
-    assert (summary.flows, summary.distinct, summary.allowed, summary.denied) == (100, 2, 50, 50)
+    assert (summary.total, summary.dedup.decided, summary.allowed, summary.denied) == (100, 2, 50, 50)
     assert "".join(written).count("\n") == 100
-    assert summary.top_denied == [(("pod default/netshoot", "pod data/postgres-0"), 50)]
+    top_denied = [((src, dst), n) for (src, dst, _port), n in summary.denied_pairs.most_common()]
+    assert top_denied == [(("pod default/netshoot", "pod data/postgres-0"), 50)]
 
 
 # --- decide -------------------------------------------------------------------------------
 
 
-def test_decide_prints_a_readable_answer_and_exits_0_when_allowed(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _err = run(capsys, "decide", "--src", WEB, "--dst", API, "--port", "8080", "--explain")
+def test_decide_prints_a_readable_answer_and_exits_0_when_allowed(cli: Cli) -> None:
+    status, out, _err = cli("decide", "--src", WEB, "--dst", API, "--port", "8080", "--explain")
     assert status == 0
     assert out.splitlines()[:3] == [
         f"ALLOW  TCP {WEB} -> {API}:8080",
@@ -202,18 +196,16 @@ def test_decide_prints_a_readable_answer_and_exits_0_when_allowed(capsys: pytest
     assert "allowed by backend/api-from-web rule 0" in out
 
 
-def test_decide_exits_1_when_denied_and_explains_both_directions(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _err = run(capsys, "decide", "--src", "10.244.2.50", "--dst", API, "--port", "8080", "-e")
+def test_decide_exits_1_when_denied_and_explains_both_directions(cli: Cli) -> None:
+    status, out, _err = cli("decide", "--src", "10.244.2.50", "--dst", API, "--port", "8080", "-e")
     assert status == 1
     assert out.startswith("DENY ") and "reason:      denied-on-both" in out
     assert "egress of pod staging/web-staging-6f8d9-r5t2w: isolated by staging/default-deny-egress" in out
     assert out.count("no rule of these policies matches: denied") == 2
 
 
-def test_decide_json_prints_the_decision_dict(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _err = run(
-        capsys, "decide", "--src", NETSHOOT, "--dst", POSTGRES, "--protocol", "icmp", "--json"
-    )
+def test_decide_json_prints_the_decision_dict(cli: Cli) -> None:
+    status, out, _err = cli("decide", "--src", NETSHOOT, "--dst", POSTGRES, "--protocol", "icmp", "--json")
     doc = json.loads(out)
     assert status == 1
     assert doc["flow"] == {"src_ip": NETSHOOT, "dst_ip": POSTGRES, "protocol": "ICMP", "dst_port": 0}
@@ -241,27 +233,23 @@ def test_decide_json_prints_the_decision_dict(capsys: pytest.CaptureFixture[str]
         ),
     ],
 )
-def test_decide_names_the_bad_option(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    status, _out, err = run(capsys, "decide", *argv)
+def test_decide_names_the_bad_option(cli: Cli, argv: list[str], message: str) -> None:
+    status, _out, err = cli("decide", *argv)
     assert status == 2 and err.startswith(message)
 
 
 # --- validate -----------------------------------------------------------------------------
 
 
-def test_validate_summarises_a_good_source(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _err = run(capsys, "validate")
+def test_validate_summarises_a_good_source(cli: Cli) -> None:
+    status, out, _err = cli("validate")
     assert status == 0
     assert out.startswith(
         "ok: 48 objects in 14 files (7 Namespace, 21 Pod, 2 Node, 18 NetworkPolicy); ignored: 3 Service"
     )
 
 
-def test_validate_lists_every_problem_one_per_line_and_exits_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_validate_lists_every_problem_one_per_line_and_exits_1(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(
         textwrap.dedent("""\
         apiVersion: networking.k8s.io/v1
@@ -275,7 +263,7 @@ def test_validate_lists_every_problem_one_per_line_and_exits_1(
         """)
     )
     (tmp_path / "broken.yaml").write_text("kind: [\n")
-    status, out, err = run(capsys, "validate", "--source", str(tmp_path))
+    status, out, err = cli("validate", "--source", str(tmp_path))
     assert status == 1
     lines = out.splitlines()
     assert len(lines) == 3
@@ -302,11 +290,9 @@ def test_the_installed_console_script_audits_the_bundled_example(tmp_path: Path)
     assert b"audited 41 flows" in done.stderr
 
 
-def test_remembered_parses_never_let_a_malformed_spelling_through(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_remembered_parses_never_let_a_malformed_spelling_through(cli: Cli, tmp_path: Path) -> None:
     log = tmp_path / "f.jsonl"
     log.write_text("\n".join([flow_line(WEB, API, 1), flow_line(WEB, API, True)]) + "\n")
-    status, out, err = run(capsys, "audit", str(log))
+    status, out, err = cli("audit", str(log))
     assert status == 2 and len(jsonl(out)) == 1
     assert err.startswith("error: line 2: dst_port: must be an integer port (got True)")

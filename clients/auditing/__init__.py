@@ -14,10 +14,13 @@ How the pieces connect::
         pass; only the flows whose verdict changes, grouped, with the policies responsible
     report.write_report: the summary (and what-if diff) as JSON or a self-contained HTML page
 
+- ``audit.py``      one pass (``run_audit``): records in, output lines in input order, summary filled;
+- ``parallel.py``   the same pass over partitions: ``--jobs`` worker processes or a Dask cluster;
 - ``deciding.py``   batching, deduplication and the ``Decider`` type;
 - ``agreement.py``  observed enforcer verdict vs the policy decision;
 - ``naming.py``     how an endpoint is named and grouped (pod, namespace, labels);
 - ``summary.py``    the aggregate of one audit, mergeable across partitions;
 - ``whatif.py``     the changed world and the grouped diff;
-- ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``).
+- ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``);
+- ``html.py``       the HTML page's heat-map colours and its rendering.
 """

@@ -2,7 +2,7 @@
 
 How the pieces connect::
 
-    path | "-" | URL --source.open_lines--> (line number, text), gzip undone
+    path | "-" | URL --source.open_binary, source.iter_lines--> (line number, text), gzip undone
         --detect.detect_format (first lines) or --format--> one reader class
         --reader.parse(line, text)--> FlowRecord | Skip | None
         --reading.FlowLog (iterate)--> FlowRecord ... ; FlowLog.stats counts the rest

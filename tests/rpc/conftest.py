@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from netpol_pdp.clients import DecisionClient, Retry
+from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.server.serve import ServeOptions, Service
 
@@ -169,6 +170,14 @@ def service(start_service: Callable[..., Service], world: Path, mode: str) -> Se
     svc = start_service([world], mode=mode)
     assert svc.state.wait_ready(10), "first load did not succeed"
     wait_watching(svc)
+    return svc
+
+
+@pytest.fixture
+def example(start_service: Callable[..., Service]) -> Service:
+    """A ready server on the bundled example cluster."""
+    svc = start_service([CLUSTER])
+    assert svc.state.wait_ready(10)
     return svc
 
 

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from netpol_pdp.clients.cli import main
-from netpol_pdp.examples import CLUSTER
 from netpol_pdp.server.serve import Service
 
 SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flowlogs"
-
-
-@pytest.fixture
-def example(start_service: Callable[..., Service]) -> Service:
-    svc = start_service([CLUSTER])
-    assert svc.state.wait_ready(10)
-    return svc
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
-from netpol_pdp.clients.cli import COMMANDS, main
+from netpol_pdp.clients.cli import COMMANDS
 from netpol_pdp.examples import CLUSTER, FLOWS
 from netpol_pdp.server.serve import Service
 
@@ -22,27 +23,12 @@ from .conftest import wait_for
 WEB, API = "10.244.1.12", "10.244.1.20"
 
 
-@pytest.fixture
-def example(start_service: Callable[..., Service]) -> Service:
-    svc = start_service([CLUSTER])
-    assert svc.state.wait_ready(10)
-    return svc
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 def test_serve_and_status_are_registered_commands() -> None:
     assert {"serve", "status"} <= set(COMMANDS)
 
 
-def test_status_prints_json_and_exits_zero_when_ready(
-    example: Service, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run(capsys, "status", "--server", example.address)
+def test_status_prints_json_and_exits_zero_when_ready(example: Service, cli: Cli) -> None:
+    code, out, _ = cli("status", "--server", example.address)
     status = json.loads(out)
     assert code == 0
     assert status["ready"] and status["synced"] and status["generation"] == 1
@@ -50,28 +36,26 @@ def test_status_prints_json_and_exits_zero_when_ready(
 
 
 def test_status_exits_one_and_says_why_when_the_server_is_not_ready(
-    start_service: Callable[..., Service], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start_service: Callable[..., Service], tmp_path: Path, cli: Cli
 ) -> None:
     (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: maybe}\n")
     svc = start_service([tmp_path])
     wait_for(lambda: svc.feed.status.errors >= 1, what="the failed first load")
-    code, out, _ = run(capsys, "status", "--server", svc.address)
+    code, out, _ = cli("status", "--server", svc.address)
     status = json.loads(out)
     assert code == 1 and not status["ready"] and not status["synced"]
     assert "bad.yaml" in status["feed"]["last_error"] and "hostNetwork" in status["feed"]["last_error"]
 
 
-def test_status_of_nothing_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "status", "--server", "127.0.0.1:1", "--timeout", "1")
+def test_status_of_nothing_is_a_clear_error(cli: Cli) -> None:
+    code, out, err = cli("status", "--server", "127.0.0.1:1", "--timeout", "1")
     assert (code, out) == (2, "")
     assert err.startswith("error: --server 127.0.0.1:1: UNAVAILABLE")
 
 
-def test_audit_with_server_prints_what_the_local_audit_prints(
-    example: Service, capsys: pytest.CaptureFixture[str]
-) -> None:
-    local = run(capsys, "audit", str(FLOWS), "--explain")
-    remote = run(capsys, "audit", str(FLOWS), "--explain", "--server", example.address)
+def test_audit_with_server_prints_what_the_local_audit_prints(example: Service, cli: Cli) -> None:
+    local = cli("audit", str(FLOWS), "--explain")
+    remote = cli("audit", str(FLOWS), "--explain", "--server", example.address)
     assert remote[:2] == local[:2]  # exit status and every output line
     assert untimed(remote[2]) == untimed(local[2])  # the summary, but for its speed
     assert remote[0] == 0 and len(remote[1].splitlines()) == 41
@@ -88,36 +72,20 @@ def untimed(summary: str) -> str:
         pytest.param(["--src", API, "--dst", WEB, "--port", "80", "--explain"], id="an explained flow"),
     ],
 )
-def test_decide_with_server_answers_as_the_local_decide(
-    example: Service, capsys: pytest.CaptureFixture[str], argv: list[str]
-) -> None:
-    local = run(capsys, "decide", "--json", *argv)
-    remote = run(capsys, "decide", "--json", *argv, "--server", example.address)
+def test_decide_with_server_answers_as_the_local_decide(example: Service, cli: Cli, argv: list[str]) -> None:
+    local = cli("decide", "--json", *argv)
+    remote = cli("decide", "--json", *argv, "--server", example.address)
     assert remote == local
-    text = run(capsys, "decide", *argv, "--server", example.address)
+    text = cli("decide", *argv, "--server", example.address)
     assert text[0] == local[0] and "generation:  1" in text[1]
 
 
-def test_server_and_source_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(
-        capsys, "decide", "--src", WEB, "--dst", API, "--port", "80", "-s", ".", "--server", "x:1"
-    )
+def test_server_and_source_exclude_each_other(cli: Cli) -> None:
+    code, _, err = cli("decide", "--src", WEB, "--dst", API, "--port", "80", "-s", ".", "--server", "x:1")
     assert code == 2 and "--server and --source exclude each other" in err
 
 
-def test_decide_against_a_server_that_is_not_there_names_it(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(
-        capsys,
-        "decide",
-        "--src",
-        WEB,
-        "--dst",
-        API,
-        "--port",
-        "80",
-        "--server",
-        "127.0.0.1:1",
-        "--timeout",
-        "1",
-    )
+def test_decide_against_a_server_that_is_not_there_names_it(cli: Cli) -> None:
+    argv = ["--src", WEB, "--dst", API, "--port", "80", "--server", "127.0.0.1:1", "--timeout", "1"]
+    code, _, err = cli("decide", *argv)
     assert code == 2 and err.startswith("error: --server 127.0.0.1:1: UNAVAILABLE")
