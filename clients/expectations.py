@@ -29,7 +29,7 @@ from pathlib import Path
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.documents import DocumentError, yaml_document
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
-from netpol_pdp.index.flows import Flow, make_flow, normalize_protocol
+from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow, normalize_protocol
 from netpol_pdp.index.model import Kind, Object, ObjectKey, Pod
 
 END_KEYS = frozenset({"namespace", "pod", "labels", "ip", "cidr"})
@@ -188,6 +188,10 @@ def parse_expectations(doc: object, path: str) -> list[Expectation]:
             problems.append(f"{where}.port: must be a port number or a container port name")
         elif isinstance(port, str) and dst is not None and dst.ip is not None:
             problems.append(f"{where}.port: a named port needs a pod destination (`to` is an address)")
+        elif port is None and protocol in PORT_PROTOCOLS:
+            problems.append(f"{where}.port: is required for {protocol}")
+        elif isinstance(port, int) and not 1 <= port <= 65535:
+            problems.append(f"{where}.port: must be between 1 and 65535 (got {port})")
         if len(problems) > before or src is None or dst is None:
             continue
         name = raw.get("name")

@@ -122,13 +122,23 @@ EXPECTATIONS = [
         id="a key given twice",
     ),
     pytest.param(
+        b"- {from: {ip: 10.0.0.1}, to: {ip: 10.0.0.2}, expect: deny}\n",
+        "expectations[0].port: is required for TCP",
+        id="a TCP expectation without a port is refused when read, not failed when checked",
+    ),
+    pytest.param(
+        b"- {from: {ip: 10.0.0.1}, to: {ip: 10.0.0.2}, port: 0, protocol: udp, expect: deny}\n",
+        "expectations[0].port: must be between 1 and 65535 (got 0)",
+        id="port zero is refused when read",
+    ),
+    pytest.param(
         b"- a\n---\n- b\n", "line 2: not valid YAML (expected a single document", id="two documents"
     ),
 ]
 
 
 @pytest.mark.parametrize(("content", "message"), EXPECTATIONS)
-def test_unreadable_expectations_are_an_error_naming_the_file(
+def test_bad_expectations_are_an_error_naming_the_file_and_the_place(
     cli: Cli, tmp_path: Path, content: bytes, message: str
 ) -> None:
     path = tmp_path / "expect.yaml"

@@ -123,6 +123,12 @@ BROKEN = [
     pytest.param(
         policy_text(8080).replace("port: 8080", "port: 70000"), "ports[0].port", id="an invalid field"
     ),
+    pytest.param(
+        policy_text(8080) + "spec: {podSelector: {}}\n",
+        "duplicate key 'spec'",
+        id="a key given twice (the last one would silently win)",
+    ),
+    pytest.param("[" * 100_000 + "]" * 100_000, "invalid YAML", id="nesting too deep for the parser"),
 ]
 
 
