@@ -6,7 +6,9 @@ import json
 import textwrap
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -368,26 +370,44 @@ def test_a_failed_first_load_is_a_startup_error(tmp_path: Path) -> None:
     assert feed.status.errors == 1 and feed.status.loads == 0
 
 
-def test_watch_picks_up_a_change_within_seconds_and_stops_promptly(tmp_path: Path) -> None:
-    write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
+@dataclass
+class Watching:
+    """A feed being watched in a thread: its index, the "changed" signal, and when the stop was asked."""
+
+    index: RecordingIndex
+    changed: threading.Event
+    thread: threading.Thread
+    stopped_at: float = 0.0
+
+
+@contextmanager
+def watching(source: Path) -> Iterator[Watching]:
+    """Start a feed on ``source`` and watch it (100 ms debounce); stop and join the thread at the end."""
     index = RecordingIndex()
     changed = threading.Event()
-    feed = ManifestFeed(ManifestSource(tmp_path), index)  # type: ignore[arg-type]
+    feed = ManifestFeed(ManifestSource(source), index)  # type: ignore[arg-type]
     feed.start()
     feed.add_listener(lambda report: changed.set() if report.changed else None)
     stop = threading.Event()
     thread = threading.Thread(target=feed.watch, args=(stop,), kwargs={"debounce_ms": 100}, daemon=True)
     thread.start()
+    watch = Watching(index, changed, thread)
     try:
         time.sleep(0.3)  # let the watcher register before the change
-        write(tmp_path, "sub/web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
-        assert changed.wait(10), "the change was not picked up"
-        assert (Kind.POD, "shop", "web") in index.objects()
+        yield watch
     finally:
         stop.set()
-        began = time.monotonic()
+        watch.stopped_at = time.monotonic()
         thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - began < 2
+
+
+def test_watch_picks_up_a_change_within_seconds_and_stops_promptly(tmp_path: Path) -> None:
+    write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
+    with watching(tmp_path) as watch:
+        write(tmp_path, "sub/web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
+        assert watch.changed.wait(10), "the change was not picked up"
+        assert (Kind.POD, "shop", "web") in watch.index.objects()
+    assert not watch.thread.is_alive() and time.monotonic() - watch.stopped_at < 2
 
 
 def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_path: Path) -> None:
@@ -419,24 +439,12 @@ def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_pa
 
 def test_watch_of_a_single_file_sees_it_replaced_by_rename_as_editors_do(tmp_path: Path) -> None:
     target = write(tmp_path, "cluster.yaml", NS.format(name="shop", team="a"))
-    index = RecordingIndex()
-    changed = threading.Event()
-    feed = ManifestFeed(ManifestSource(target), index)  # type: ignore[arg-type]
-    feed.start()
-    feed.add_listener(lambda report: changed.set() if report.changed else None)
-    stop = threading.Event()
-    thread = threading.Thread(target=feed.watch, args=(stop,), kwargs={"debounce_ms": 100}, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)
+    with watching(target) as watch:
         write(tmp_path, "unrelated.yaml", NS.format(name="other", team="x"))  # same folder, not the source
         staged = write(tmp_path, ".cluster.yaml.tmp", NS.format(name="shop", team="b"))
         staged.replace(target)
-        assert changed.wait(10), "the replaced file was not picked up"
-        ns = index.objects()[(Kind.NAMESPACE, "", "shop")]
+        assert watch.changed.wait(10), "the replaced file was not picked up"
+        ns = watch.index.objects()[(Kind.NAMESPACE, "", "shop")]
         assert isinstance(ns, Namespace) and ns.labels["team"] == "b"
-        assert (Kind.NAMESPACE, "", "other") not in index.objects()
-    finally:
-        stop.set()
-        thread.join(5)
-    assert not thread.is_alive()
+        assert (Kind.NAMESPACE, "", "other") not in watch.index.objects()
+    assert not watch.thread.is_alive()
