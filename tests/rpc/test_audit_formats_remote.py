@@ -6,16 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
-from netpol_pdp.clients.cli import main
 from netpol_pdp.server.serve import Service
 
 SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flowlogs"
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
+def untimed(result: tuple[int, str, str]) -> tuple[int, str, str]:
+    """The command's result with the summary's timing taken out (it differs run to run)."""
+    status, out, err = result
     return status, out, re.sub(r" in [\d.]+ s( \([\d,]+ flows/s\))?", "", err)
 
 
@@ -24,10 +24,10 @@ SAMPLE_FILES = ["hubble-observe.jsonl", "aws-vpc-custom.log", "gcp-vpc.jsonl", "
 
 @pytest.mark.parametrize("sample", SAMPLE_FILES, ids=[f"{s} decided by a server" for s in SAMPLE_FILES])
 def test_each_format_audited_by_a_server_matches_the_local_audit(
-    example: Service, capsys: pytest.CaptureFixture[str], sample: str
+    example: Service, cli: Cli, sample: str
 ) -> None:
-    local = run(capsys, "audit", str(SAMPLES / sample))
-    remote = run(capsys, "audit", str(SAMPLES / sample), "--server", example.address)
+    local = untimed(cli("audit", str(SAMPLES / sample)))
+    remote = untimed(cli("audit", str(SAMPLES / sample), "--server", example.address))
     assert remote == local  # output lines, observed-vs-policy, isolating policies of the top denied
 
 
@@ -40,8 +40,8 @@ def test_each_format_audited_by_a_server_matches_the_local_audit(
     ids=["a what-if needs the world itself", "workers need the world itself"],
 )
 def test_options_that_need_the_world_are_refused_with_a_server(
-    example: Service, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+    example: Service, cli: Cli, extra: list[str], message: str
 ) -> None:
-    status, out, err = run(capsys, "audit", str(SAMPLES / "flows.jsonl"), "--server", example.address, *extra)
+    status, out, err = cli("audit", str(SAMPLES / "flows.jsonl"), "--server", example.address, *extra)
     assert (status, out) == (2, "")
     assert message in err
