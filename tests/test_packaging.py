@@ -106,9 +106,10 @@ def test_every_module_of_the_wheel_imports_without_the_source_tree(wheel: Path, 
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked)
-    # Dependencies come from this environment's paths; the source tree (an editable
-    # install's finder is set up by site, which -S skips) and the tests stay out.
-    deps = [p for p in sys.path if p and not Path(p).resolve().is_relative_to(ROOT)]
+    # Dependencies come from this environment's paths (a CI venv may live inside the
+    # tree); the source tree stays out: an editable install's finder is set up by
+    # site, which -S skips, and no path that holds a netpol_pdp folder is passed on.
+    deps = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "netpol_pdp").exists()]
     script = textwrap.dedent(
         """
         import importlib, pkgutil, sys
