@@ -344,6 +344,7 @@ def test_the_bundled_clusters_flow_log_is_answered_as_the_index_decides() -> Non
         ),
         pytest.param("fd00:0:0:0:0:0:0:10", "fd00::20", (WEB6, DB6), id="uncompressed IPv6 is canonicalised"),
         pytest.param("fe80::1%eth0", DB6, ("fe80::1", DB6), id="an IPv6 zone is dropped"),
+        pytest.param("[fd00::10]", "[fd00::20]", (WEB6, DB6), id="IPv6 in brackets is read without them"),
     ],
 )
 def test_addresses_are_read_as_the_index_knows_them(
@@ -470,6 +471,16 @@ INVALID = [
         _set("destination.address.socket_address.resolver_name", "dns"),
         "attributes.destination.address.socket_address.resolver_name",
         id="a destination to be resolved by name",
+    ),
+    pytest.param(
+        _set("destination.address.socket_address.port_value", 70000),
+        "attributes.destination.address.socket_address.port_value",
+        id="a destination port above 65535 (the field is a uint32)",
+    ),
+    pytest.param(
+        _set("source.address.socket_address.address", "1" * 100_000),
+        "attributes.source.address.socket_address.address",
+        id="an address of 100,000 characters",
     ),
     pytest.param(
         _set("context_extensions", {"explain": "maybe"}),
