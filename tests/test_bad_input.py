@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
+from netpol_pdp.examples import FLOWS
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import parse_flow
 
@@ -216,6 +217,11 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read_like_any_csv(
             ["decide", "--src", "10.0.0.300", "--dst", "10.0.0.2", "--port", "80"],
             "--src: must be an IPv4 or IPv6 address (got '10.0.0.300')",
             id="a bad address names its option",
+        ),
+        pytest.param(
+            ["audit", str(FLOWS), "--dask", "notaurl"],
+            "cannot use the Dask scheduler 'notaurl': missing port number in address 'notaurl'",
+            id="a malformed Dask address is named, not a traceback",
         ),
         pytest.param(
             ["audit", "-", "--report", "out.txt"],

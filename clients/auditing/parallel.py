@@ -203,7 +203,10 @@ def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[Workers]:
         )
         client = Client(cluster)  # type: ignore[no-untyped-call]
     else:
-        client = Client(address)  # type: ignore[no-untyped-call]
+        try:
+            client = Client(address)  # type: ignore[no-untyped-call]
+        except (OSError, ValueError) as exc:  # unreachable (after Dask's connect timeout) or malformed
+            raise FlowLogError("--dask", 0, "", f"cannot use the Dask scheduler {address!r}: {exc}") from None
     try:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         [world] = client.scatter([spec], broadcast=True)  # type: ignore[no-untyped-call]
