@@ -49,6 +49,14 @@ class _NoDuplicateKeys:
     """Loader mixin: a key given twice in one mapping is an error (merge keys ``<<`` aside)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        values = [key_node.value for key_node, _value in node.value]
+        if len(set(map(str, values))) < len(values):  # rare: only then look closer (tags, merge keys)
+            self._check_duplicates(node)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)  # type: ignore[misc]
+        return mapping
+
+    @staticmethod
+    def _check_duplicates(node: yaml.MappingNode) -> None:
         seen: dict[tuple[str, str], yaml.Mark] = {}
         for key_node, _value in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
@@ -62,8 +70,6 @@ class _NoDuplicateKeys:
                     f"duplicate key {key_node.value!r} (first given on line {first.line + 1})",
                     key_node.start_mark,
                 )
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep)  # type: ignore[misc]
-        return mapping
 
 
 class StrictLoader(_NoDuplicateKeys, _BaseLoader):  # type: ignore[misc,valid-type]
