@@ -403,13 +403,37 @@ class ManifestFeed:
 
         A file is watched through its folder because editors and ConfigMap
         updates replace files by rename, which a watch on the file itself misses.
+        A folder source that is missing right now (removed while serving) is left
+        out: :meth:`watch` polls for its return rather than watching its parent
+        (which may be ``/tmp`` or ``/``) recursively.
         """
         roots: list[Path] = []
         for p in self.source.paths:
-            root = p if p.is_dir() else p.parent
+            if p.is_dir():
+                root = p
+            elif p.suffix.lower() in SUFFIXES and p.parent.is_dir():
+                root = p.parent
+            else:
+                continue
             if root not in roots:
                 roots.append(root)
         return roots
+
+    def _identity(self) -> tuple[tuple[int, int] | None, ...]:
+        """Which inode each watched folder is (None when missing): a watch dies with its folder.
+
+        A file source counts by its folder: editors replace the file itself on every save.
+        """
+        out: list[tuple[int, int] | None] = []
+        for p in self.source.paths:
+            folder = p.parent if p.suffix.lower() in SUFFIXES and not p.is_dir() else p
+            try:
+                st = folder.stat()
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_dev, st.st_ino))
+        return tuple(out)
 
     def _relevant(self, path: str) -> bool:
         """Whether a changed path can affect the load (a cheap pre-filter; a reload is exact)."""
@@ -429,9 +453,25 @@ class ManifestFeed:
 
         Returns within about ``step_ms`` of ``stop`` being set.  Problems of a bad
         change are reported through :attr:`status` and the listeners; the loop
-        keeps watching so that the next fix is picked up.
+        keeps watching so that the next fix is picked up.  A source folder that is
+        removed and created again (``rm -rf cluster && git checkout cluster``)
+        takes its inotify watch with it: the watch is then set up anew on what is
+        there, and the source reloaded.
         """
+        while not stop.is_set():
+            if self._watch_until_replaced(stop, debounce_ms, step_ms):
+                self.reload()
+
+    def _watch_until_replaced(self, stop: threading.Event, debounce_ms: int, step_ms: int) -> bool:
+        """Watch until ``stop`` (False) or until a watched folder is removed or replaced (True)."""
+        identity = self._identity()
         roots = self._watch_roots()
+        if not roots:  # every source is gone: wait for one to come back
+            while not stop.wait(step_ms / 1000):
+                if self._identity() != identity:
+                    return True
+            return False
+        watched = {r.absolute() for r in roots} | {r.resolve() for r in roots}
         armed = False
         for changes in watchfiles.watch(
             *roots,
@@ -447,6 +487,8 @@ class ManifestFeed:
             if changes:
                 log.debug("manifest change: %s", sorted(p for _c, p in changes))
                 self.reload()
+                if any(Path(path) in watched for _change, path in changes):
+                    return True  # a watched folder itself was removed or created (its inode may be reused)
             elif not armed:
                 # ... and then one reload catches a change made between the first
                 # load and the arming (it publishes nothing when nothing changed).
@@ -454,3 +496,6 @@ class ManifestFeed:
             armed = True
             if stop.is_set():
                 break
+            if self._identity() != identity:
+                return True
+        return False

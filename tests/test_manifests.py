@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 import threading
 import time
@@ -428,6 +429,27 @@ def test_a_change_made_between_the_first_load_and_the_watch_is_not_missed(tmp_pa
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_source_folder_removed_and_created_again_is_watched_again(tmp_path: Path) -> None:
+    source = tmp_path / "cluster"
+    write(source, "ns.yaml", NS.format(name="shop", team="a"))
+    with watching(source) as watch:
+        shutil.rmtree(source)  # rm -rf cluster && git checkout cluster: the folder's watch goes with it
+        write(source, "ns.yaml", NS.format(name="shop", team="b"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ns = watch.index.objects().get((Kind.NAMESPACE, "", "shop"))
+            if isinstance(ns, Namespace) and ns.labels["team"] == "b":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the folder created again was not read")
+        watch.changed.clear()
+        write(source, "web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
+        assert watch.changed.wait(10), "a change in the new folder was not picked up"
+        assert (Kind.POD, "shop", "web") in watch.index.objects()
+    assert not watch.thread.is_alive()
 
 
 def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_path: Path) -> None:
