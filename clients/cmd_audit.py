@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
@@ -185,7 +186,18 @@ def run(args: argparse.Namespace) -> int:
         return _audit(args, client)
 
 
+def _not_the_log(option: str, path: str | None, log: str) -> None:
+    """Refuse to write over the log being read: opening it for writing empties it first."""
+    if path is None or path == "-" or log == "-" or not (os.path.exists(path) and os.path.exists(log)):
+        return
+    if os.path.samefile(path, log):
+        raise CommandError(f"{option} {path}: is the flow log being read; write elsewhere")
+
+
 def _audit(args: argparse.Namespace, client: Any) -> int:
+    _not_the_log("-o", args.output, args.flows)
+    for report in args.report:
+        _not_the_log("--report", report, args.flows)
     try:
         for path in args.report:
             check_report_path(path)

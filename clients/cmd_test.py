@@ -43,6 +43,8 @@ def status_text(result: Result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
+    if args.junit and Path(args.junit).exists() and Path(args.junit).samefile(args.expectations):
+        raise CommandError(f"--junit {args.junit}: is the expectations file; write the report elsewhere")
     try:
         expectations = load_expectations(args.expectations)
     except ExpectationError as err:

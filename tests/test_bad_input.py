@@ -298,3 +298,39 @@ def test_a_flow_error_quoting_a_huge_value_stays_short() -> None:
     assert err.value.field == "src_ip"
     assert len(str(err.value)) < 400
     assert str(err.value).endswith("... (100040 characters)")
+
+
+# --- outputs that would overwrite inputs -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["audit", "{log}", "-o", "{log}"],
+            "-o {log}: is the flow log being read; write elsewhere",
+            id="audit output onto its own log is refused (opening it would empty the log)",
+        ),
+        pytest.param(
+            ["audit", "{log}", "-o", "/dev/null", "--report", "{link}"],
+            "--report {link}: is the flow log being read; write elsewhere",
+            id="a report onto the log through a link is refused",
+        ),
+        pytest.param(
+            ["test", "{expect}", "--junit", "{expect}"],
+            "--junit {expect}: is the expectations file; write the report elsewhere",
+            id="a JUnit report onto the expectations is refused",
+        ),
+    ],
+)
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(
+    cli: Cli, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    names = {"log": tmp_path / "flows.jsonl", "link": tmp_path / "report.json", "expect": tmp_path / "e.yaml"}
+    names["log"].write_bytes(FLOWS.read_bytes())
+    names["link"].symlink_to(names["log"])
+    names["expect"].write_text("- {from: {ip: 10.0.0.1}, to: {ip: 10.0.0.2}, port: 80, expect: allow}\n")
+    before = {name: path.read_bytes() for name, path in names.items()}
+    status, _out, err = cli(*(a.format(**names) for a in argv))
+    assert (status, err.strip()) == (2, f"error: {message.format(**names)}")
+    assert {name: path.read_bytes() for name, path in names.items()} == before
