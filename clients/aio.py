@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -44,7 +44,7 @@ T = TypeVar("T")
 class AsyncDecisionClient(ChannelClient):
     """A ``grpc.aio`` channel to one server; use it from one event loop."""
 
-    channels = grpc.aio
+    channels: ClassVar[Any] = grpc.aio
 
     async def close(self) -> None:
         await self.channel.close()

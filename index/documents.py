@@ -72,11 +72,11 @@ class _NoDuplicateKeys:
                 )
 
 
-class StrictLoader(_NoDuplicateKeys, _BaseLoader):  # type: ignore[misc,valid-type]
+class StrictLoader(_NoDuplicateKeys, _BaseLoader):  # type: ignore[misc]
     """The fast (libyaml) safe loader, refusing duplicate keys: for manifests, read on every reload."""
 
 
-class StrictPyLoader(_NoDuplicateKeys, yaml.SafeLoader):  # type: ignore[misc]
+class StrictPyLoader(_NoDuplicateKeys, yaml.SafeLoader):
     """The pure-Python safe loader, refusing duplicate keys: for small hand-written files, whose
     errors it places on the line the user wrote (libyaml marks an unclosed bracket on the next)."""
 
