@@ -11,6 +11,7 @@ same way as ``serve``:
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,8 @@ def client_from_args(args: argparse.Namespace) -> DecisionClient:
     """A client for ``args.server``; raises ValueError naming the option when they do not fit."""
     from netpol_pdp.clients.client import DecisionClient
 
+    if not (math.isfinite(args.timeout) and args.timeout > 0):  # grpc takes 0, -5 and inf as "expired"
+        raise ValueError(f"--timeout: must be a positive number of seconds (got {args.timeout})")
     return DecisionClient(args.server, tls=tls_from_args(args), insecure=args.insecure, timeout=args.timeout)
 
 

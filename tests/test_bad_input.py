@@ -219,6 +219,28 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read_like_any_csv(
             id="a bad address names its option",
         ),
         pytest.param(
+            ["status", "--server", "127.0.0.1:1", "--timeout", "inf"],
+            "--timeout: must be a positive number of seconds (got inf)",
+            id="an infinite timeout is refused (grpc takes it as already expired)",
+        ),
+        pytest.param(
+            [
+                "decide",
+                "--server",
+                "127.0.0.1:1",
+                "--src",
+                "10.0.0.1",
+                "--dst",
+                "10.0.0.2",
+                "--port",
+                "80",
+                "--timeout",
+                "0",
+            ],
+            "--timeout: must be a positive number of seconds (got 0.0)",
+            id="a zero timeout is refused",
+        ),
+        pytest.param(
             ["audit", str(FLOWS), "--dask", "notaurl"],
             "cannot use the Dask scheduler 'notaurl': missing port number in address 'notaurl'",
             id="a malformed Dask address is named, not a traceback",
