@@ -15,6 +15,7 @@ arguments and prints; the bench modules defer their heavy imports (grpc, matplot
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,8 @@ def _sizes(text: str, command: str) -> list[str]:
 
 def _micro(args: argparse.Namespace) -> int:
     sizes = _sizes(args.sizes, "micro")
+    if not args.max_time > 0 or not math.isfinite(args.max_time):
+        raise CommandError("bench micro: --max-time must be a positive number of seconds")
     try:
         text = micro.main(sizes, args.output, args.max_time)
     except RuntimeError as err:  # pytest failed: its output is in the message
@@ -203,7 +206,7 @@ def _scaling(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     for name in ("duration", "batch", "window"):
-        if getattr(args, name) <= 0:
+        if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):  # `not >` refuses nan
             raise CommandError(f"bench serve: --{name} must be positive")
     source = None if args.size else (args.source or audit.EXAMPLE)
     try:

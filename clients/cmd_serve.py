@@ -13,6 +13,7 @@ calls for ``--grace`` seconds, then exit.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,6 +120,10 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     for name in ("workers", "threads", "max_batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
+    for name in ("grace", "switch_interval", "stale_after", "fail_closed_after"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):  # nan passes every comparison below
+            raise ConfigError(f"--{name.replace('_', '-')}: must be a finite number of seconds (got {value})")
     if args.grace < 0:
         raise ConfigError("--grace: must be zero or more (seconds)")
     if args.switch_interval <= 0:

@@ -305,10 +305,26 @@ def test_serve_names_a_tls_file_that_is_not_pem(
     assert "Traceback" not in done.stderr
 
 
-def test_serve_refuses_a_negative_grace(tmp_path: Path) -> None:
-    done = serve("--grace", "-1")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--grace", "-1"], "--grace: must be zero or more (seconds)", id="a negative grace"),
+        pytest.param(
+            ["--switch-interval", "nan"],
+            "--switch-interval: must be a finite number of seconds (got nan)",
+            id="a switch interval of nan (it aborted the interpreter)",
+        ),
+        pytest.param(
+            ["--grace", "nan"],
+            "--grace: must be a finite number of seconds (got nan)",
+            id="a grace of nan (it passed every comparison)",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_duration(argv: list[str], message: str) -> None:
+    done = serve(*argv)
     assert done.returncode == 2
-    assert "error: --grace: must be zero or more (seconds)" in done.stderr
+    assert f"error: {message}" in done.stderr
 
 
 # --- flows ----------------------------------------------------------------------------------
