@@ -92,7 +92,8 @@ class Metrics:
         r.register(_FeedCollector(feed_counters))
         self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream", "Check")}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
-        self._children: dict[tuple[str, str], Any] = {}
+        #: (verdict, reason) -> its decisions_total child, so the serving path skips labels()
+        self._children: dict[tuple[Verdict, Reason], Any] = {}
         self._http: Any = None
 
     def observe(self, method: str, seconds: float, decisions: Sequence[Decision], flows: int | None) -> None:
@@ -114,18 +115,15 @@ class Metrics:
         self._lat[method].observe(seconds)
         if flows is not None:
             self._bat[method].observe(flows)
-        for (verdict, reason), n in tally.items():
-            self._decision_counter(verdict.value, reason.value).inc(n)
+        children = self._children
+        for key, n in tally.items():
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.decisions.labels(key[0].value, key[1].value)
+            child.inc(n)
 
     def flow_error(self, field: str) -> None:
         self.flow_errors.labels(field).inc()
-
-    def _decision_counter(self, verdict: str, reason: str) -> Any:
-        key = (verdict, reason)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.decisions.labels(verdict, reason)
-        return child
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` over HTTP on a daemon thread; returns the bound port."""
