@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from netpol_pdp.clients.audit import Auditor
+from netpol_pdp.clients.auditing.audit import run_audit
 from netpol_pdp.clients.cli import COMMANDS, main
+from netpol_pdp.clients.flowlogs.jsonl import JsonLinesReader
+from netpol_pdp.clients.flowlogs.reading import parse_lines
+from netpol_pdp.clients.flowlogs.record import ReadStats
 from netpol_pdp.examples import CLUSTER, FLOWS, HERE
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
@@ -178,13 +181,16 @@ class CountingIndex:
 
 def test_each_distinct_flow_is_decided_once_across_chunks() -> None:
     index = CountingIndex(Index.from_objects(ManifestSource(CLUSTER).load().objects.values()))
-    lines = [flow_line(WEB, API).encode(), flow_line(NETSHOOT, POSTGRES, 5432).encode()] * 50
+    lines = [flow_line(WEB, API), flow_line(NETSHOOT, POSTGRES, 5432)] * 50
+    records = parse_lines(JsonLinesReader(), enumerate(lines, start=1), ReadStats(), "log.jsonl")
     written: list[str] = []
-    summary = Auditor(index, chunk=7).run(lines, written.append)
+    audit = run_audit(records, index.decide_many, write=written.append, chunk=7)
+    summary = audit.summary
+    summary.fold()  # pending records into the counters, as the command does before printing
     assert sorted(index.asked) == sorted({Flow(WEB, API, "TCP", 8080), Flow(NETSHOOT, POSTGRES, "TCP", 5432)})
-    assert (summary.flows, summary.distinct, summary.allowed, summary.denied) == (100, 2, 50, 50)
+    assert (summary.total, summary.dedup.decided, summary.allowed, summary.denied) == (100, 2, 50, 50)
     assert "".join(written).count("\n") == 100
-    assert summary.top_denied == [(("pod default/netshoot", "pod data/postgres-0"), 50)]
+    assert summary.top_denied() == [(("pod default/netshoot", "pod data/postgres-0", "TCP/5432"), 50)]
 
 
 # --- decide -------------------------------------------------------------------------------
