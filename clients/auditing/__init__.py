@@ -3,7 +3,7 @@
 How the pieces connect::
 
     FlowRecord stream (netpol_pdp.clients.flowlogs)
-        --deciding.decide_records(records, decider)--> (record, Decision) in input order,
+        --deciding.decide_batches(records, decider)--> (records, Decisions) in input order,
           repeated flows decided once; ``decider`` is any function Flow batch -> Decisions
           (an in-process Index, a gRPC server, a worker pool)
         --agreement.compare(record, decision)--> agrees / dropped-but-policy-allows /
@@ -19,5 +19,6 @@ How the pieces connect::
 - ``naming.py``     how an endpoint is named and grouped (pod, namespace, labels);
 - ``summary.py``    the aggregate of one audit, mergeable across partitions;
 - ``whatif.py``     the changed world and the grouped diff;
-- ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``).
+- ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``);
+- ``text.py``       the totals printed to stderr after an audit.
 """
