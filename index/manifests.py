@@ -456,6 +456,7 @@ class ManifestFeed:
         keeps watching so that the next fix is picked up.
         """
         roots = self._watch_roots()
+        armed = False
         for changes in watchfiles.watch(
             *roots,
             watch_filter=lambda _change, path: self._relevant(path),
@@ -463,8 +464,17 @@ class ManifestFeed:
             step=step_ms,
             stop_event=stop,
             raise_interrupt=False,
+            # An empty yield every half second tells us the watcher is armed ...
+            yield_on_timeout=True,
+            rust_timeout=500,
         ):
-            log.debug("manifest change: %s", sorted(p for _c, p in changes))
-            self.reload()
+            if changes:
+                log.debug("manifest change: %s", sorted(p for _c, p in changes))
+                self.reload()
+            elif not armed:
+                # ... and then one reload catches a change made between the first
+                # load and the arming (it publishes nothing when nothing changed).
+                self.reload()
+            armed = True
             if stop.is_set():
                 break

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,8 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _HAS_LETTER = re.compile(r"[a-z]")
+
+_OPERATORS = frozenset(op.value for op in Operator)
 
 #: The kinds this engine reads; documents of other kinds are ignored (and counted).
 KINDS = frozenset(k.value for k in Kind)
@@ -176,15 +178,14 @@ def parse_selector(raw: object, path: FieldPath, errs: _Errors) -> LabelSelector
         if key_problem:
             errs.add(p.child("key"), key_problem, key)
         op_raw = expr.get("operator")
-        try:
-            op = Operator(op_raw)
-        except ValueError:
+        if not isinstance(op_raw, str) or op_raw not in _OPERATORS:
             errs.add(
                 p.child("operator"),
                 "must be one of `In`, `NotIn`, `Exists`, `DoesNotExist`",
                 op_raw,
             )
             continue
+        op = Operator(op_raw)
         values_raw = expr.get("values")
         values = _list(values_raw, p.child("values"), errs)
         if op in (Operator.IN, Operator.NOT_IN):
@@ -496,7 +497,7 @@ def parse_network_policy(doc: Mapping[str, Any]) -> NetworkPolicy:
     return NetworkPolicy(namespace, name, pod_selector, frozenset(types), ingress, egress)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Mapping[str, Any]], Object]] = {
     Kind.NAMESPACE.value: parse_namespace,
     Kind.POD.value: parse_pod,
     Kind.NODE.value: parse_node,
@@ -519,4 +520,4 @@ def parse_object(doc: Mapping[str, Any]) -> Object | None:
         if kind is None:
             raise ValidationError("document", [FieldError("kind", "is required")])
         return None
-    return parser(doc)  # type: ignore[no-any-return]
+    return parser(doc)

@@ -390,6 +390,26 @@ def test_watch_picks_up_a_change_within_seconds_and_stops_promptly(tmp_path: Pat
     assert not thread.is_alive() and time.monotonic() - began < 2
 
 
+def test_a_change_made_between_the_first_load_and_the_watch_is_not_missed(tmp_path: Path) -> None:
+    write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
+    index = RecordingIndex()
+    changed = threading.Event()
+    feed = ManifestFeed(ManifestSource(tmp_path), index)  # type: ignore[arg-type]
+    feed.start()
+    feed.add_listener(lambda report: changed.set() if report.changed else None)
+    write(tmp_path, "web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))  # before watch() arms
+    stop = threading.Event()
+    thread = threading.Thread(target=feed.watch, args=(stop,), kwargs={"debounce_ms": 100}, daemon=True)
+    thread.start()
+    try:
+        assert changed.wait(10), "the change made before the watch was armed was missed"
+        assert (Kind.POD, "shop", "web") in index.objects()
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
 def test_the_feed_keeps_a_real_index_answering_from_the_latest_good_state(tmp_path: Path) -> None:
     write(tmp_path, "ns.yaml", NS.format(name="shop", team="a"))
     write(tmp_path, "web.yaml", POD.format(name="web", ns="shop", ip="10.0.0.1"))
