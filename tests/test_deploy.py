@@ -221,7 +221,7 @@ def _pip_installs(commands: list[str]) -> list[list[str]]:
     found = []
     for command in commands:
         for part in re.split(r"&&|;", command):
-            words = shlex.split(part)
+            words = shlex.split(part, comments=True)
             for i in range(len(words) - 1):
                 if words[i].endswith("pip") and words[i + 1] == "install":
                     found.append(words[i + 2 :])
@@ -246,8 +246,14 @@ def test_the_image_installs_the_project_the_way_the_readme_does() -> None:
     runs = [rest for instruction, rest in build if instruction == "RUN"]
     installs = _pip_installs(runs)
     assert installs == [["--no-cache-dir", "."]], "the project, from pyproject.toml, nothing else"
-    readme_blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    readme = _pip_installs([line for block in readme_blocks for line in block.splitlines()])
+    readme_blocks = [
+        body
+        for lang, body in re.findall(r"^```(\w*)\n(.*?)^```$", (ROOT / "README.md").read_text(), re.S | re.M)
+        if lang in ("", "sh", "bash", "console")
+    ]
+    readme = _pip_installs(
+        [line for block in readme_blocks for line in block.splitlines() if "pip install" in line]
+    )
     assert readme, "the README shows no pip install"
     assert all(_targets(args) == {"."} for args in readme), "the README installs the project from '.'"
     assert not _pip_installs([rest for instruction, rest in final if instruction == "RUN"])
