@@ -52,7 +52,7 @@ from netpol_pdp.index.model import Object
 from netpol_pdp.index.validation import parse_object
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.echo import AioEchoService
-from netpol_pdp.server.service import AioDecisionService, DecisionCore
+from netpol_pdp.server.service import AioDecisionService, DecisionCore, add_to_server
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
@@ -180,11 +180,11 @@ async def _serve(namespaces: int, pods: int) -> None:
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         _TimedCheck(lambda flow, explain: index.decide(flow, explain=explain)), real
     )
-    pb_grpc.add_DecisionServiceServicer_to_server(_TimedDecide(DecisionCore(state)), real)
+    add_to_server(_TimedDecide(DecisionCore(state)), real)  # Decide answers pre-encoded bytes
     real_port = real.add_insecure_port("127.0.0.1:0")
     echo = grpc.aio.server()
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(_EchoAuthorization(), echo)
-    pb_grpc.add_DecisionServiceServicer_to_server(AioEchoService(), echo)
+    add_to_server(AioEchoService(), echo)
     echo_port = echo.add_insecure_port("127.0.0.1:0")
     await real.start()
     await echo.start()

@@ -104,7 +104,8 @@ def _serve(kind: str, objects: list[Object], mode: str) -> None:
         index = Index.from_objects(objects) if kind == "decision" else ReferenceIndex(objects)
         state = ServerState(index)
         state.mark_ready()
-        core = DecisionCore(state)
+        # the reference must decide every flow: no wire cache in front of it
+        core = DecisionCore(state, wire_cache=kind == "decision")
         servicer = AioDecisionService(core) if mode == "aio" else DecisionService(core)
     handle = start_server(servicer, "127.0.0.1:0", mode=mode)  # type: ignore[arg-type]
     print(json.dumps({"port": handle.port}), flush=True)

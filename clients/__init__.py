@@ -19,7 +19,6 @@ what its commands share:
 
 - ``sources.py``      the ``--source`` option and building an index from it;
 - ``render.py``       human-readable flows, decisions and explanations;
-- ``summary.py``      the totals ``audit`` prints to stderr;
 - ``expectations.py`` the expectations of ``netpol-pdp test`` and their checking;
 - ``junit.py``        JUnit XML for ``netpol-pdp test --junit``;
 - ``errors.py``       ``CommandError``: a message for the user and an exit status.

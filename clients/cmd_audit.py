@@ -18,12 +18,11 @@ from netpol_pdp.clients._options import RemoteDecider, add_client_options, conne
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
 from netpol_pdp.clients.auditing.parallel import WorldSpec, dask_cluster, local_pool, run_partitioned
 from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
+from netpol_pdp.clients.auditing.text import TextTotals, summary_lines
 from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
 from netpol_pdp.clients.sources import add_source_argument, load_index
-from netpol_pdp.clients.summary import AuditSummary as TextSummary
-from netpol_pdp.clients.summary import summary_lines
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.flows import Flow
 
@@ -157,7 +156,7 @@ def text_summary(run: AuditRun, top: int) -> list[str]:
     pairs: dict[tuple[str, str], int] = {}
     for (src, dst, _port), n in s.denied_pairs.items():
         pairs[(src, dst)] = pairs.get((src, dst), 0) + n
-    totals = TextSummary(
+    totals = TextTotals(
         flows=s.total,
         allowed=s.allowed,
         denied=s.denied,

@@ -9,6 +9,7 @@ How the pieces connect::
                       sync (thread pool, default) or grpc.aio, one ServerHandle
       -> service.py   DecisionCore: request messages -> decisions at one generation;
                       the sync/aio servicers and their registration
+      -> wirecache.py a repeated flow's wire bytes -> its encoded result, per generation
       -> encode.py    batch responses straight to bytes, per-decision cache
 
 - ``status.py``   readiness (health NOT_SERVING -> SERVING) and GetStatus;

@@ -20,14 +20,14 @@ Exported series (prefix ``netpol_pdp_``):
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.decision import Decision, Reason, Verdict
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10000)
@@ -92,30 +92,38 @@ class Metrics:
         r.register(_FeedCollector(feed_counters))
         self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream", "Check")}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
-        self._children: dict[tuple[str, str], Any] = {}
+        #: (verdict, reason) -> its decisions_total child, so the serving path skips labels()
+        self._children: dict[tuple[Verdict, Reason], Any] = {}
         self._http: Any = None
 
     def observe(self, method: str, seconds: float, decisions: Sequence[Decision], flows: int | None) -> None:
         """Record one call (``flows`` is the batch size, None for unary)."""
+        if len(decisions) == 1:
+            d = decisions[0]
+            self.observe_tally(method, seconds, {(d.verdict, d.reason): 1}, flows)
+            return
+        self.observe_tally(method, seconds, Tally((d.verdict, d.reason) for d in decisions), flows)
+
+    def observe_tally(
+        self, method: str, seconds: float, tally: Mapping[tuple[Verdict, Reason], int], flows: int | None
+    ) -> None:
+        """Record one call whose decisions are already counted by (verdict, reason).
+
+        The wire cache (server/wirecache.py) answers repeated flows without a
+        :class:`Decision` object, so it counts them this way.
+        """
         self._lat[method].observe(seconds)
         if flows is not None:
             self._bat[method].observe(flows)
-        if len(decisions) == 1:
-            d = decisions[0]
-            self._decision_counter(d.verdict.value, d.reason.value).inc()
-            return
-        for (verdict, reason), n in Tally((d.verdict, d.reason) for d in decisions).items():
-            self._decision_counter(verdict.value, reason.value).inc(n)
+        children = self._children
+        for key, n in tally.items():
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.decisions.labels(key[0].value, key[1].value)
+            child.inc(n)
 
     def flow_error(self, field: str) -> None:
         self.flow_errors.labels(field).inc()
-
-    def _decision_counter(self, verdict: str, reason: str) -> Any:
-        key = (verdict, reason)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.decisions.labels(verdict, reason)
-        return child
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` over HTTP on a daemon thread; returns the bound port."""

@@ -33,6 +33,7 @@ from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.encode import BatchEncoder
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.status import ServerState
+from netpol_pdp.server.wirecache import Slot, WireCache, entry_body, flow_chunks
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 from netpol_pdp.v1.convert import fill_decision, flow_from_pb
@@ -51,12 +52,19 @@ class DecisionCore:
     """Decides request messages; transport-agnostic so both server flavours share it."""
 
     def __init__(
-        self, state: ServerState, metrics: Metrics | None = None, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        state: ServerState,
+        metrics: Metrics | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        wire_cache: bool = True,
     ):
         self.state = state
         self.metrics = metrics
         self.max_batch = max_batch
         self.encoder = BatchEncoder()
+        #: repeated flows answered from their wire bytes (server/wirecache.py); off for the
+        #: benchmark's reference evaluator, which must decide every flow
+        self.wire = WireCache() if wire_cache else None
 
     def _check_ready(self) -> None:
         if not self.state.ready:
@@ -69,18 +77,36 @@ class DecisionCore:
                 "not serving: no working watch of the Kubernetes API for --fail-closed-after seconds",
             )
 
-    def decide(self, request: pb.DecideRequest) -> pb.DecideResponse:
+    def decide(self, request: pb.DecideRequest) -> bytes:
+        """The encoded ``DecideResponse`` of one flow (bytes, as for batches)."""
         self._check_ready()
         start = time.perf_counter()
+        index = self.state.index
+        slot = chunk = None
+        if self.wire is not None and not request.explain:
+            slot = self.wire.slot(index)
+            chunk = request.flow.SerializeToString()
+            entry = slot.entries.get(chunk)
+            if entry is not None:
+                if self.metrics is not None:
+                    kind = slot.kinds[entry]
+                    self.metrics.observe_tally("Decide", time.perf_counter() - start, {kind: 1}, None)
+                return entry_body(entry)
         try:
             flow = flow_from_pb(request.flow)
         except FlowError as exc:
             if self.metrics is not None:
                 self.metrics.flow_error(exc.field)
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        decision = self.state.index.decide(flow, explain=request.explain)
-        response = pb.DecideResponse()
-        fill_decision(response.decision, decision)
+        decision = index.decide(flow, explain=request.explain)
+        if slot is not None and chunk is not None and decision.generation == slot.generation:
+            entry = self.encoder.result(decision)
+            slot.put(chunk, entry, decision.verdict, decision.reason)
+            response = entry_body(entry)
+        else:
+            message = pb.DecideResponse()
+            fill_decision(message.decision, decision)
+            response = message.SerializeToString()
         if self.metrics is not None:
             self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
         return response
@@ -96,6 +122,56 @@ class DecisionCore:
                 f"flows: a batch holds at most {self.max_batch} flows (got {n}); split it "
                 "(the client's decide_many does)",
             )
+        if self.wire is None or request.explain:
+            return self._decide_batch_uncached(request, method, start)
+        chunks = flow_chunks(request)
+        index = self.state.index
+        while True:
+            slot = self.wire.slot(index)
+            results: list[bytes | None] = list(map(slot.entries.get, chunks))
+            errors: list[FlowError] = []
+            if None in results and not self._fill_misses(slot, chunks, results, errors):
+                continue  # the index published a new generation meanwhile: decide all at the new one
+            break
+        done: list[bytes] = results  # type: ignore[assignment]  # every slot is filled now
+        response = self.encoder.response(request.request_id, slot.generation, done)
+        if self.metrics is not None:
+            for err in errors:
+                self.metrics.flow_error(err.field)
+            self.metrics.observe_tally(method, time.perf_counter() - start, slot.tally(done), n)
+        return response
+
+    def _fill_misses(
+        self, slot: Slot, chunks: list[bytes], results: list[bytes | None], errors: list[FlowError]
+    ) -> bool:
+        """Decide the flows not in ``slot`` and store them; False if the index moved past its generation."""
+        missing: list[int] = []
+        flows: list[Flow] = []
+        for i, entry in enumerate(results):
+            if entry is not None:
+                continue
+            try:
+                flow = flow_from_pb(pb.Flow.FromString(chunks[i]))
+            except FlowError as exc:
+                errors.append(exc)
+                results[i] = self.encoder.error(exc.field, exc.message)
+                continue
+            missing.append(i)
+            flows.append(flow)
+        if not flows:
+            return True
+        decisions = slot.index.decide_many(flows)
+        if decisions[0].generation != slot.generation:
+            return False
+        encode = self.encoder.result
+        for i, decision in zip(missing, decisions, strict=True):
+            entry = results[i] = encode(decision)
+            slot.put(chunks[i], entry, decision.verdict, decision.reason)
+        return True
+
+    def _decide_batch_uncached(self, request: pb.DecideBatchRequest, method: str, start: float) -> bytes:
+        """Every flow validated and decided: explained batches, and cores without a wire cache."""
+        n = len(request.flows)
         flows: list[Flow] = []
         errors: dict[int, FlowError] = {}
         for i, msg in enumerate(request.flows):
@@ -130,8 +206,8 @@ class DecisionCore:
         return response
 
 
-def _serialize_batch(response: bytes | pb.DecideBatchResponse) -> bytes:
-    """Batch responses come pre-encoded (bytes); the echo service returns messages."""
+def _serialize(response: bytes | pb.DecideResponse | pb.DecideBatchResponse) -> bytes:
+    """Decide and batch responses come pre-encoded (bytes); the echo service returns messages."""
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
@@ -139,24 +215,25 @@ def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> Non
     """Register ``servicer`` as ``netpol.pdp.v1.DecisionService`` on a sync or aio server.
 
     The generated ``add_DecisionServiceServicer_to_server`` with one change:
-    DecideBatch and DecideStream responses may be bytes already encoded by
-    :class:`~netpol_pdp.server.encode.BatchEncoder`.
+    Decide, DecideBatch and DecideStream responses may be bytes already encoded
+    by :class:`~netpol_pdp.server.encode.BatchEncoder` (register the service
+    with this function, not the generated one).
     """
     handlers = {
         "Decide": grpc.unary_unary_rpc_method_handler(
             servicer.Decide,
             request_deserializer=pb.DecideRequest.FromString,
-            response_serializer=pb.DecideResponse.SerializeToString,
+            response_serializer=_serialize,
         ),
         "DecideBatch": grpc.unary_unary_rpc_method_handler(
             servicer.DecideBatch,
             request_deserializer=pb.DecideBatchRequest.FromString,
-            response_serializer=_serialize_batch,
+            response_serializer=_serialize,
         ),
         "DecideStream": grpc.stream_stream_rpc_method_handler(
             servicer.DecideStream,
             request_deserializer=pb.DecideBatchRequest.FromString,
-            response_serializer=_serialize_batch,
+            response_serializer=_serialize,
         ),
         "GetStatus": grpc.unary_unary_rpc_method_handler(
             servicer.GetStatus,
@@ -175,7 +252,7 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
     def __init__(self, core: DecisionCore) -> None:
         self.core = core
 
-    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.DecideResponse:
+    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> bytes:
         try:
             return self.core.decide(request)
         except RequestError as exc:
@@ -212,7 +289,7 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
     def __init__(self, core: DecisionCore) -> None:
         self.core = core
 
-    async def Decide(self, request: pb.DecideRequest, context: Any) -> pb.DecideResponse:
+    async def Decide(self, request: pb.DecideRequest, context: Any) -> bytes:
         try:
             return self.core.decide(request)
         except RequestError as exc:

@@ -16,7 +16,9 @@ from conftest import Cli
 
 from netpol_pdp.clients.auditing.audit import run_audit
 from netpol_pdp.clients.cli import COMMANDS
-from netpol_pdp.clients.flowlogs.reading import read_flowlog
+from netpol_pdp.clients.flowlogs.jsonl import JsonLinesReader
+from netpol_pdp.clients.flowlogs.reading import parse_lines
+from netpol_pdp.clients.flowlogs.record import ReadStats
 from netpol_pdp.examples import CLUSTER, FLOWS, HERE
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.engine import Index
@@ -168,17 +170,16 @@ class CountingIndex:
 
 def test_each_distinct_flow_is_decided_once_across_chunks(tmp_path: Path) -> None:
     index = CountingIndex(Index.from_objects(ManifestSource(CLUSTER).load().objects.values()))
-    log = tmp_path / "flows.jsonl"
-    log.write_text("\n".join([flow_line(WEB, API), flow_line(NETSHOOT, POSTGRES, 5432)] * 50) + "\n")
+    lines = [flow_line(WEB, API), flow_line(NETSHOOT, POSTGRES, 5432)] * 50
+    records = parse_lines(JsonLinesReader(), enumerate(lines, start=1), ReadStats(), "log.jsonl")
     written: list[str] = []
-    with read_flowlog(str(log)) as records:
-        summary = run_audit(records, index.decide_many, write=written.append, chunk=7).summary
-    summary.fold()
+    audit = run_audit(records, index.decide_many, write=written.append, chunk=7)
+    summary = audit.summary
+    summary.fold()  # pending records into the counters, as the command does before printing
     assert sorted(index.asked) == sorted({Flow(WEB, API, "TCP", 8080), Flow(NETSHOOT, POSTGRES, "TCP", 5432)})
     assert (summary.total, summary.dedup.decided, summary.allowed, summary.denied) == (100, 2, 50, 50)
     assert "".join(written).count("\n") == 100
-    top_denied = [((src, dst), n) for (src, dst, _port), n in summary.denied_pairs.most_common()]
-    assert top_denied == [(("pod default/netshoot", "pod data/postgres-0"), 50)]
+    assert summary.top_denied() == [(("pod default/netshoot", "pod data/postgres-0", "TCP/5432"), 50)]
 
 
 # --- decide -------------------------------------------------------------------------------

@@ -221,9 +221,7 @@ def _pip_installs(commands: list[str]) -> list[list[str]]:
     found = []
     for command in commands:
         for part in re.split(r"&&|;", command):
-            if "pip" not in part:  # other lines may open a quote closed lines later (grpcurl -d '...')
-                continue
-            words = shlex.split(part)
+            words = shlex.split(part, comments=True)
             for i in range(len(words) - 1):
                 if words[i].endswith("pip") and words[i + 1] == "install":
                     found.append(words[i + 2 :])
@@ -248,11 +246,14 @@ def test_the_image_installs_the_project_the_way_the_readme_does() -> None:
     runs = [rest for instruction, rest in build if instruction == "RUN"]
     installs = _pip_installs(runs)
     assert installs == [["--no-cache-dir", "."]], "the project, from pyproject.toml, nothing else"
-    # Pair every fence (any language) so that a ```python block's closing fence is not
-    # taken for the opening of a shell block; then keep the shell blocks.
-    fenced = re.findall(r"^```(\w*)\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
-    readme_blocks = [body for lang, body in fenced if lang in ("", "sh", "bash", "console")]
-    readme = _pip_installs([line for block in readme_blocks for line in block.splitlines()])
+    readme_blocks = [
+        body
+        for lang, body in re.findall(r"^```(\w*)\n(.*?)^```$", (ROOT / "README.md").read_text(), re.S | re.M)
+        if lang in ("", "sh", "bash", "console")
+    ]
+    readme = _pip_installs(
+        [line for block in readme_blocks for line in block.splitlines() if "pip install" in line]
+    )
     assert readme, "the README shows no pip install"
     assert all(_targets(args) == {"."} for args in readme), "the README installs the project from '.'"
     assert not _pip_installs([rest for instruction, rest in final if instruction == "RUN"])

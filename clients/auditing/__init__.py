@@ -3,7 +3,7 @@
 How the pieces connect::
 
     FlowRecord stream (netpol_pdp.clients.flowlogs)
-        --deciding.decide_records(records, decider)--> (record, Decision) in input order,
+        --deciding.decide_batches(records, decider)--> (records, Decisions) in input order,
           repeated flows decided once; ``decider`` is any function Flow batch -> Decisions
           (an in-process Index, a gRPC server, a worker pool)
         --agreement.compare(record, decision)--> agrees / dropped-but-policy-allows /
@@ -22,5 +22,6 @@ How the pieces connect::
 - ``summary.py``    the aggregate of one audit, mergeable across partitions;
 - ``whatif.py``     the changed world and the grouped diff;
 - ``report.py``     JSON and HTML (Jinja2 template ``templates/report.html.j2``);
-- ``html.py``       the HTML page's heat-map colours and its rendering.
+- ``html.py``       the HTML page's heat-map colours and its rendering;
+- ``text.py``       the totals printed to stderr after an audit.
 """

@@ -13,6 +13,8 @@ the log says what the enforcer did, the line also gets ``observed`` and
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netpol_pdp.clients.auditing.agreement import Agreement, compare
-from netpol_pdp.clients.auditing.deciding import Decider, decide_records
+from netpol_pdp.clients.auditing.deciding import Decider, decide_batches
 from netpol_pdp.clients.auditing.summary import AuditSummary
 from netpol_pdp.clients.auditing.whatif import WhatIf
 from netpol_pdp.clients.flowlogs.record import FlowRecord
@@ -91,6 +93,29 @@ def output_line(record: FlowRecord, rendered: Rendered, agreement: Agreement | N
     return f"{head}{sep}{rendered.fragment}{extra}}}", False
 
 
+#: The young-generation threshold of the cycle collector during a pass (Python's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cycle collector less often while a pass runs.
+
+    A pass allocates a handful of short-lived objects per line (the parsed
+    record, its flow key, the output text); with the default threshold the
+    collector runs every ~100 lines and walks every surviving container each
+    time: measured at ~15% of a 1,000,000-line audit.  Nearly all of it is freed
+    by reference counting, so collecting every 50,000 allocations bounds the
+    garbage just as well.  The previous thresholds are restored after.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], GC_YOUNG_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run_audit(
     records: Iterable[FlowRecord],
     decide: Decider,
@@ -114,6 +139,21 @@ def run_audit(
     once, after merging) and ``keep_error=True`` (the error is returned in
     :attr:`AuditRun.error` with the partial counts, not raised).
     """
+    with fewer_collections():
+        return _run_audit(records, decide, write, whatif, explain_flow, progress, chunk, finish, keep_error)
+
+
+def _run_audit(
+    records: Iterable[FlowRecord],
+    decide: Decider,
+    write: Callable[[str], object] | None,
+    whatif: WhatIf | None,
+    explain_flow: Callable[[Flow], Decision] | None,
+    progress: Callable[[int], object] | None,
+    chunk: int,
+    finish: bool,
+    keep_error: bool,
+) -> AuditRun:
     began = time.perf_counter()
     summary = AuditSummary()
     run = AuditRun(summary, whatif)
@@ -136,25 +176,26 @@ def run_audit(
             stopped.append(err)
 
     out: list[str] = []
-    for record, (rendered, changed) in decide_records(until_error(), answer, summary.dedup, batch_size=chunk):
-        decision = rendered.decision
-        agreement = None if record.observed is None else compare(record.observed, record.direction, decision)
-        summary.add(record, decision, agreement)
-        if whatif is not None and changed is not None:
-            whatif.add(record, decision, changed)
-        if write is not None:
-            line, clash = output_line(record, rendered, agreement)
-            run.replaced += clash
-            out.append(line)
-            if len(out) >= chunk:
-                out.append("")
-                write("\n".join(out))
-                out.clear()
-        if progress is not None and summary.total % chunk == 0:
-            progress(chunk)
-    if write is not None and out:
-        out.append("")
-        write("\n".join(out))
+    add = summary.add
+    for batch, answers in decide_batches(until_error(), answer, summary.dedup, batch_size=chunk):
+        for record, (rendered, changed) in zip(batch, answers, strict=True):
+            decision = rendered.decision
+            observed = record.observed
+            agreement = None if observed is None else compare(observed, record.direction, decision)
+            add(record, decision, agreement)
+            if whatif is not None and changed is not None:
+                whatif.add(record, decision, changed)
+            if write is not None:
+                line, clash = output_line(record, rendered, agreement)
+                if clash:
+                    run.replaced += 1
+                out.append(line)
+        if write is not None and out:
+            out.append("")
+            write("\n".join(out))
+            out.clear()
+        if progress is not None:
+            progress(len(batch))
     if stopped:
         if not keep_error:
             raise stopped[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TypeVar
 
 from netpol_pdp.clients.flowlogs.record import FlowRecord
@@ -42,14 +43,40 @@ class DedupStats:
 
 
 def batched(records: Iterable[FlowRecord], size: int) -> Iterator[list[FlowRecord]]:
-    batch: list[FlowRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    it = iter(records)
+    while batch := list(islice(it, size)):
         yield batch
+
+
+def decide_batches(
+    records: Iterable[FlowRecord],
+    decide: Callable[[Sequence[Flow]], Sequence[Answer]],
+    stats: DedupStats | None = None,
+    batch_size: int = BATCH_SIZE,
+    memo_size: int = MEMO_SIZE,
+) -> Iterator[tuple[list[FlowRecord], list[Answer]]]:
+    """Batches of records with their answers, in input order; each distinct flow decided once while memoised.
+
+    ``decide`` is usually a :data:`Decider`; the what-if passes one that answers
+    a (current, changed) pair per flow.  Batch by batch rather than record by
+    record because a generator's step per line is a measurable share of an audit.
+    """
+    stats = stats if stats is not None else DedupStats()
+    memo: dict[Flow, Answer] = {}
+    for batch in batched(records, batch_size):
+        flows = [r.flow for r in batch]
+        missing = list(dict.fromkeys(f for f in flows if f not in memo))
+        if missing:
+            if len(memo) + len(missing) > memo_size:
+                memo.clear()  # then every flow of this batch is missing, not only the new ones
+                missing = list(dict.fromkeys(flows))
+            answers = decide(missing)
+            if len(answers) != len(missing):
+                raise RuntimeError(f"the decider answered {len(answers)} flows for {len(missing)} asked")
+            memo.update(zip(missing, answers, strict=True))
+        stats.flows += len(batch)
+        stats.decided += len(missing)
+        yield batch, list(map(memo.__getitem__, flows))
 
 
 def decide_records(
@@ -59,23 +86,6 @@ def decide_records(
     batch_size: int = BATCH_SIZE,
     memo_size: int = MEMO_SIZE,
 ) -> Iterator[tuple[FlowRecord, Answer]]:
-    """Each record with its answer, in input order; each distinct flow decided once (while memoised).
-
-    ``decide`` is usually a :data:`Decider`; the what-if passes one that answers
-    a (current, changed) pair per flow.
-    """
-    stats = stats if stats is not None else DedupStats()
-    memo: dict[Flow, Answer] = {}
-    for batch in batched(records, batch_size):
-        missing = list(dict.fromkeys(r.flow for r in batch if r.flow not in memo))
-        if missing:
-            if len(memo) + len(missing) > memo_size:
-                memo.clear()
-            answers = decide(missing)
-            if len(answers) != len(missing):
-                raise RuntimeError(f"the decider answered {len(answers)} flows for {len(missing)} asked")
-            memo.update(zip(missing, answers, strict=True))
-        stats.flows += len(batch)
-        stats.decided += len(missing)
-        for record in batch:
-            yield record, memo[record.flow]
+    """Each record with its answer, in input order (:func:`decide_batches`, one record at a time)."""
+    for batch, answers in decide_batches(records, decide, stats, batch_size, memo_size):
+        yield from zip(batch, answers, strict=True)

@@ -42,21 +42,21 @@ def observed_direction(value: object, field: str = "direction") -> Direction | N
 
 def record_from_mapping(line: int, row: dict[str, Any], text: str | None = None) -> FlowRecord:
     """Shared by JSON Lines and CSV: the same field names, the same meaning."""
-    for name in ("src_ip", "dst_ip"):
-        if row.get(name) in (None, ""):
-            raise LineError(name, "is required")
-    protocol = row.get("protocol")
-    port = row.get("dst_port")
-    flow = build_flow(
-        row["src_ip"],
-        row["dst_ip"],
-        None if protocol == "" else protocol,
-        None if port == "" else port,
-        IDENTITY,
-    )
-    time = row.get("time") or row.get("timestamp") or row.get("ts")
-    observed = row.get("observed")
-    direction = row.get("direction")
+    get = row.get
+    src, dst = get("src_ip"), get("dst_ip")
+    if src is None or src == "":
+        raise LineError("src_ip", "is required")
+    if dst is None or dst == "":
+        raise LineError("dst_ip", "is required")
+    protocol = get("protocol")
+    port = get("dst_port")
+    flow = build_flow(src, dst, None if protocol == "" else protocol, None if port == "" else port, IDENTITY)
+    if len(row) == 4 and "protocol" in row and "dst_port" in row:
+        # exactly the four flow fields: no time, observed or direction to read
+        return FlowRecord(line, flow, row, None, None, None, text)
+    time = get("time") or get("timestamp") or get("ts")
+    observed = get("observed")
+    direction = get("direction")
     return FlowRecord(
         line,
         flow,

@@ -1,8 +1,9 @@
-"""The totals an audit prints to stderr: flows, verdicts, reasons, top denied pairs.
+"""The human summary an audit prints to stderr: totals, allowed/denied, reasons, top denied pairs.
 
-:func:`summary_lines` renders an :class:`AuditSummary`; ``netpol-pdp audit``
-fills one from :mod:`netpol_pdp.clients.auditing`'s counts (``cmd_audit.text_summary``)
-and appends what the readers and the enforcer's verdicts add.
+Kept apart from :class:`~netpol_pdp.clients.auditing.summary.AuditSummary`
+(the mergeable counters of a pass) because it is only presentation: the command
+fills :class:`TextTotals` from a finished pass, in this process or merged from
+workers, and prints :func:`summary_lines`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
-class AuditSummary:
-    """Totals of one audit; ``top_denied`` is ((source, destination), flows), most first."""
+class TextTotals:
+    """The totals the stderr summary prints; ``top_denied`` is ((source, destination), flows), most first."""
 
     flows: int = 0
     allowed: int = 0
@@ -27,7 +28,7 @@ class AuditSummary:
     seconds: float = 0.0
 
 
-def summary_lines(s: AuditSummary) -> list[str]:
+def summary_lines(s: TextTotals) -> list[str]:
     """The human summary printed to stderr after an audit."""
     rate = f" ({s.flows / s.seconds:,.0f} flows/s)" if s.seconds > 0 and s.flows else ""
     gens = ", ".join(str(g) for g in sorted(s.generations)) or "-"
