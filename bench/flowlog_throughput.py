@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from netpol_pdp.clients.cli import main as cli_main
@@ -177,7 +178,7 @@ def main() -> int:
             devnull = open(os.devnull, "w")  # noqa: SIM115 - the summary goes here, not to the screen
             stderr, sys.stderr = sys.stderr, devnull
             try:
-                rows.append((name, timed(lambda extra=extra: cli_main([*audit, *extra]))))
+                rows.append((name, timed(partial(cli_main, [*audit, *extra]))))
             finally:
                 sys.stderr = stderr
                 devnull.close()

@@ -304,7 +304,7 @@ def _raw(kind: str, target: str, work: list[Any], seconds: float) -> dict[str, A
     requests = [batch_request(i, work[i * 1000 : (i + 1) * 1000], False) for i in range(len(work) // 1000)]
     n = 0
     with grpc.insecure_channel(target, options=channel_options(None)) as channel:
-        stub = pb_grpc.DecisionServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
+        stub = pb_grpc.DecisionServiceStub(channel)
         stub.DecideBatch(requests[0])  # connect and warm up
         begin = time.perf_counter()
         end = begin + seconds

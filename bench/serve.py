@@ -183,7 +183,7 @@ class Load:
             options=[("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)],
         )
         grpc.channel_ready_future(self.channel).result(timeout=60)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)
         self.batch, self.window = batch, window
         self.unary: list[Any] = []
         for f in flows[:10_000]:
@@ -192,10 +192,10 @@ class Load:
             self.unary.append(req)
         self.batches: list[Any] = []
         for start in range(0, max(len(flows) - batch + 1, 1), batch):
-            req = pb.DecideBatchRequest(request_id=len(self.batches) + 1)
+            batch_req = pb.DecideBatchRequest(request_id=len(self.batches) + 1)
             for f in flows[start : start + batch]:
-                fill_flow(req.flows.add(), f)
-            self.batches.append(req)
+                fill_flow(batch_req.flows.add(), f)
+            self.batches.append(batch_req)
             if len(self.batches) >= 50:
                 break
 

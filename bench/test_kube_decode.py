@@ -63,7 +63,7 @@ def decode_models(body: bytes, api: client.ApiClient) -> list[Object | None]:
     pods = api.deserialize(body.decode(), "V1PodList", "application/json")
     out = []
     for pod in pods.items:
-        item = api.sanitize_for_serialization(pod)
+        item = api.sanitize_for_serialization(pod)  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated
         item["kind"] = "Pod"
         out.append(parse_object(item))
     return out

@@ -308,7 +308,7 @@ class ChannelClient:
             self.channel = self.channels.secure_channel(target, tls.credentials(), options=opts)
         else:
             self.channel = self.channels.insecure_channel(target, options=opts)
-        self.stub = pb_grpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated
+        self.stub = pb_grpc.DecisionServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
         # Batch calls whose responses stay bytes, for ResultDecoder (no deserializer: raw bytes).
         self._decide_batch = self.channel.unary_unary(

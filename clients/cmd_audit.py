@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
+from tqdm import tqdm
 
 from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit

@@ -37,7 +37,7 @@ class Reader(Protocol):
 #: The C scanner under ``json.loads``, called directly: ``loads`` -> ``decode`` ->
 #: ``raw_decode`` and two whitespace regex matches cost about as much again as the
 #: scan of a short line, paid on every line of a log.
-_SCAN = json.JSONDecoder().scan_once
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__; typeshed omits it
 
 
 def json_object(text: str, what: str = "line") -> dict[str, Any]:

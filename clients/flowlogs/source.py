@@ -32,7 +32,7 @@ def _open_binary(path: str, stack: contextlib.ExitStack) -> IO[bytes]:
         return sys.stdin.buffer
     if is_url(path):
         try:
-            import fsspec  # type: ignore[import-untyped]  # noqa: PLC0415 - optional: only URLs need it
+            import fsspec  # noqa: PLC0415 - optional: only URLs need it
         except ImportError:
             raise FlowLogError(path, 0, "", "reading a URL needs fsspec (pip install fsspec)") from None
         try:
