@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_source_error(err: SourceError) -> int:
+    """Print every problem of a source that failed to load; the exit status for it."""
+    count = f"{len(err.problems)} problem{'' if len(err.problems) == 1 else 's'}"
+    print(f"error: cannot load the manifest source ({count}):", file=sys.stderr)
+    for problem in err.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_INPUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (the console script exits with it)."""
     parser = build_parser()
@@ -58,11 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except SourceError as err:
-        count = f"{len(err.problems)} problem{'' if len(err.problems) == 1 else 's'}"
-        print(f"error: cannot load the manifest source ({count}):", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_INPUT
+        return report_source_error(err)
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.status

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.examples import CLUSTER
+from netpol_pdp.index.errors import SourceError
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 
 if TYPE_CHECKING:  # the server (grpc) is imported when it starts, not to build the parser
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--client-ca", type=Path, metavar="PEM", help="require client certificates signed by this CA"
     )
     parser.add_argument("--insecure", action="store_true", help="allow plaintext on a non-loopback address")
+    parser.add_argument(
+        "--wait-for-source",
+        action="store_true",
+        help="if the first load of --source fails, stay up (NOT_SERVING) and wait for a fix "
+        "instead of exiting with status 2",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -166,6 +173,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         kube_context=args.context,
         stale_after=args.stale_after,
         fail_closed_after=args.fail_closed_after,
+        wait_for_source=args.wait_for_source,
     )
 
 
@@ -189,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
+    except SourceError as exc:
+        from netpol_pdp.clients.cli import report_source_error
+
+        return report_source_error(exc)
 
 
 if __name__ == "__main__":

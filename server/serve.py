@@ -23,8 +23,10 @@ With ``kube=True`` the feed is the Kubernetes watch instead
 and fail-closed handling).
 
 Readiness: health is NOT_SERVING and Decide answers UNAVAILABLE until the first
-load succeeds.  A first load that fails is logged and the feed keeps watching,
-so fixing the files makes the server ready without a restart.
+load succeeds.  A first load that fails is a startup error (SEMANTICS.md): the
+problems are logged and ``serve`` exits with status 2.  With
+``--wait-for-source`` it stays up instead, NOT_SERVING, and the feed keeps
+watching, so fixing the files makes the server ready without a restart.
 
 ``--workers N`` (N > 1) starts N such processes sharing the port through
 SO_REUSEPORT (the kernel spreads connections over them); each has its own index
@@ -84,22 +86,28 @@ class ServeOptions:
     kube_context: str | None = None
     stale_after: float = 30.0
     fail_closed_after: float | None = None
+    #: a failed first load of ``sources`` keeps the server up (NOT_SERVING) waiting for
+    #: a fix, instead of being a startup error (SEMANTICS.md's default)
+    wait_for_source: bool = False
 
 
 class FeedTracker:
     """Turns the feed's reports into readiness, logs and ``GetStatus``'s :class:`FeedInfo`."""
 
-    def __init__(self, feed: ManifestFeed, state: ServerState) -> None:
+    def __init__(self, feed: ManifestFeed, state: ServerState, *, wait_for_source: bool = False) -> None:
         self.feed = feed
         self.state = state
+        self.wait_for_source = wait_for_source
         self.last_error_unix = 0.0
+        #: the problems of a failed first load, when that is a startup error
+        self.startup_error: list[str] | None = None
         feed.add_listener(self.on_report)
 
     def on_report(self, report: FeedReport) -> None:
         if report.ok:
             log_event(
                 log,
-                logging.INFO,
+                logging.INFO if report.initial or report.changed else logging.DEBUG,
                 "feed_loaded" if report.initial else "feed_reloaded",
                 generation=report.generation,
                 upserts=report.upserts,
@@ -135,8 +143,11 @@ class FeedTracker:
         """The writer thread: first load, then watch until ``stop``."""
         try:
             self.feed.start()
-        except SourceError:
-            pass  # reported by on_report; keep watching so a fix makes the server ready
+        except SourceError as exc:
+            # reported by on_report; a startup error unless asked to wait for a fix
+            if not self.wait_for_source:
+                self.startup_error = list(exc.problems)
+                return
         except Exception:
             log.exception("feed_crashed")
             return
@@ -167,7 +178,7 @@ class Service:
             sources = [self.feed.source]
         else:
             self.feed = ManifestFeed(ManifestSource(options.sources), self.index)
-            self.tracker = FeedTracker(self.feed, self.state)
+            self.tracker = FeedTracker(self.feed, self.state, wait_for_source=options.wait_for_source)
             sources = [str(p) for p in options.sources]
         self.state.set_feed_info(self.tracker.info)
         index, state = self.index, self.state
@@ -241,12 +252,17 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     sys.setswitchinterval(options.switch_interval)
     service = Service(options)
     previous = _install_signals(stop)
+    failed: list[str] | None = None
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.1):
+            failed = getattr(service.tracker, "startup_error", None)
+            if failed is not None:
+                break
     finally:
         _restore_signals(previous)
-        service.close()
+        service.close(0 if failed is not None else None)
+    if failed is not None:
+        raise SourceError(failed)
     return 0
 
 
@@ -333,6 +349,8 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_listen: str | None)
             argv += ["--client-ca", str(options.tls.client_ca)]
     if options.insecure:
         argv.append("--insecure")
+    if options.wait_for_source:
+        argv.append("--wait-for-source")
     argv += ["--threads", str(options.threads), "--max-batch", str(options.max_batch)]
     argv += ["--grace", str(options.grace), "--switch-interval", str(options.switch_interval)]
     argv += ["--log-level", options.log_level]

@@ -39,12 +39,20 @@ def test_status_exits_one_and_says_why_when_the_server_is_not_ready(
     start_service: Callable[..., Service], tmp_path: Path, cli: Cli
 ) -> None:
     (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: maybe}\n")
-    svc = start_service([tmp_path])
+    svc = start_service([tmp_path], wait_for_source=True)
     wait_for(lambda: svc.feed.status.errors >= 1, what="the failed first load")
     code, out, _ = cli("status", "--server", svc.address)
     status = json.loads(out)
     assert code == 1 and not status["ready"] and not status["synced"]
     assert "bad.yaml" in status["feed"]["last_error"] and "hostNetwork" in status["feed"]["last_error"]
+
+
+def test_serve_with_a_source_that_fails_its_first_load_is_a_startup_error(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: maybe}\n")
+    code, out, err = cli("serve", "--source", str(tmp_path), "--listen", "127.0.0.1:0", "--grace", "0")
+    assert (code, out) == (2, "")
+    assert "error: cannot load the manifest source (1 problem):" in err
+    assert "bad.yaml: document 1: Pod default/p: spec.hostNetwork: must be a boolean" in err
 
 
 def test_status_of_nothing_is_a_clear_error(cli: Cli) -> None:

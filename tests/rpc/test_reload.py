@@ -166,7 +166,7 @@ def test_health_goes_from_not_serving_to_serving_at_the_first_good_load(
     start_service: Callable[..., Service], world: Path, connect: Callable[..., DecisionClient], mode: str
 ) -> None:
     (world / "policy.yaml").write_text("kind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelector: 7}\n")
-    service = start_service([world], mode=mode)
+    service = start_service([world], mode=mode, wait_for_source=True)
     client = connect(service, retry=Retry(attempts=0))
     status = wait_for(
         lambda: (s := client.status())["feed"]["errors"] >= 1 and s, what="the failed first load"
