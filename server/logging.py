@@ -37,14 +37,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not when configured.
+
+    A feed thread may log after stderr was replaced (a test's capture, a daemon
+    re-opening it); a handler bound to the old object would then write to a
+    closed stream.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ assigns it; the property always answers sys.stderr
+
+
 def configure(level: str = "info", stream: Any = None) -> logging.Logger:
     """Send the package's logs as JSON lines to ``stream`` (stderr); idempotent."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
-    for handler in list(logger.handlers):
-        if getattr(handler, "_netpol_pdp_json", False):
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    for old in list(logger.handlers):
+        if getattr(old, "_netpol_pdp_json", False):
+            logger.removeHandler(old)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter())
     handler._netpol_pdp_json = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
