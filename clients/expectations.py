@@ -29,8 +29,8 @@ from pathlib import Path
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.documents import DocumentError, yaml_document
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
-from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow, normalize_protocol
-from netpol_pdp.index.model import Kind, Object, ObjectKey, Pod
+from netpol_pdp.index.flows import Flow, make_flow, normalize_protocol
+from netpol_pdp.index.model import PORT_PROTOCOLS, Kind, Object, ObjectKey, Pod
 
 END_KEYS = frozenset({"namespace", "pod", "labels", "ip", "cidr"})
 CASE_KEYS = frozenset({"name", "from", "to", "port", "protocol", "expect"})

@@ -11,7 +11,8 @@ import ipaddress
 from collections.abc import Iterable
 
 from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind
-from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.model import PORT_PROTOCOLS
 
 
 def address(ip: str, port: int | None = None) -> str:

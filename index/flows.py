@@ -14,10 +14,11 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.model import PORT_PROTOCOLS
 
-#: Protocols with ports, and the other IP protocols a flow may name.  A flow of
-#: another protocol is matched only by port-less rules (SEMANTICS.md choice).
-PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
+#: IANA numbers of the named protocols, and the other IP protocols a flow may
+#: name besides TCP/UDP/SCTP.  A flow of another protocol is matched only by
+#: port-less rules (SEMANTICS.md choice).
 IANA_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPV6", 132: "SCTP"}
 OTHER_PROTOCOLS = frozenset({"ICMP", "ICMPV6", "GRE", "ESP", "AH", "IGMP"})
 

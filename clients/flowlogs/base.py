@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Protocol
 from netpol_pdp.clients.flowlogs.errors import LineError
 from netpol_pdp.clients.flowlogs.record import FlowRecord, Skip
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow
+from netpol_pdp.index.flows import Flow, make_flow
+from netpol_pdp.index.model import PORT_PROTOCOLS
 
 
 class Reader(Protocol):

@@ -22,7 +22,8 @@ from netpol_pdp.index.decision import (
     Verdict,
 )
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import PORT_PROTOCOLS, Flow, make_flow, normalize_ip
+from netpol_pdp.index.flows import Flow, make_flow, normalize_ip
+from netpol_pdp.index.model import PORT_PROTOCOLS
 from netpol_pdp.v1 import decision_pb2 as pb
 
 VERDICT_TO_PB: dict[Verdict, int] = {v: pb.Verdict.Value(f"VERDICT_{v.name}") for v in Verdict}
