@@ -337,7 +337,11 @@ def test_api_server_down_goes_stale_fails_closed_and_recovers(h: Harness) -> Non
     assert pods["stale"]
     assert pods["reconnects"] >= 1
     assert "refused" in pods["last_error"]
-    assert pods["seconds_without_watch"] >= 1.0
+    # Serving stops once *some* watch has been down fail_closed_after; each resource noticed
+    # the outage at its own moment, so only the longest outage is bound to have reached it.
+    longest = max(r["seconds_without_watch"] for r in feed.status().to_dict()["resources"])
+    assert longest >= 1.0
+    assert pods["seconds_without_watch"] >= 0.5, "pods went stale (stale_after) before fail-closed"
     h.api.delete("NetworkPolicy", "shop", "web")  # happens while we cannot see it
     h.api.come_back()
     h.settled()
