@@ -199,6 +199,9 @@ def dask_cluster(spec: WorldSpec, address: str, jobs: int) -> Iterator[Workers]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # Without this the scheduler's HTTP endpoint (health, metrics) still takes the fixed
+            # port 8787, so a second audit on the machine fails with "Port 8787 is already in use".
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=40,  # logging.ERROR
         )
         client = Client(cluster)  # type: ignore[no-untyped-call]
