@@ -30,17 +30,20 @@ watching, so fixing the files makes the server ready without a restart.
 
 ``--workers N`` (N > 1) starts N such processes sharing the port through
 SO_REUSEPORT (the kernel spreads connections over them); each has its own index
-and feed, and worker *i* serves metrics on the metrics port + *i*.
+and feed.  With ``--metrics-listen`` the supervisor serves that port itself,
+every worker's series labelled ``worker`` (server/workermetrics.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -61,6 +64,7 @@ from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
 from netpol_pdp.server.status import FeedInfo, ServerState
+from netpol_pdp.server.workermetrics import SupervisorMetrics, write_port_file
 
 log = get_logger("serve")
 
@@ -79,6 +83,8 @@ class ServeOptions:
     grace: float = 10.0
     switch_interval: float = 0.001
     reuse_port: bool = False
+    #: set by the ``--workers`` supervisor: where this worker publishes its metrics port
+    metrics_port_file: Path | None = None
     log_level: str = "info"
     #: follow a Kubernetes cluster instead of ``sources`` (server/kubeserve.py)
     kube: bool = False
@@ -211,6 +217,8 @@ class Service:
                 raise ConfigError(
                     f"--metrics-listen {options.metrics_listen}: cannot bind ({exc.strerror})"
                 ) from None
+            if options.metrics_port_file is not None:
+                write_port_file(options.metrics_port_file, self.metrics_port)
         host, _ = split_host_port(options.listen)
         self.address = f"{host}:{self.port}"
         log_event(
@@ -253,10 +261,16 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     service = Service(options)
     previous = _install_signals(stop)
     failed: list[str] | None = None
+    # A --workers child stops when its supervisor is gone (killed without forwarding a
+    # signal), rather than live on as an orphan holding the port.
+    supervisor = os.getppid() if options.reuse_port else None
     try:
         while not stop.wait(0.1):
             failed = getattr(service.tracker, "startup_error", None)
             if failed is not None:
+                break
+            if supervisor is not None and os.getppid() != supervisor:
+                log_event(log, logging.WARNING, "supervisor_gone", supervisor=supervisor)
                 break
     finally:
         _restore_signals(previous)
@@ -302,17 +316,31 @@ def _supervise(options: ServeOptions) -> int:
     except OSError as exc:
         raise ConfigError(f"--listen {options.listen}: cannot bind ({exc.strerror})") from None
     port = holder.getsockname()[1]
-    metrics_host, metrics_port = (
-        split_host_port(options.metrics_listen, "--metrics-listen") if options.metrics_listen else ("", 0)
-    )
+    port_dir = Path(tempfile.mkdtemp(prefix="netpol-pdp-workers-"))
+    port_files = [port_dir / f"worker-{i}.port" for i in range(options.workers)]
+    metrics: SupervisorMetrics | None = None
+    if options.metrics_listen:
+        metrics_host, metrics_port = split_host_port(options.metrics_listen, "--metrics-listen")
+        try:
+            metrics = SupervisorMetrics(metrics_host, metrics_port, port_files)
+        except OSError as exc:
+            holder.close()
+            shutil.rmtree(port_dir, ignore_errors=True)
+            raise ConfigError(
+                f"--metrics-listen {options.metrics_listen}: cannot bind ({exc.strerror})"
+            ) from None
     children: list[subprocess.Popen[bytes]] = []
     for i in range(options.workers):
-        worker_metrics = (
-            f"{metrics_host}:{metrics_port + i if metrics_port else 0}" if options.metrics_listen else None
-        )
-        argv = _worker_argv(options, f"{host}:{port}", worker_metrics)
+        argv = _worker_argv(options, f"{host}:{port}", port_files[i] if metrics else None)
         children.append(subprocess.Popen([sys.executable, "-m", "netpol_pdp.clients.cmd_serve", *argv]))
-    log_event(log, logging.INFO, "workers_started", workers=[c.pid for c in children], port=port)
+    log_event(
+        log,
+        logging.INFO,
+        "workers_started",
+        workers=[c.pid for c in children],
+        port=port,
+        metrics_port=metrics.port if metrics else None,
+    )
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for child in children:
@@ -325,11 +353,18 @@ def _supervise(options: ServeOptions) -> int:
     finally:
         _restore_signals(previous)
         holder.close()
+        if metrics is not None:
+            metrics.close()
+        shutil.rmtree(port_dir, ignore_errors=True)
     return max(codes, default=0)
 
 
-def _worker_argv(options: ServeOptions, listen: str, metrics_listen: str | None) -> list[str]:
-    """The command line of one worker: the parent's options, one process, the shared port."""
+def _worker_argv(options: ServeOptions, listen: str, metrics_port_file: Path | None) -> list[str]:
+    """The command line of one worker: the parent's options, one process, the shared port.
+
+    A worker's metrics go to a private loopback port (published in ``metrics_port_file``)
+    that only the supervisor reads; the operator scrapes the supervisor.
+    """
     argv = ["--workers", "1", "--reuse-port", "--listen", listen, "--server-mode", options.mode]
     for path in options.sources:
         argv += ["--source", str(path)]
@@ -341,8 +376,8 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_listen: str | None)
             argv += ["--context", options.kube_context]
         if options.fail_closed_after is not None:
             argv += ["--fail-closed-after", str(options.fail_closed_after)]
-    if metrics_listen:
-        argv += ["--metrics-listen", metrics_listen]
+    if metrics_port_file is not None:
+        argv += ["--metrics-listen", "127.0.0.1:0", "--metrics-port-file", str(metrics_port_file)]
     if options.tls is not None:
         argv += ["--tls-cert", str(options.tls.cert), "--tls-key", str(options.tls.key)]
         if options.tls.client_ca is not None:

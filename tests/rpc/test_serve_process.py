@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,12 @@ import pytest
 from netpol_pdp.clients import cmd_serve
 from netpol_pdp.clients.client import DecisionClient
 from netpol_pdp.examples import CLUSTER
+from netpol_pdp.index.decision import Verdict
 from netpol_pdp.server.app import ConfigError
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
-from .conftest import CLIENT, WEB
+from .conftest import CLIENT, WEB, flow
 
 
 class ServerProcess:
@@ -139,16 +142,84 @@ def test_the_log_is_json_lines_that_name_the_reload_problem(launch: Any, world: 
     assert server.proc.wait(15) == 0
 
 
-def test_workers_share_one_port_and_stop_together(launch: Any, world: Path) -> None:
-    server = launch("--source", str(world), "--workers", "2")
-    port = server.wait_event("workers_started")["port"]
+def two_workers(launch: Any, world: Path, *args: str) -> tuple[ServerProcess, dict[str, Any]]:
+    """``serve --workers 2``, once both workers have loaded; also returns ``workers_started``."""
+    server = launch("--source", str(world), "--workers", "2", *args)
+    started = server.wait_event("workers_started")
     for _ in range(2):
         server.wait_event("feed_loaded")
-    with DecisionClient(f"127.0.0.1:{port}") as client:
+    return server, started
+
+
+def test_workers_share_one_port_and_stop_together(launch: Any, world: Path) -> None:
+    server, started = two_workers(launch, world)
+    with DecisionClient(f"127.0.0.1:{started['port']}") as client:
         client.wait_ready(10)
         assert client.status()["ready"]
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(20) == 0
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``/metrics`` as {'name{labels}': value}, labels in exposition order."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_workers_metrics_are_one_endpoint_labelled_by_worker(launch: Any, world: Path) -> None:
+    server, started = two_workers(launch, world, "--metrics-listen", "127.0.0.1:0")
+    calls = 40
+    for _ in range(calls):  # one channel per call, so the kernel spreads them over the workers
+        with DecisionClient(f"127.0.0.1:{started['port']}") as client:
+            client.wait_ready(10)
+            assert client.decide(flow(CLIENT, WEB)).verdict is Verdict.ALLOW
+    samples = scrape(started["metrics_port"])
+    assert samples['netpol_pdp_worker_up{worker="0"}'] == 1
+    assert samples['netpol_pdp_worker_up{worker="1"}'] == 1
+    per_worker = [
+        samples.get(
+            f'netpol_pdp_decisions_total{{reason="allowed-by-policy",verdict="ALLOW",worker="{w}"}}', 0
+        )
+        for w in ("0", "1")
+    ]
+    assert sum(per_worker) == calls
+    assert samples['netpol_pdp_ready{worker="0"}'] == samples['netpol_pdp_ready{worker="1"}'] == 1
+    assert not any(
+        name.startswith("netpol_pdp_decisions_total") and "worker=" not in name for name in samples
+    )
+    # The workers' own endpoints are private: loopback only, never the operator's port.
+    ports = {r["metrics_port"] for r in server.log if r.get("event") == "listening"}
+    assert len(ports) == 2 and started["metrics_port"] not in ports
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) == 0
+
+
+def test_a_worker_exits_when_its_supervisor_dies(launch: Any, world: Path) -> None:
+    server, started = two_workers(launch, world)
+    workers = started["workers"]
+    server.proc.kill()  # no signal forwarded: the workers must notice on their own
+    server.proc.wait(10)
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in workers)
+    finally:
+        for pid in filter(alive, workers):  # or they would hold the log pipe open forever
+            os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- the command modules
