@@ -103,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--metrics-port-file", type=Path, help=argparse.SUPPRESS)  # set by --workers
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)  # set by --workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -169,6 +170,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         switch_interval=args.switch_interval,
         reuse_port=args.reuse_port,
         metrics_port_file=args.metrics_port_file,
+        supervisor_pid=args.supervisor_pid,
         log_level=args.log_level,
         kube=args.kube,
         kubeconfig=args.kubeconfig,

@@ -85,6 +85,8 @@ class ServeOptions:
     reuse_port: bool = False
     #: set by the ``--workers`` supervisor: where this worker publishes its metrics port
     metrics_port_file: Path | None = None
+    #: set by the ``--workers`` supervisor: its pid, so a worker can tell when it is gone
+    supervisor_pid: int | None = None
     log_level: str = "info"
     #: follow a Kubernetes cluster instead of ``sources`` (server/kubeserve.py)
     kube: bool = False
@@ -262,8 +264,9 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     previous = _install_signals(stop)
     failed: list[str] | None = None
     # A --workers child stops when its supervisor is gone (killed without forwarding a
-    # signal), rather than live on as an orphan holding the port.
-    supervisor = os.getppid() if options.reuse_port else None
+    # signal), rather than live on as an orphan holding the port.  The pid comes from the
+    # supervisor itself: reading getppid() here would race with a supervisor dying first.
+    supervisor = options.supervisor_pid
     try:
         while not stop.wait(0.1):
             failed = getattr(service.tracker, "startup_error", None)
@@ -366,6 +369,7 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_port_file: Path | N
     that only the supervisor reads; the operator scrapes the supervisor.
     """
     argv = ["--workers", "1", "--reuse-port", "--listen", listen, "--server-mode", options.mode]
+    argv += ["--supervisor-pid", str(os.getpid())]
     for path in options.sources:
         argv += ["--source", str(path)]
     if options.kube:
