@@ -319,13 +319,16 @@ def _supervise(options: ServeOptions) -> int:
     except OSError as exc:
         raise ConfigError(f"--listen {options.listen}: cannot bind ({exc.strerror})") from None
     port = holder.getsockname()[1]
-    port_dir = Path(tempfile.mkdtemp(prefix="netpol-pdp-workers-"))
-    port_files = [port_dir / f"worker-{i}.port" for i in range(options.workers)]
+    port_dir: Path | None = None
+    port_files: list[Path | None] = [None] * options.workers
     metrics: SupervisorMetrics | None = None
     if options.metrics_listen:
         metrics_host, metrics_port = split_host_port(options.metrics_listen, "--metrics-listen")
+        port_dir = Path(tempfile.mkdtemp(prefix="netpol-pdp-workers-"))
+        files = [port_dir / f"worker-{i}.port" for i in range(options.workers)]
+        port_files = list(files)
         try:
-            metrics = SupervisorMetrics(metrics_host, metrics_port, port_files)
+            metrics = SupervisorMetrics(metrics_host, metrics_port, files)
         except OSError as exc:
             holder.close()
             shutil.rmtree(port_dir, ignore_errors=True)
@@ -334,7 +337,7 @@ def _supervise(options: ServeOptions) -> int:
             ) from None
     children: list[subprocess.Popen[bytes]] = []
     for i in range(options.workers):
-        argv = _worker_argv(options, f"{host}:{port}", port_files[i] if metrics else None)
+        argv = _worker_argv(options, f"{host}:{port}", port_files[i])
         children.append(subprocess.Popen([sys.executable, "-m", "netpol_pdp.clients.cmd_serve", *argv]))
     log_event(
         log,
@@ -358,7 +361,8 @@ def _supervise(options: ServeOptions) -> int:
         holder.close()
         if metrics is not None:
             metrics.close()
-        shutil.rmtree(port_dir, ignore_errors=True)
+        if port_dir is not None:
+            shutil.rmtree(port_dir, ignore_errors=True)
     return max(codes, default=0)
 
 
