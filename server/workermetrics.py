@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import urllib.request
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -42,6 +43,11 @@ class WorkerMetrics(Collector):
         self._files = list(port_files)
         self._ports: dict[int, int] = {}
         self._timeout = timeout
+        # All workers are read at once, so one stuck worker costs a scrape `timeout`, not N of them.
+        self._pool = ThreadPoolExecutor(max_workers=max(len(self._files), 1), thread_name_prefix="scrape")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _port(self, worker: int) -> int | None:
         port = self._ports.get(worker)
@@ -72,8 +78,7 @@ class WorkerMetrics(Collector):
             "1 if the worker's metrics could be read in this scrape.",
             labels=["worker"],
         )
-        for worker in range(len(self._files)):
-            text = self._scrape(worker)
+        for worker, text in enumerate(self._pool.map(self._scrape, range(len(self._files)))):
             up.add_metric([str(worker)], 0.0 if text is None else 1.0)
             if text is None:
                 continue
@@ -95,13 +100,19 @@ class WorkerMetrics(Collector):
 class SupervisorMetrics:
     """The supervisor's ``/metrics`` on ``host:port``; raises OSError when it cannot bind."""
 
-    def __init__(self, host: str, port: int, port_files: Sequence[Path]) -> None:
+    def __init__(self, host: str, port: int, port_files: Sequence[Path], timeout: float = 2.0) -> None:
         registry = CollectorRegistry()
-        registry.register(WorkerMetrics(port_files))
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self._workers = WorkerMetrics(port_files, timeout)
+        registry.register(self._workers)
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        except OSError:
+            self._workers.close()
+            raise
         self.port = int(self._server.server_address[1])
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self._workers.close()
