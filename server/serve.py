@@ -120,6 +120,8 @@ class FeedTracker:
                 generation=report.generation,
                 upserts=report.upserts,
                 deletes=report.deletes,
+                files=report.files,
+                parsed=report.parsed,
                 seconds=round(report.seconds, 4),
             )
             self.state.mark_ready()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from netpol_pdp.bench import manifest_reload
 from netpol_pdp.bench.worlds import SIZES
 from netpol_pdp.clients.cli import main
 from netpol_pdp.index.manifests import ManifestSource
@@ -102,3 +103,20 @@ def test_bench_micro_runs_the_pytest_benchmarks_and_writes_their_table(tmp_path)
         "test_apply_one_event[tiny-pod add]",
     } <= names
     assert "decide_cache_miss[tiny]" in (tmp_path / "micro.md").read_text()
+
+
+def test_bench_manifest_reload_measures_cached_and_uncached_reloads(tmp_path, capsys):
+    out = tmp_path / "reload.json"
+    assert manifest_reload.main(["--size", "tiny", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    spec = SIZES["tiny"]
+    assert figures["objects"] == spec.namespaces + spec.pods + spec.nodes + spec.policies
+    assert figures["files"] > 1
+    for key in (
+        "first_load_s",
+        "reload_unchanged_s",
+        "reload_one_file_restored_s",
+        "reload_one_file_uncached_s",
+    ):
+        assert figures[key] > 0
+    assert "when every file is parsed again" in capsys.readouterr().out
