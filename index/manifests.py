@@ -199,11 +199,13 @@ class _LoadState:
             obj, where = outcome
             if obj is None:
                 self.ignored[where] += 1  # ``where`` holds the ignored kind here
-            elif obj.key in objects:
-                self.problems.append(f"{where}: {obj.ref}: declared twice; first in {origin[obj.key]}")
+                continue
+            key = obj.key  # a computed property: once per object, not three times
+            if key in objects:
+                self.problems.append(f"{where}: {obj.ref}: declared twice; first in {origin[key]}")
             else:
-                objects[obj.key] = obj
-                origin[obj.key] = where
+                objects[key] = obj
+                origin[key] = where
 
 
 @contextmanager
