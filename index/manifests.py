@@ -228,9 +228,9 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-#: A file whose modification time is this close to the moment it was read is read again
-#: next time even if it looks unchanged: a second write within the filesystem's timestamp
-#: granularity would leave size and mtime as they were (git's "racy clean" problem).
+#: A file whose modification or change time is this close to the moment it was read is
+#: read again next time even if it looks unchanged: a second write within the filesystem's
+#: timestamp granularity would leave its size and times as they were (git's "racy clean").
 RACY_NS = 2_000_000_000
 
 
