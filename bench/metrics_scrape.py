@@ -46,13 +46,18 @@ def start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     raise RuntimeError(f"serve {' '.join(args)} exited with {proc.wait()}")
 
 
+def fetch(port: int) -> bytes:
+    """One scrape of ``/metrics`` on 127.0.0.1 (what is timed: the bytes, not their decoding)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return bytes(response.read())
+
+
 def wait_for_workers(port: int, workers: int, timeout: float = 30.0) -> None:
     """Until the supervisor reports every worker up."""
     deadline = time.monotonic() + timeout
     wanted = [f'netpol_pdp_worker_up{{worker="{i}"}} 1.0' for i in range(workers)]
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            text = response.read().decode()
+        text = fetch(port).decode()
         if all(line in text for line in wanted):
             return
         time.sleep(0.1)
@@ -63,8 +68,7 @@ def scrape_times(port: int, scrapes: int) -> list[float]:
     times = []
     for _ in range(scrapes):
         began = time.perf_counter()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            response.read()
+        fetch(port)
         times.append((time.perf_counter() - began) * 1000)
     return times
 

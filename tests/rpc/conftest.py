@@ -11,6 +11,7 @@ import ipaddress
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,20 @@ from netpol_pdp.clients import DecisionClient, Retry
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.server.serve import ServeOptions, Service
+
+# --------------------------------------------------------------------------- metrics
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """A ``/metrics`` page on 127.0.0.1 as {'name{labels}': value}, labels as exposed."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
 
 # --------------------------------------------------------------------------- the world
 

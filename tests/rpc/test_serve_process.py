@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from netpol_pdp.server.app import ConfigError
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
-from .conftest import CLIENT, WEB, flow
+from .conftest import CLIENT, WEB, flow, scrape_metrics
 
 
 class ServerProcess:
@@ -160,17 +159,6 @@ def test_workers_share_one_port_and_stop_together(launch: Any, world: Path) -> N
     assert server.proc.wait(20) == 0
 
 
-def scrape(port: int) -> dict[str, float]:
-    """``/metrics`` as {'name{labels}': value}, labels in exposition order."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
-
-
 def test_workers_metrics_are_one_endpoint_labelled_by_worker(launch: Any, world: Path) -> None:
     server, started = two_workers(launch, world, "--metrics-listen", "127.0.0.1:0")
     calls = 40
@@ -178,7 +166,7 @@ def test_workers_metrics_are_one_endpoint_labelled_by_worker(launch: Any, world:
         with DecisionClient(f"127.0.0.1:{started['port']}") as client:
             client.wait_ready(10)
             assert client.decide(flow(CLIENT, WEB)).verdict is Verdict.ALLOW
-    samples = scrape(started["metrics_port"])
+    samples = scrape_metrics(started["metrics_port"])
     assert samples['netpol_pdp_worker_up{worker="0"}'] == 1
     assert samples['netpol_pdp_worker_up{worker="1"}'] == 1
     per_worker = [

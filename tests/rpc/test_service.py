@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from netpol_pdp.server.serve import Service
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
-from .conftest import CLIENT, DB, INTRUDER, OUTSIDE, WEB, flow, wait_for
+from .conftest import CLIENT, DB, INTRUDER, OUTSIDE, WEB, flow, scrape_metrics, wait_for
 
 FLOWS = [
     flow(CLIENT, WEB, 8080),  # allowed by the policy
@@ -258,13 +257,8 @@ def test_metrics_count_decisions_by_verdict_and_reason(
     client.decide(FLOWS[0])
     list(client.decide_many(FLOWS[:2] * 50))
     client.decide_batch([FLOWS[0], FLOWS[0]._replace(src_ip="bad")])
-    with urllib.request.urlopen(f"http://127.0.0.1:{svc.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+    assert svc.metrics_port is not None
+    samples = scrape_metrics(svc.metrics_port)
     assert samples['netpol_pdp_decisions_total{reason="allowed-by-policy",verdict="ALLOW"}'] == 1 + 50 + 1
     assert samples['netpol_pdp_decisions_total{reason="denied-on-ingress",verdict="DENY"}'] == 50
     assert samples['netpol_pdp_flow_errors_total{field="src_ip"}'] == 1
