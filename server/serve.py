@@ -322,15 +322,14 @@ def _supervise(options: ServeOptions) -> int:
         raise ConfigError(f"--listen {options.listen}: cannot bind ({exc.strerror})") from None
     port = holder.getsockname()[1]
     port_dir: Path | None = None
-    port_files: list[Path | None] = [None] * options.workers
+    port_files: list[Path] = []  # one per worker when there are metrics to serve
     metrics: SupervisorMetrics | None = None
     if options.metrics_listen:
         metrics_host, metrics_port = split_host_port(options.metrics_listen, "--metrics-listen")
         port_dir = Path(tempfile.mkdtemp(prefix="netpol-pdp-workers-"))
-        files = [port_dir / f"worker-{i}.port" for i in range(options.workers)]
-        port_files = list(files)
+        port_files = [port_dir / f"worker-{i}.port" for i in range(options.workers)]
         try:
-            metrics = SupervisorMetrics(metrics_host, metrics_port, files)
+            metrics = SupervisorMetrics(metrics_host, metrics_port, port_files)
         except OSError as exc:
             holder.close()
             shutil.rmtree(port_dir, ignore_errors=True)
@@ -339,7 +338,7 @@ def _supervise(options: ServeOptions) -> int:
             ) from None
     children: list[subprocess.Popen[bytes]] = []
     for i in range(options.workers):
-        argv = _worker_argv(options, f"{host}:{port}", port_files[i])
+        argv = _worker_argv(options, f"{host}:{port}", port_files[i] if port_files else None)
         children.append(subprocess.Popen([sys.executable, "-m", "netpol_pdp.clients.cmd_serve", *argv]))
     log_event(
         log,
