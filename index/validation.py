@@ -18,7 +18,8 @@ Rules enforced (SEMANTICS.md, "Validation"), each mirrored by a test:
 8. label keys are qualified names (optional DNS-subdomain prefix ``/`` a name of
    at most 63 characters); label values are empty or such a name.
 9. a peer holds ``ipBlock`` alone, or one or both selectors, never both kinds,
-   and never nothing.
+   and never nothing; a peer with both still has its ``ipBlock`` checked.
+10. ``policyTypes`` holds at most two entries.
 
 Defaulting (what the API server would do, so a file source behaves the same):
 ``protocol`` -> TCP; ``metadata.namespace`` -> ``default``; a namespace gets
@@ -292,6 +293,7 @@ def parse_peer(raw: object, path: FieldPath, errs: _Errors) -> Peer | None:
         errs.add(
             path, "may not specify both `ipBlock` and another peer (`podSelector` or `namespaceSelector`)"
         )
+        parse_ip_block(body["ipBlock"], path.child("ipBlock"), errs)  # its own errors, as the API server
         return None
     if not (has_ip or has_pod or has_ns):
         errs.add(path, "must specify a peer: `podSelector`, `namespaceSelector` or `ipBlock`")
@@ -483,6 +485,8 @@ def parse_network_policy(doc: Mapping[str, Any]) -> NetworkPolicy:
     )
     types_raw = _list(spec.get("policyTypes"), spec_path.child("policyTypes"), errs)
     types: set[str] = set()
+    if len(types_raw) > 2:
+        errs.add(spec_path.child("policyTypes"), "may not specify more than two policyTypes", types_raw)
     for i, t in enumerate(types_raw):
         if t not in ("Ingress", "Egress"):
             errs.add(spec_path.child("policyTypes").index(i), "must be `Ingress` or `Egress`", t)

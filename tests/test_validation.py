@@ -281,6 +281,8 @@ RULES: list[R] = [
     R("an empty peer", "policy", f"{FROM}[0]", {}, "must specify a peer"),
     R("an empty peer on egress", "policy", "spec.egress[0].to[0]", {}, "must specify a peer"),
     # policy types, shapes, names and addresses
+    R("three policy types (the API server allows at most two)", "policy",
+      "spec.policyTypes", ["Ingress", "Egress", "Ingress"], "may not specify more than two policyTypes"),
     R("an unknown policy type", "policy",
       "spec.policyTypes", ["Ingress", "ingress"], "`Ingress` or `Egress`", at="spec.policyTypes[1]"),
     R("ingress that is not a list", "policy", "spec.ingress", {"from": []}, "must be a list"),
@@ -364,6 +366,18 @@ def test_every_error_is_reported_at_once() -> None:
         ]
     )
     assert str(error).startswith("NetworkPolicy default/web-allow: ")
+
+
+def test_a_peer_with_ipblock_and_a_selector_still_has_its_ipblock_checked() -> None:
+    # as the API server: the peer is refused, and its ipBlock's own errors are reported too
+    doc = tweak(
+        base_policy(),
+        f"{FROM}[2]",
+        {"podSelector": {}, "ipBlock": {"cidr": "10.0.0.0/16", "except": ["192.168.0.0/24"]}},
+    )
+    assert [e.path for e in errors_of(doc).errors] == [f"{FROM}[2]", f"{FROM}[2].ipBlock.except[0]"]
+    doc = tweak(base_policy(), f"{FROM}[2]", {"namespaceSelector": {}, "ipBlock": {"cidr": "nope"}})
+    assert [e.path for e in errors_of(doc).errors] == [f"{FROM}[2]", f"{FROM}[2].ipBlock.cidr"]
 
 
 @pytest.mark.parametrize(
