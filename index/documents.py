@@ -7,7 +7,14 @@ expectations of ``netpol-pdp test``, so both refuse the same things:
   silently keep the last one, so half of what the user wrote would be ignored
   without a word; ``kubectl`` refuses such a file, and so do we;
 - nesting deeper than the parsers can follow: the pure-Python parsers raise
-  :class:`RecursionError`, which would otherwise escape as a traceback.
+  :class:`RecursionError`, which would otherwise escape as a traceback;
+- a scalar that resolves to a type whose constructor fails (a timestamp-shaped
+  ``2024-13-45`` or ``2026-02-30``, an integer of more than 4,300 digits,
+  ``!!float x``): PyYAML lets the ``ValueError`` out unlocated; here it is an
+  error at the value's line and column;
+- **alias expansion** beyond :data:`MAX_ALIAS_NODES` nodes in one document (a
+  "billion laughs" bomb): PyYAML shares the aliased objects, but whoever walks
+  or prints the result (validation, an error message) expands them.
 
 Both functions raise :class:`DocumentError`, whose :meth:`DocumentError.located`
 reads ``file: line L, column C: invalid YAML: ...``.
@@ -25,6 +32,15 @@ import yaml
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+#: Most nodes that the aliases (``*name``) of one document may stand for, counting each
+#: alias as the whole subtree it repeats.  Anchors in hand-written manifests repeat a
+#: few labels or ports; the go-yaml parser behind ``kubectl`` refuses "excessive
+#: aliasing" likewise.  A bomb of nine nested nine-fold aliases stands for 387 million.
+MAX_ALIAS_NODES = 100_000
+
+#: Longest error text quoted from a failing constructor (its message may quote the value).
+_MAX_CAUSE = 200
 
 
 class DocumentError(ValueError):
@@ -45,8 +61,45 @@ class DocumentError(ValueError):
         return f"{path}: line {self.line}, column {self.column}: {self.message}"
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with every alias below it expanded (memoised by id)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node that contains itself counts once more, not forever
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = total
+    return total
+
+
+def _unreadable(node: yaml.Node, err: Exception) -> yaml.constructor.ConstructorError:
+    cause = str(err)
+    if len(cause) > _MAX_CAUSE:
+        cause = cause[:_MAX_CAUSE] + "..."
+    kind = node.tag.rpartition(":")[2] or "this"
+    message = f"cannot read {kind} value: {cause}"
+    return yaml.constructor.ConstructorError(None, None, message, node.start_mark)
+
+
 class _NoDuplicateKeys:
-    """Loader mixin: a key given twice in one mapping is an error (merge keys ``<<`` aside)."""
+    """Loader mixin: a key given twice in one mapping is an error (merge keys ``<<`` aside);
+    so is a scalar that its constructor cannot read (located at that scalar)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_document(node)  # type: ignore[misc]
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as err:  # int('9' * 5000), date(2024, 13, 45), float('x'), ...
+            # A node stays in ``recursive_objects`` from the start of its construction to
+            # its end: the last one left is the innermost, the value that failed.  Found
+            # here rather than by wrapping every construct_object call, which costs 10%.
+            in_progress: dict[yaml.Node, None] = self.recursive_objects  # type: ignore[attr-defined]
+            raise _unreadable(next(reversed(in_progress), node), err) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         values = [key_node.value for key_node, _value in node.value]
@@ -72,11 +125,45 @@ class _NoDuplicateKeys:
                 )
 
 
+class _BoundedAliases:
+    """Loader mixin: aliases of one document may stand for at most :data:`MAX_ALIAS_NODES` nodes."""
+
+    _alias_nodes = 0
+    _alias_sizes: dict[int, int]
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._alias_nodes = 0
+        self._alias_sizes = {}
+        try:
+            return super().construct_document(node)  # type: ignore[misc]
+        finally:
+            self._alias_sizes = {}
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects:  # type: ignore[attr-defined]
+            # constructed before: an alias (or a merge key's copy) of that node
+            self._alias_nodes += _expanded_size(node, self._alias_sizes)
+            if self._alias_nodes > MAX_ALIAS_NODES:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?)",
+                    node.start_mark,
+                )
+        return super().construct_object(node, deep)  # type: ignore[misc]
+
+
 class StrictLoader(_NoDuplicateKeys, _BaseLoader):  # type: ignore[misc]
-    """The fast (libyaml) safe loader, refusing duplicate keys: for manifests, read on every reload."""
+    """The fast (libyaml) safe loader, refusing duplicate keys: for manifests, read on every reload.
+
+    It does not bound aliases: :func:`yaml_documents` uses it only for text without ``*``."""
 
 
-class StrictPyLoader(_NoDuplicateKeys, yaml.SafeLoader):
+class _StrictAliasLoader(_BoundedAliases, StrictLoader):
+    """:class:`StrictLoader` counting what aliases expand to (an extra call per node: 10% slower)."""
+
+
+class StrictPyLoader(_BoundedAliases, _NoDuplicateKeys, yaml.SafeLoader):
     """The pure-Python safe loader, refusing duplicate keys: for small hand-written files, whose
     errors it places on the line the user wrote (libyaml marks an unclosed bracket on the next)."""
 
@@ -91,10 +178,33 @@ def _yaml_error(err: yaml.YAMLError) -> DocumentError:
     return DocumentError(message, mark.line + 1, mark.column + 1)
 
 
+class _Chunks:
+    """``text`` as a stream that libyaml reads piece by piece, through a Python-level ``read``.
+
+    Given a whole string, libyaml scans it without letting go of the interpreter: a
+    20 MB scalar held every other thread (the server's) for 85 ms.  Each call of this
+    ``read`` runs Python code, where the interpreter can switch threads: 15 ms then,
+    at no cost in throughput (figures in docs/manifest-feed.md).
+    """
+
+    __slots__ = ("_pos", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0
+
+    def read(self, size: int = -1) -> str:
+        start = self._pos
+        self._pos = end = len(self._text) if size < 0 else start + size
+        return self._text[start:end]
+
+
 def yaml_documents(text: str) -> list[Any]:
     """Every document of a YAML stream (``---`` separated; empty ones are None), read fast."""
     try:
-        return list(yaml.load_all(text, Loader=StrictLoader))
+        # An alias is written ``*name``: text without ``*`` has none to count.
+        loader = _StrictAliasLoader if "*" in text else StrictLoader
+        return list(yaml.load_all(_Chunks(text), Loader=loader))
     except yaml.YAMLError as err:
         raise _yaml_error(err) from None
     except RecursionError:

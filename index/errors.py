@@ -14,7 +14,32 @@ so that every message names the exact field, as ``kubectl`` would:
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
+
+#: Longest problem line reported (a status's ``last_error``, a log line, a CLI error):
+#: a line quotes the user's value, which may be a megabyte string or an alias bomb.
+MAX_PROBLEM = 1000
+
+#: The quoting of a bad value in a message: a few elements per level, a few levels,
+#: strings cut short; it never walks more of the value than it prints.
+_value_repr = reprlib.Repr()
+_value_repr.maxstring = 120
+_value_repr.maxother = 120
+_value_repr.maxlevel = 2
+_value_repr.maxlist = _value_repr.maxtuple = _value_repr.maxdict = _value_repr.maxset = 6
+
+
+def capped(text: str, limit: int = MAX_PROBLEM) -> str:
+    """``text``, cut to ``limit`` characters when longer (and saying how long it was)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... ({len(text):,} characters)"
+
+
+def quoted(value: object) -> str:
+    """A short ``repr`` of a value being reported as wrong (bounded, whatever the value)."""
+    return capped(_value_repr.repr(value), 300)
 
 
 class FieldPath:
@@ -58,7 +83,7 @@ class FieldError:
     def __str__(self) -> str:
         if self.value is None:
             return f"{self.path}: {self.message}"
-        return f"{self.path}: {self.message} (got {self.value!r})"
+        return f"{self.path}: {self.message} (got {quoted(self.value)})"
 
 
 class NetpolPdpError(Exception):

@@ -25,26 +25,33 @@ Reading rules (each has a test):
 4. kinds other than Namespace, Pod, Node, NetworkPolicy are counted in
    ``LoadResult.ignored`` and otherwise ignored; so is a known kind of another API
    group (Calico's ``projectcalico.org/v3`` ``NetworkPolicy`` is not ours);
-5. one object (kind, namespace, name) declared twice is an error naming both places.
+5. one object (kind, namespace, name) declared twice is an error naming both places;
+6. nothing is skipped silently: a folder that cannot be listed, a file that cannot be
+   read or is larger than ``max_file_bytes``, and *any* exception while reading a
+   file (a YAML constructor's ``ValueError``, say) is a problem of that path, and
+   the load fails (the feed keeps its last good state);
+7. every problem is one line of at most :data:`~netpol_pdp.index.errors.MAX_PROBLEM`
+   characters (values are quoted short): a bad value is never echoed whole.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
 from netpol_pdp.index.documents import DocumentError, json_document, yaml_documents
-from netpol_pdp.index.errors import SourceError, ValidationError
+from netpol_pdp.index.errors import SourceError, ValidationError, capped
 from netpol_pdp.index.model import Delete, Event, Kind, Object, ObjectKey, Upsert
 from netpol_pdp.index.validation import parse_object
 
@@ -54,6 +61,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+#: Largest manifest file read (``ManifestSource(max_file_bytes=)``, ``serve --max-file-size``).
+#: Parsing costs about 0.25 s and 30 bytes of memory per byte of YAML: a 200 MB file
+#: took 103 s and 4.6 GB.  The 10,000-pod benchmark world is 5 MB in all.
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 #: The apiVersion each kind must carry when it carries one (list items may not).
 _API_VERSIONS = {
@@ -79,6 +91,11 @@ class LoadResult:
     files: int = 0
     #: files parsed by this load; the others were unchanged since an earlier load of the source
     parsed: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """No object at all: every flow would be allowed (``no-pod-involved``); worth a warning."""
+        return not self.objects
 
     def counts(self) -> dict[str, int]:
         """Objects per kind, every kind present (zero included), in :class:`Kind` order."""
@@ -146,6 +163,9 @@ class _FileReader:
         except ValidationError as err:
             out.extend(f"{where}: {err.obj}: {e}" for e in err.errors)
             return
+        except Exception as err:  # a validation bug must not take the feed down: locate it
+            out.append(f"{where}: {_object_name(doc)}: cannot be read: {type(err).__name__}: {err}")
+            return
         out.append((None, kind) if obj is None else (obj, where))
 
     def _list(self, where: str, doc: Mapping[str, Any], kind: str) -> None:
@@ -159,13 +179,25 @@ class _FileReader:
         for i, item in enumerate(items):
             self.document(f"{where}: items[{i}]", item, item_kind, item=True)
 
-    def read(self, path: Path) -> list[_Outcome]:
-        """Every outcome of the file at ``path`` (problems reading it included)."""
+    def read(self, path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[_Outcome]:
+        """Every outcome of the file at ``path`` (problems reading it included); never raises."""
+        try:
+            return self._read(path, max_bytes)
+        except Exception as err:  # whatever a parser lets out is a problem of this file
+            return [*self.outcomes, f"{path}: cannot be read: {type(err).__name__}: {err}"]
+
+    def _read(self, path: Path, max_bytes: int) -> list[_Outcome]:
         name = str(path)
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as f:
+                raw = f.read(max_bytes + 1)
         except OSError as err:
             return [f"{name}: cannot read: {err.strerror or err}"]
+        if len(raw) > max_bytes:
+            return [
+                f"{name}: larger than the limit of {max_bytes:,} bytes "
+                "(split it, or raise the limit: serve --max-file-size)"
+            ]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -194,7 +226,7 @@ class _LoadState:
         objects, origin = self.objects, self.origin
         for outcome in outcomes:
             if isinstance(outcome, str):
-                self.problems.append(outcome)
+                self.problems.append(capped(outcome))
                 continue
             obj, where = outcome
             if obj is None:
@@ -202,7 +234,7 @@ class _LoadState:
                 continue
             key = obj.key  # a computed property: once per object, not three times
             if key in objects:
-                self.problems.append(f"{where}: {obj.ref}: declared twice; first in {origin[key]}")
+                self.problems.append(capped(f"{where}: {obj.ref}: declared twice; first in {origin[key]}"))
             else:
                 objects[key] = obj
                 origin[key] = where
@@ -234,6 +266,18 @@ def _gc_paused() -> Iterator[None]:
 RACY_NS = 2_000_000_000
 
 
+class Unsettled(Exception):
+    """A file shrank sharply just now (truncated and being written again?): load later.
+
+    ``until`` is the Unix time after which, unchanged, the file is taken as it is.
+    """
+
+    def __init__(self, path: Path, before: int, now: int, until: float) -> None:
+        super().__init__(f"{path}: shrank from {before:,} to {now:,} bytes just now; waiting for more")
+        self.path = path
+        self.until = until
+
+
 @dataclass(frozen=True, slots=True)
 class _Cached:
     signature: tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
@@ -254,31 +298,33 @@ class ManifestSource:
     (``python -m netpol_pdp.bench.manifest_reload --size large``).
     """
 
-    def __init__(self, paths: str | Path | Iterable[str | Path]) -> None:
+    def __init__(
+        self, paths: str | Path | Iterable[str | Path], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ) -> None:
         if isinstance(paths, str | Path):
             paths = [paths]
         self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
         if not self.paths:
             raise ValueError("a manifest source needs at least one file or folder")
+        if max_file_bytes < 1:
+            raise ValueError(f"max_file_bytes must be at least 1 (got {max_file_bytes})")
+        self.max_file_bytes = max_file_bytes
         self._cache: dict[Path, _Cached] = {}
+        #: each file's size at the last load: a file much smaller now may be mid-rewrite
+        self._sizes: dict[Path, int] = {}
 
     def __repr__(self) -> str:
         return f"ManifestSource({[str(p) for p in self.paths]!r})"
 
     def files(self) -> tuple[list[Path], list[str]]:
-        """The files to read (each once, folders in sorted order) and the missing paths."""
+        """The files to read (each once, folders in sorted order) and the problems finding them:
+        missing paths, and folders that cannot be listed (which would otherwise hide their files)."""
         found: list[Path] = []
         seen: set[Path] = set()
         missing: list[str] = []
         for root in self.paths:
             if root.is_dir():
-                candidates = sorted(
-                    p
-                    for p in root.rglob("*")
-                    if p.suffix.lower() in SUFFIXES
-                    and p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(root).parts)
-                )
+                candidates = sorted(_folder_files(root, missing))
             elif root.is_file():
                 candidates = [root]
             else:
@@ -291,42 +337,74 @@ class ManifestSource:
                     found.append(p)
         return found, missing
 
-    def load(self) -> LoadResult:
-        """Read every file; raises :class:`SourceError` listing every problem found."""
-        with _gc_paused():
-            return self._load()
+    def load(self, *, settle: float = 0.0) -> LoadResult:
+        """Read every file; raises :class:`SourceError` listing every problem found.
 
-    def _load(self) -> LoadResult:
+        With ``settle`` (seconds), a file that was emptied or shrank to less than half
+        its size at the last load, and changed less than ``settle`` s ago, may be in
+        the middle of a non-atomic rewrite: the load raises :class:`Unsettled`
+        (and changes nothing) instead of taking it.
+        """
+        with _gc_paused():
+            return self._load(settle)
+
+    def _load(self, settle: float = 0.0) -> LoadResult:
         files, problems = self.files()
         state = _LoadState()
-        state.problems.extend(problems)
+        state.problems.extend(capped(p) for p in problems)
         cache: dict[Path, _Cached] = {}
+        sizes: dict[Path, int] = {}
         parsed = 0
         for path in files:
-            outcomes, fresh = self._outcomes(path, cache)
+            outcomes, fresh = self._outcomes(path, cache, sizes, int(settle * 1e9))
             parsed += fresh
             state.add(outcomes)
         self._cache = cache  # files gone since the last load drop out
+        self._sizes = sizes
         if state.problems:
             raise SourceError(state.problems)
         return LoadResult(state.objects, state.ignored, len(files), parsed)
 
-    def _outcomes(self, path: Path, cache: dict[Path, _Cached]) -> tuple[list[_Outcome], bool]:
+    def _outcomes(
+        self, path: Path, cache: dict[Path, _Cached], sizes: dict[Path, int], settle_ns: int
+    ) -> tuple[list[_Outcome], bool]:
         """The file's outcomes, from the last load when it is unchanged; also whether it was parsed."""
         try:
             st = path.stat()
         except OSError:
-            return _FileReader().read(path), True  # gone meanwhile: the read reports it
+            return _FileReader().read(path, self.max_file_bytes), True  # gone meanwhile: the read reports it
+        sizes[path] = st.st_size
+        if settle_ns:
+            before = self._sizes.get(path, 0)
+            changed = max(st.st_mtime_ns, st.st_ctime_ns)
+            if st.st_size < before // 2 and time.time_ns() - changed < settle_ns:
+                raise Unsettled(path, before, st.st_size, (changed + settle_ns) / 1e9)
         signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         known = self._cache.get(path)
         if known is not None and known.signature == signature:
             cache[path] = known
             return known.outcomes, False
         read_at = time.time_ns()
-        outcomes = _FileReader().read(path)
+        outcomes = _FileReader().read(path, self.max_file_bytes)
         if read_at - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
             cache[path] = _Cached(signature, outcomes)
         return outcomes, True
+
+
+def _folder_files(root: Path, problems: list[str]) -> Iterator[Path]:
+    """The manifest files under ``root`` (hidden entries and symlinked folders not entered);
+    a folder that cannot be listed is added to ``problems``, as an unreadable file is."""
+
+    def unlistable(err: OSError) -> None:
+        problems.append(f"{err.filename}: cannot read folder: {err.strerror or err}")
+
+    for folder, dirs, names in os.walk(root, onerror=unlistable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        base = Path(folder)
+        for name in names:
+            p = base / name
+            if not name.startswith(".") and p.suffix.lower() in SUFFIXES and p.is_file():
+                yield p
 
 
 # --- diffing ------------------------------------------------------------------------------
@@ -361,7 +439,12 @@ class FeedStatus:
 
     ``loads`` counts successful loads, ``errors`` failed ones; ``last_error`` holds
     the problems of the latest load when it failed (None once a load succeeds
-    again); ``generation`` is the index generation of the last good state.
+    again; at most :data:`MAX_PROBLEMS` lines, then a count of the rest);
+    ``generation`` is the index generation of the last good state.  ``empty``: the
+    last good state has no object at all, so every flow is allowed
+    (``no-pod-involved``): a source pointed at the wrong folder looks like that.
+    ``stopped``: the feed's thread ended on an unexpected error (its text), and
+    no change will be loaded any more.
     """
 
     loads: int = 0
@@ -373,10 +456,23 @@ class FeedStatus:
     files: int = 0
     objects: Mapping[str, int] = field(default_factory=dict)
     ignored: Mapping[str, int] = field(default_factory=dict)
+    empty: bool = False
+    stopped: str | None = None
 
     @property
     def healthy(self) -> bool:
-        return self.loads > 0 and self.last_error is None
+        return self.loads > 0 and self.last_error is None and self.stopped is None
+
+
+#: Most problem lines a status or a report keeps (each already capped in length); a
+#: load with more says how many it left out.  ``ManifestSource.load`` keeps them all.
+MAX_PROBLEMS = 100
+
+
+def _few(problems: list[str]) -> tuple[str, ...]:
+    if len(problems) <= MAX_PROBLEMS:
+        return tuple(problems)
+    return (*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS:,} more problems")
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,13 +489,27 @@ class FeedReport:
     #: files listed, and how many of them were parsed (the rest were unchanged); 0 on failure
     files: int = 0
     parsed: int = 0
+    #: objects in the state applied (0 on failure); ``empty`` says there are none
+    objects: int = 0
+    #: a file that shrank just now, not loaded yet (the load was put off; nothing changed)
+    waiting: str | None = None
 
     @property
     def changed(self) -> bool:
         return bool(self.upserts or self.deletes)
 
+    @property
+    def empty(self) -> bool:
+        """A successful load of no object at all: every flow is allowed; worth a warning."""
+        return self.ok and self.waiting is None and self.objects == 0
+
 
 Listener = Callable[[FeedReport], None]
+
+#: How long a file that was emptied or shrank sharply must stay unchanged before a
+#: reload takes it (``ManifestFeed(settle=)``): longer than an editor or ``kubectl get
+#: > file`` takes to write it again.  A write-and-rename never waits.
+DEFAULT_SETTLE = 3.0
 
 
 class ManifestFeed:
@@ -410,12 +520,22 @@ class ManifestFeed:
     writer.  :attr:`status` may be read from any thread.
     """
 
-    def __init__(self, source: ManifestSource, index: Index, listener: Listener | None = None) -> None:
+    def __init__(
+        self,
+        source: ManifestSource,
+        index: Index,
+        listener: Listener | None = None,
+        *,
+        settle: float = DEFAULT_SETTLE,
+    ) -> None:
         self.source = source
         self.index = index
+        self.settle = settle
         self._listeners: list[Listener] = [listener] if listener else []
         self._current: dict[ObjectKey, Object] = {}
         self._status = FeedStatus()
+        #: monotonic time of a reload owed to a file that was waited for (None: none owed)
+        self._retry_at: float | None = None
 
     @property
     def status(self) -> FeedStatus:
@@ -423,6 +543,11 @@ class ManifestFeed:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def mark_stopped(self, error: BaseException) -> None:
+        """Record that the feed's thread ended on ``error``: :attr:`status` says so from now on."""
+        text = capped(f"the manifest feed stopped: {type(error).__name__}: {error}")
+        self._status = replace(self._status, stopped=text)
 
     def _notify(self, report: FeedReport) -> None:
         for listener in self._listeners:
@@ -452,10 +577,23 @@ class ManifestFeed:
         began = time.monotonic()
         now = time.time()
         st = self._status
+        self._retry_at = None
         try:
-            result = self.source.load()
-        except SourceError as err:
-            problems = tuple(err.problems)
+            result = self.source.load(settle=0.0 if initial else self.settle)
+        except Unsettled as wait:
+            # not loaded: the last good state stays, and the reload is owed at ``until``
+            self._retry_at = began + max(0.0, wait.until - now) + 0.05
+            log.info("%s", wait)
+            report = FeedReport(True, self.index.generation, initial=initial, waiting=str(wait.path))
+            self._notify(report)
+            return report
+        except Exception as err:
+            # SourceError: the located problems; anything else is a bug, but still one load's failure
+            if isinstance(err, SourceError):
+                problems = _few(err.problems)
+            else:
+                log.exception("manifest load failed unexpectedly")
+                problems = (capped(f"{self.source}: cannot load: {type(err).__name__}: {err}"),)
             self._status = FeedStatus(
                 loads=st.loads,
                 errors=st.errors + 1,
@@ -466,6 +604,8 @@ class ManifestFeed:
                 files=st.files,
                 objects=st.objects,
                 ignored=st.ignored,
+                empty=st.empty,
+                stopped=st.stopped,
             )
             report = FeedReport(
                 False,
@@ -489,6 +629,8 @@ class ManifestFeed:
             files=result.files,
             objects=result.counts(),
             ignored=dict(result.ignored),
+            empty=result.empty,
+            stopped=st.stopped,
         )
         deletes = sum(1 for e in events if isinstance(e, Delete))
         report = FeedReport(
@@ -500,6 +642,7 @@ class ManifestFeed:
             initial=initial,
             files=result.files,
             parsed=result.parsed,
+            objects=len(result.objects),
         )
         self._notify(report)
         return report
@@ -559,6 +702,10 @@ class ManifestFeed:
     def watch(self, stop: threading.Event, *, debounce_ms: int = 300, step_ms: int = 50) -> None:
         """Reload on every (debounced) change until ``stop`` is set; the calling thread writes.
 
+        A file that was emptied or shrank sharply is waited for (``settle``, rule 6
+        of :meth:`ManifestSource.load`) and loaded once it has been left alone that
+        long, or at once when it is written again.
+
         Returns within about ``step_ms`` of ``stop`` being set.  Problems of a bad
         change are reported through :attr:`status` and the listeners; the loop
         keeps watching so that the next fix is picked up.  A source folder that is
@@ -597,6 +744,8 @@ class ManifestFeed:
                 self.reload()
                 if any(Path(path) in watched for _change, path in changes):
                     return True  # a watched folder itself was removed or created (its inode may be reused)
+            elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+                self.reload()  # a file waited for has been still long enough
             elif not armed:
                 # ... and then one reload catches a change made between the first
                 # load and the arming (it publishes nothing when nothing changed).

@@ -59,7 +59,7 @@ from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
-from netpol_pdp.server.kubeserve import KubeTracker
+from netpol_pdp.server.kubeserve import Health, KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
@@ -109,6 +109,8 @@ class FeedTracker:
         self.last_error_unix = 0.0
         #: the problems of a failed first load, when that is a startup error
         self.startup_error: list[str] | None = None
+        #: the server's health (set once the server exists): NOT_SERVING if the feed dies
+        self.health: Health | None = None
         feed.add_listener(self.on_report)
 
     def on_report(self, report: FeedReport) -> None:
@@ -123,7 +125,17 @@ class FeedTracker:
                 files=report.files,
                 parsed=report.parsed,
                 seconds=round(report.seconds, 4),
+                **({"waiting_for": report.waiting} if report.waiting else {}),
             )
+            if report.empty and (report.initial or report.changed):
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "feed_empty",
+                    generation=report.generation,
+                    files=report.files,
+                    warning="the sources hold no object: every flow is allowed (no-pod-involved)",
+                )
             self.state.mark_ready()
         else:
             self.last_error_unix = time.time()
@@ -147,10 +159,18 @@ class FeedTracker:
             last_load_unix=st.last_good_time or 0.0,
             last_error_unix=self.last_error_unix,
             synced=st.healthy,
+            stopped=st.stopped or "",
+            empty=st.loads > 0 and st.empty,
         )
 
     def run(self, stop: threading.Event) -> None:
-        """The writer thread: first load, then watch until ``stop``."""
+        """The writer thread: first load, then watch until ``stop``.
+
+        A load's problems never end it (they are reported, the last good state kept);
+        if it ends anyway, on any exception, that is never silent: the feed's status
+        says ``stopped`` (GetStatus ``feed.stopped``, ``synced`` false), health turns
+        NOT_SERVING, and before the first load it is a startup error (exit 2).
+        """
         try:
             self.feed.start()
         except SourceError as exc:
@@ -158,13 +178,23 @@ class FeedTracker:
             if not self.wait_for_source:
                 self.startup_error = list(exc.problems)
                 return
-        except Exception:
-            log.exception("feed_crashed")
+        except BaseException as exc:
+            self._stopped(exc)
             return
         try:
             self.feed.watch(stop)
-        except Exception:
-            log.exception("feed_crashed")
+        except BaseException as exc:
+            self._stopped(exc)
+
+    def _stopped(self, exc: BaseException) -> None:
+        self.feed.mark_stopped(exc)
+        log.error("feed_crashed", exc_info=exc)
+        error = self.feed.status.stopped
+        log_event(log, logging.ERROR, "feed_stopped", error=error, kept_last_good=self.state.ready)
+        if not self.state.ready:
+            self.startup_error = [self.feed.status.stopped or "the manifest feed stopped"]
+        if self.health is not None:
+            self.health.set_serving(False)
 
 
 class Service:
@@ -209,8 +239,7 @@ class Service:
         self.port = self.handle.port
         handle = self.handle
         state.on_ready(lambda: handle.set_serving(True))
-        if isinstance(self.tracker, KubeTracker):
-            self.tracker.health = handle
+        self.tracker.health = handle
         self.metrics_port: int | None = None
         if options.metrics_listen:
             host, port = split_host_port(options.metrics_listen, "--metrics-listen")

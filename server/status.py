@@ -3,7 +3,9 @@
 ``ready`` becomes true once, at the first successful load (health goes
 NOT_SERVING -> SERVING then) and stays true: a failed reload keeps the last
 good state serving, so the server is still ready but no longer ``synced``,
-and ``GetStatus`` carries the feed's last error.  Listeners registered with
+and ``GetStatus`` carries the feed's last error.  A feed whose thread ended
+(``feed.stopped``) is not ``synced`` either, and its health is NOT_SERVING;
+``feed.empty`` flags a state without a single object (every flow allowed).  Listeners registered with
 :meth:`ServerState.on_ready` (the health servicer) run when it turns ready.
 """
 
@@ -41,6 +43,10 @@ class FeedInfo:
     #: the Kubernetes feed only: stale, and one entry per watched collection
     stale: bool = False
     resources: tuple[ResourceState, ...] = ()
+    #: the feed's thread ended on this error: no change is loaded any more ("": running)
+    stopped: str = ""
+    #: the state served has no object at all: every flow is allowed
+    empty: bool = False
 
 
 class ServerState:
@@ -106,7 +112,7 @@ class ServerState:
         return pb.GetStatusResponse(
             generation=self.index.generation,
             ready=self.ready,
-            synced=self.ready and info.synced,
+            synced=self.ready and info.synced and not info.stopped,
             object_counts=dict(counts),
             feed=pb.FeedStatus(
                 kind=info.kind,
@@ -118,6 +124,8 @@ class ServerState:
                 last_error_unix=info.last_error_unix,
                 stale=info.stale,
                 resources=[_resource_pb(r) for r in info.resources],
+                stopped=info.stopped,
+                empty=info.empty,
             ),
             uptime_seconds=time.monotonic() - self._started,
             version=VERSION,

@@ -198,7 +198,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FeedStatus(_message.Message):
-    __slots__ = ("kind", "sources", "loads", "errors", "last_error", "last_load_unix", "last_error_unix", "stale", "resources")
+    __slots__ = ("kind", "sources", "loads", "errors", "last_error", "last_load_unix", "last_error_unix", "stale", "resources", "stopped", "empty")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     LOADS_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,8 @@ class FeedStatus(_message.Message):
     LAST_ERROR_UNIX_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    EMPTY_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sources: _containers.RepeatedScalarFieldContainer[str]
     loads: int
@@ -217,7 +219,9 @@ class FeedStatus(_message.Message):
     last_error_unix: float
     stale: bool
     resources: _containers.RepeatedCompositeFieldContainer[ResourceStatus]
-    def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ..., stale: _Optional[bool] = ..., resources: _Optional[_Iterable[_Union[ResourceStatus, _Mapping]]] = ...) -> None: ...
+    stopped: str
+    empty: bool
+    def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ..., stale: _Optional[bool] = ..., resources: _Optional[_Iterable[_Union[ResourceStatus, _Mapping]]] = ..., stopped: _Optional[str] = ..., empty: _Optional[bool] = ...) -> None: ...
 
 class ResourceStatus(_message.Message):
     __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale")
