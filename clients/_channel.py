@@ -257,6 +257,7 @@ def status_to_dict(msg: pb.GetStatusResponse) -> dict[str, Any]:
             "last_load_unix": feed.last_load_unix,
             "last_error_unix": feed.last_error_unix,
             **_kube_feed_to_dict(feed),
+            **({"stopped": feed.stopped, "empty": feed.empty} if feed.kind == "manifests" else {}),
         },
         "uptime_seconds": round(msg.uptime_seconds, 3),
         "version": msg.version,
