@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 
 if TYPE_CHECKING:  # the server (grpc) is imported when it starts, not to build the parser
@@ -74,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="if the first load of --source fails, stay up (NOT_SERVING) and wait for a fix "
         "instead of exiting with status 2",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=_mebibytes,
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="MIB",
+        help=f"largest manifest file read; a larger one is a load problem "
+        f"(default {DEFAULT_MAX_FILE_BYTES >> 20}, docs/manifest-feed.md)",
     )
     parser.add_argument(
         "--workers",
@@ -178,7 +187,19 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         stale_after=args.stale_after,
         fail_closed_after=args.fail_closed_after,
         wait_for_source=args.wait_for_source,
+        max_file_bytes=args.max_file_size,
     )
+
+
+def _mebibytes(text: str) -> int:
+    """``--max-file-size``: a positive number of MiB (fractions allowed), as bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of MiB (got {text!r})") from None
+    if not 0 < value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and less than 1048576 MiB (got {text!r})")
+    return max(1, int(value * (1 << 20)))
 
 
 def run(args: argparse.Namespace) -> int:

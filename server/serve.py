@@ -55,7 +55,7 @@ from typing import Any
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
-from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
+from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES, FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
@@ -97,6 +97,8 @@ class ServeOptions:
     #: a failed first load of ``sources`` keeps the server up (NOT_SERVING) waiting for
     #: a fix, instead of being a startup error (SEMANTICS.md's default)
     wait_for_source: bool = False
+    #: the largest manifest file read (``--max-file-size``); a larger one is a load problem
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 class FeedTracker:
@@ -217,7 +219,8 @@ class Service:
             stale = self.tracker.stale
             sources = [self.feed.source]
         else:
-            self.feed = ManifestFeed(ManifestSource(options.sources), self.index)
+            source = ManifestSource(options.sources, max_file_bytes=options.max_file_bytes)
+            self.feed = ManifestFeed(source, self.index)
             self.tracker = FeedTracker(self.feed, self.state, wait_for_source=options.wait_for_source)
             sources = [str(p) for p in options.sources]
         self.state.set_feed_info(self.tracker.info)
@@ -424,6 +427,7 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_port_file: Path | N
         argv.append("--insecure")
     if options.wait_for_source:
         argv.append("--wait-for-source")
+    argv += ["--max-file-size", repr(options.max_file_bytes / (1 << 20))]
     argv += ["--threads", str(options.threads), "--max-batch", str(options.max_batch)]
     argv += ["--grace", str(options.grace), "--switch-interval", str(options.switch_interval)]
     argv += ["--log-level", options.log_level]

@@ -7,6 +7,7 @@ startup error (``serve`` exits 2); a source holding no object is flagged.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from netpol_pdp.clients import DecisionClient
+from netpol_pdp.clients import DecisionClient, cmd_serve
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.server.serve import ServeOptions, Service, serve
 
@@ -84,3 +85,33 @@ def test_a_source_without_objects_is_flagged_in_status_and_warned_about(
     assert status["feed"]["empty"] and status["synced"]
     [warning] = [r for r in caplog.records if r.getMessage() == "feed_empty"]
     assert "every flow is allowed" in warning.fields["warning"]  # type: ignore[attr-defined]
+
+
+def test_serve_max_file_size_refuses_a_larger_file_with_a_located_problem(world: Path) -> None:
+    parser = argparse.ArgumentParser(prog="netpol-pdp")
+    cmd_serve.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["serve", "--source", str(world), "--listen", "127.0.0.1:0", "--max-file-size", "0.0005"]
+    )
+    options = cmd_serve.options_from_args(args)
+    assert options.max_file_bytes == 524
+    (world / "pods.yaml").write_text((world / "pods.yaml").read_text() + "#" * 600 + "\n")
+    options.grace = 0.2
+    thread = threading.Thread(target=lambda: errors.append(_serve_error(options)), daemon=True)
+    errors: list[SourceError | None] = []
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive()
+    [error] = errors
+    assert error is not None and error.problems == [
+        f"{world / 'pods.yaml'}: larger than the limit of 524 bytes "
+        "(split it, or raise the limit: serve --max-file-size)"
+    ]
+
+
+def _serve_error(options: ServeOptions) -> SourceError | None:
+    try:
+        serve(options, threading.Event())
+    except SourceError as exc:
+        return exc
+    return None
