@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from netpol_pdp.bench import manifest_reload
+from netpol_pdp.bench import manifest_reload, reload_stall
 from netpol_pdp.bench.worlds import SIZES
 from netpol_pdp.clients.cli import main
 from netpol_pdp.index.manifests import ManifestSource
@@ -120,3 +120,10 @@ def test_bench_manifest_reload_measures_cached_and_uncached_reloads(tmp_path, ca
     ):
         assert figures[key] > 0
     assert "when every file is parsed again" in capsys.readouterr().out
+
+
+def test_bench_reload_stall_loads_the_file_whole_and_reports_the_worst_gap(tmp_path, capsys):
+    out = tmp_path / "stall.json"
+    assert reload_stall.main(["--shape", "multi", "--mb", "0.05", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["objects"] > 50 and figures["load_worst_gap_ms"] > 0
