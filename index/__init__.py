@@ -17,7 +17,8 @@ How the pieces connect::
 - ``selectors.py``   label selectors: matching, canonical keys, the index's anchors;
 - ``ipblocks.py``    ipBlock matching with pytricia tries (cidr minus except, both families);
 - ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
-- ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting) shared by the file readers;
+- ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
+                     shared by the file readers;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
 - ``kubefeed.py``    the Kubernetes feed: four watchers, one applier thread, readiness, stale/fail-closed;
 - ``kubewatch.py``   list-then-watch of one collection (resourceVersion, bookmarks, 410, back-off);
