@@ -214,6 +214,12 @@ def load_expectations(path: str) -> list[Expectation]:
         doc = yaml_document(text)
     except DocumentError as err:  # worded as `validate` words a manifest's: one located line
         raise ExpectationError(path, [err.located(path).removeprefix(f"{path}: ")]) from None
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as err:
+        # PyYAML's constructors raise these on values that parse but do not convert (an empty
+        # ``!!int``, the date ``2024-13-45``, an integer of 5,000 digits): still a bad file.
+        raise ExpectationError(
+            path, [f"invalid YAML: a value cannot be read ({type(err).__name__}: {err})"]
+        ) from None
     return parse_expectations(doc, path)
 
 

@@ -132,6 +132,16 @@ EXPECTATIONS = [
         id="port zero is refused when read",
     ),
     pytest.param(
+        b"- {name: 2024-13-45}\n",
+        "invalid YAML: a value cannot be read (ValueError: month must be in 1..12)",
+        id="a date that is no date",
+    ),
+    pytest.param(
+        b"- {name: !!int }\n",
+        "invalid YAML: a value cannot be read (IndexError",
+        id="an empty tagged integer",
+    ),
+    pytest.param(
         b"- a\n---\n- b\n", "line 2, column 1: invalid YAML: expected a single document", id="two documents"
     ),
 ]

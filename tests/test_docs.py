@@ -181,3 +181,40 @@ def test_the_readme_has_its_newcomer_sections() -> None:
         "netpol-pdp test",
     ):
         assert step in steps, step
+
+
+# --- statements of the docs that the code must keep true -----------------------------------------
+
+
+def _serve_default(dest: str) -> object:
+    (serve,) = [p for name, p in COMMANDS if name == "serve"]
+    return serve.get_default(dest)
+
+
+def test_envoy_docs_name_serves_default_server_mode_as_it_is() -> None:
+    default = _serve_default("server_mode")
+    envoy_md = " ".join((ROOT / "docs" / "envoy.md").read_text(encoding="utf-8").split())
+    envoy_check = " ".join((ROOT / "bench" / "envoy_check.py").read_text(encoding="utf-8").split())
+    assert f"`serve`'s default is the thread-pool `{default}` server" in envoy_md
+    assert f"``serve``'s default is the thread-pool ``{default}`` server" in envoy_check
+    for text in (envoy_md, envoy_check):
+        assert "as `serve` does by default" not in text and "runs it by default (``grpc.aio``)" not in text
+
+
+def test_the_flowlogs_doc_cites_the_summary_line_audit_prints(cli: Cli) -> None:
+    flowlogs_md = " ".join((ROOT / "docs" / "flowlogs.md").read_text(encoding="utf-8").split())
+    (cited,) = re.findall(r"The summary's first line, `([^`]*)`", flowlogs_md)
+    pattern = re.escape(cited).replace("M", r"[\d,]+").replace("N", r"[\d,]+").replace("G", r"[\d, ]+")
+    _status, _out, err = cli("audit", str(ROOT / "examples" / "flows.jsonl"))
+    assert re.match(pattern, err.splitlines()[0]), (cited, err.splitlines()[0])
+
+
+def test_the_kubernetes_doc_shows_the_error_serve_prints_for_a_missing_kubeconfig(
+    cli: Cli, tmp_path: Path
+) -> None:
+    kubernetes_md = (ROOT / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    (shown,) = re.findall(r"for\s+example\s+`(error: kubernetes configuration \([^`]*)`", kubernetes_md)
+    missing = tmp_path / "cfg"
+    status, _out, err = cli("serve", "--kube", "--kubeconfig", str(missing))
+    assert status == 2
+    assert err.strip() == shown.replace("/home/me/cfg", str(missing))
