@@ -21,11 +21,14 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.render import printable
 from netpol_pdp.index.errors import SourceError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 #: Subcommands, in help order; each is ``clients/cmd_<name>.py``.
 COMMANDS: list[str] = [
@@ -76,7 +79,7 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         super()._print_message(printable(message), file)
 
 

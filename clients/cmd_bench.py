@@ -197,8 +197,8 @@ def _output(parser: argparse.ArgumentParser) -> None:
 def _out_dir(args: argparse.Namespace) -> Path:
     """``--output``, or the default folder; absolute, so the closing line says where the files are."""
     out: Path = args.output if args.output is not None else results.default_dir()
-    args.output = out.absolute()
-    return args.output
+    args.output = out = out.absolute()
+    return out
 
 
 def _audit(args: argparse.Namespace) -> int:

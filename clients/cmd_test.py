@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         expectations = load_expectations(args.expectations)
     except ExpectationError as err:
         count = plural(len(err.problems), "problem")
-        lines = "\n".join(f"  {args.expectations}: {problem}" for problem in err.problems)
-        raise CommandError(f"cannot load the expectations ({count}):\n{lines}") from None
+        listed = "\n".join(f"  {args.expectations}: {problem}" for problem in err.problems)
+        raise CommandError(f"cannot load the expectations ({count}):\n{listed}") from None
     loaded = load_source(args)
     warn_if_empty(loaded, args)
     index = Index.from_objects(loaded.objects.values())
