@@ -227,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(parser.parse_args(argv))
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from netpol_pdp.clients.render import printable
+
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.status
     except SourceError as exc:
         from netpol_pdp.clients.cli import report_source_error

@@ -8,9 +8,11 @@ The budget is small by default (the suite must stay fast); ``NETPOL_PDP_FUZZ_EXA
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from netpol_pdp.examples import CLUSTER, HERE
 
 EXAMPLES = int(os.environ.get("NETPOL_PDP_FUZZ_EXAMPLES", "100"))
 WORK = Path(tempfile.mkdtemp(prefix="netpol-pdp-fuzz-"))  # every path the fuzzer writes or names is here
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 
 IPS = ["10.244.1.12", "10.244.1.20", "10.244.2.30", "10.244.1.99", "192.168.10.12", "8.8.8.8", "fd00::1"]
 #: Text as it reaches argv: any code point, lone surrogates (undecodable bytes) and controls included.
