@@ -4,7 +4,7 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 
     worlds.py (clusters) --flowmix.py (flow logs)--> audit.py / scaling.py / serve.py
                                                   \\-> test_micro.py (pytest-benchmark) <- micro.py
-    results.py: JSON + Markdown under bench/results/, the machine and its load, cProfile summaries
+    results.py: JSON + Markdown in --output (default_dir()), the machine and its load, cProfile summaries
 
 - ``worlds.py``     synthetic clusters shaped like real ones (tiny / small / medium / large),
   as manifest dicts validated through ``parse_object``, and written as YAML for the CLI;

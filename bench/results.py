@@ -19,7 +19,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DIR = Path("bench/results")
+
+def default_dir() -> Path:
+    """Where ``netpol-pdp bench`` writes results unless told (``--output``): ``$NETPOL_PDP_BENCH_DIR``,
+    else the user's cache, ``${XDG_CACHE_HOME:-~/.cache}/netpol-pdp/bench`` -- never a folder
+    that happens to be under the current directory."""
+    chosen = os.environ.get("NETPOL_PDP_BENCH_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "netpol-pdp" / "bench"
 
 
 def machine() -> dict[str, Any]:
@@ -94,8 +103,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def write(name: str, data: dict[str, Any], text: str, out_dir: Path = DEFAULT_DIR) -> tuple[Path, Path]:
-    """Write ``<name>.json`` (``data`` plus the machine) and ``<name>.md`` (``text``)."""
+def write(name: str, data: dict[str, Any], text: str, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write ``<name>.json`` (``data`` plus the machine) and ``<name>.md`` (``text``) to ``out_dir``
+    (default: :func:`default_dir`)."""
+    out_dir = default_dir() if out_dir is None else out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"benchmark": name, "machine": data.get("machine") or machine(), **data}
     json_path = out_dir / f"{name}.json"

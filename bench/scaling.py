@@ -207,7 +207,7 @@ def report(figures: list[dict[str, Any]]) -> str:
     big = figures[-1] if figures else None
     if big is not None:
         caveat = "" if big["size"] == "large" else " (the targets are set for large: indicative only)"
-        lines += ["", f"## Targets of issue 5, measured at size {big['size']}{caveat}", ""]
+        lines += ["", f"## Targets, measured at size {big['size']}{caveat}", ""]
         lines.append(results.table(("target", "measured", "limit", "verdict"), targets(big)))
     for f in figures:
         for name, text in f.get("profiles", {}).items():

@@ -397,7 +397,7 @@ def report(figures: dict[str, Any], world: str) -> str:
         lines.append(results.table(("ratio", *SHAPES), ratio_rows))
         echo = figures["ratios"].get("decision/echo")
         if echo:
-            lines += ["", "## Targets of issue 5", ""]
+            lines += ["", "## Targets", ""]
             target_rows = [
                 (f"{shape}: decision >= {limit:.0%} of echo", f"{echo[shape]:.1%}",
                  "met" if echo[shape] >= limit else f"MISSED by {(limit - echo[shape]) * 100:.1f} points")

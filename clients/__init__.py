@@ -17,8 +17,10 @@ The command line (``cli.py`` builds the parser; one ``cmd_<name>.py`` per subcom
 ``decide``, ``audit``, ``validate``, ``test``, ``serve``, ``status``, ``bench``), and
 what its commands share:
 
-- ``sources.py``      the ``--source`` option and building an index from it;
-- ``render.py``       human-readable flows, decisions and explanations;
+- ``sources.py``      the ``--source`` option, building an index from it, and the warning
+                      for a source that holds no pod;
+- ``render.py``       human-readable flows, decisions and explanations; ``plural`` (counts
+                      that agree with their noun) and ``printable`` (every message escaped);
 - ``expectations.py`` the expectations of ``netpol-pdp test`` and their checking;
 - ``junit.py``        JUnit XML for ``netpol-pdp test --junit``;
 - ``errors.py``       ``CommandError``: a message for the user and an exit status.

@@ -8,7 +8,9 @@ heavy dependencies belong inside its ``run``.
 
 Exit statuses shared by every command: 0 success, 1 a negative answer (a DENY,
 validation errors), 2 bad input or a source that cannot be loaded, 130 when
-interrupted.  Expected failures print ``error: ...`` and never a traceback.
+interrupted.  Expected failures print ``error: ...`` and never a traceback; every
+message goes through :func:`~netpol_pdp.clients.render.printable`, so a control
+character or an undecodable file name can neither garble a terminal nor fail to print.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 from netpol_pdp.clients.errors import CommandError
+from netpol_pdp.clients.render import printable
 from netpol_pdp.index.errors import SourceError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 #: Subcommands, in help order; each is ``clients/cmd_<name>.py``.
 COMMANDS: list[str] = [
@@ -38,8 +45,46 @@ EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every command's ``--help``: descriptions wrapped paragraph by paragraph (a blank line
+    separates them), and ``(default: X)`` after each option that has a default and does not
+    already state it."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            super(HelpFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n")
+        )
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, printing usage and errors through :func:`printable` (argparse echoes
+    the arguments it refuses, which may hold any text), with :class:`HelpFormatter`;
+    subcommand parsers share the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        super()._print_message(printable(message), file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netpol-pdp",
         description="A policy decision point for Kubernetes NetworkPolicy: is this flow allowed, and why?",
     )
@@ -56,7 +101,7 @@ def report_source_error(err: SourceError) -> int:
     count = f"{len(err.problems)} problem{'' if len(err.problems) == 1 else 's'}"
     print(f"error: cannot load the manifest source ({count}):", file=sys.stderr)
     for problem in err.problems:
-        print(f"  {problem}", file=sys.stderr)
+        print(f"  {printable(problem)}", file=sys.stderr)
     return EXIT_INPUT
 
 
@@ -69,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as err:
         return report_source_error(err)
     except CommandError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return err.status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -22,7 +22,8 @@ from netpol_pdp.clients.auditing.text import TextTotals, summary_lines
 from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
-from netpol_pdp.clients.sources import add_source_argument, load_index
+from netpol_pdp.clients.render import printable
+from netpol_pdp.clients.sources import add_source_argument, load_index, warn_if_empty
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.flows import Flow
 
@@ -146,7 +147,7 @@ def _warn(error: FlowLogError) -> None:
 
 
 def _warn_text(located: str) -> None:
-    print(f"warning: {located} (skipped)", file=sys.stderr)
+    print(printable(f"warning: {located} (skipped)"), file=sys.stderr)
 
 
 def text_summary(run: AuditRun, top: int) -> list[str]:
@@ -200,7 +201,10 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
     try:
         for path in args.report:
             check_report_path(path)
-        index = None if client is not None else load_index(args)[0]
+        index = None
+        if client is None:
+            index, loaded = load_index(args)
+            warn_if_empty(loaded, args)
         whatif = change = None
         if index is not None and (args.with_paths or args.without):
             change = WorldChange.load(args.with_paths, args.without)
@@ -254,8 +258,8 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
             write_report(path, audit, args.flows)
         except ReportError as err:
             raise CommandError(str(err)) from None
-    print("\n".join(text_summary(audit, args.top)), file=sys.stderr)
+    print(printable("\n".join(text_summary(audit, args.top))), file=sys.stderr)
     if whatif is not None:
-        print(whatif.render_text(), file=sys.stderr)
+        print(printable(whatif.render_text()), file=sys.stderr)
         return EXIT_BREAKS if whatif.breaks else 0
     return 0

@@ -24,38 +24,64 @@ from netpol_pdp.bench import audit, micro, results, scaling, serve
 from netpol_pdp.bench.flowmix import MIXES, endpoints, make_flows, write_flows
 from netpol_pdp.bench.worlds import SIZES, generate_world, write_world
 from netpol_pdp.clients.errors import CommandError
+from netpol_pdp.clients.render import plural
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 
 SIZE_CHOICES = tuple(SIZES)
+IDENTITIES, POLICIES = "workload identities", "network policies"
+_MIX_HELP = (
+    "realistic: a few service pairs carry most flows (cache hits); "
+    "uniform: random ends and ports, almost every flow distinct (cache misses)"
+)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "bench", help="generate benchmark worlds and run the benchmarks", description=__doc__
+        "bench",
+        help="generate benchmark worlds and run the benchmarks",
+        description="Generate synthetic clusters and measure the index, the audit and the service. "
+        "Every benchmark reports ratios taken within one run (against an echo server or the "
+        "reference evaluator) and records the machine and its load beside its figures; "
+        "docs/benchmarks.md explains each. Run `netpol-pdp bench SUBCOMMAND --help` for its options.",
     )
     sub = parser.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
     sub.required = True
 
-    world = sub.add_parser("world", help="write a synthetic cluster as YAML manifests")
-    world.add_argument("--size", choices=SIZE_CHOICES, default="small")
-    world.add_argument("--seed", type=int, default=0)
-    world.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    world = sub.add_parser(
+        "world",
+        help="write a synthetic cluster as YAML manifests",
+        description="Write a synthetic cluster (namespaces, pods, nodes, policies) as YAML files "
+        "under DIR, usable as --source; optionally a flow log over it.",
+    )
+    world.add_argument("--size", choices=SIZE_CHOICES, default="small", help="the world's size")
+    world.add_argument("--seed", type=int, default=0, help="random seed: one seed, one world")
+    world.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
     world.add_argument(
         "--flows", type=int, default=0, metavar="N", help="also write N flows to DIR/flows.jsonl"
     )
-    world.add_argument("--mix", choices=MIXES, default="realistic")
+    world.add_argument("--mix", choices=MIXES, default="realistic", help=_MIX_HELP)
 
     audit = sub.add_parser(
-        "audit", help="decide a generated flow log in-process: cache hits, misses, reference ratio"
+        "audit",
+        help="decide a generated flow log in-process: cache hits, misses, reference ratio",
+        description="Generate a flow log over a folder of manifests and decide it in this process, "
+        "as `netpol-pdp audit` does: lines/s with cache hits and misses, and the index's speed "
+        "as a multiple of the reference evaluator's.",
     )
     audit.add_argument(
-        "--source", type=Path, default=None, metavar="DIR", help="default: the bundled example"
+        "--source", type=Path, default=None, metavar="DIR", help="manifests (default: the bundled example)"
     )
-    audit.add_argument("--flows", type=int, default=1_000_000, metavar="N")
-    audit.add_argument("--mix", choices=MIXES, default="realistic")
-    audit.add_argument("--seed", type=int, default=0)
-    audit.add_argument("--reference-sample", type=int, default=2_000, metavar="N")
+    audit.add_argument("--flows", type=int, default=1_000_000, metavar="N", help="lines of the generated log")
+    audit.add_argument("--mix", choices=MIXES, default="realistic", help=_MIX_HELP)
+    audit.add_argument("--seed", type=int, default=0, help="random seed of the log")
+    audit.add_argument(
+        "--reference-sample",
+        type=int,
+        default=2_000,
+        metavar="N",
+        help="flows decided by the reference evaluator too, for the ratio",
+    )
     audit.add_argument(
         "--repeat", type=int, default=3, metavar="N", help="runs of each pass; the best counts"
     )
@@ -65,37 +91,57 @@ def add_parser(subparsers: Any) -> None:
     _output(audit)
 
     scaling = sub.add_parser(
-        "scaling", help="build / update / decision cost and peak RSS per world size (table + PNG)"
+        "scaling",
+        help="build / update / decision cost and peak RSS per world size (table + PNG)",
+        description="For each world size, in a fresh process: index build time, peak RSS, one pod "
+        "and one policy event, decisions/s on cache hits and misses; a table, and a PNG plot "
+        "when matplotlib is installed. Compared with the targets for the large world.",
     )
     scaling.add_argument(
-        "--sizes", default="small,medium,large", help="comma-separated sizes (default small,medium,large)"
+        "--sizes", default="small,medium,large", help=f"comma-separated sizes, of {', '.join(SIZES)}"
     )
-    scaling.add_argument("--seed", type=int, default=1)
+    scaling.add_argument("--seed", type=int, default=1, help="random seed of the worlds")
     scaling.add_argument("--profile", action="store_true", help="add cProfile summaries of the hot paths")
     _output(scaling)
 
-    micro = sub.add_parser("micro", help="the pytest-benchmark micro-benchmarks, as a table")
-    micro.add_argument(
-        "--sizes", default="small,medium", help="comma-separated sizes (default small,medium; large is slow)"
+    micro = sub.add_parser(
+        "micro",
+        help="the pytest-benchmark micro-benchmarks, as a table",
+        description="Run the pytest-benchmark micro-benchmarks (decisions, index build, update "
+        "events, selectors) and print them as one table (needs the test extra).",
     )
     micro.add_argument(
-        "--max-time", type=float, default=1.0, metavar="S", help="time budget per benchmark (default 1 s)"
+        "--sizes",
+        default="small,medium",
+        help=f"comma-separated sizes, of {', '.join(SIZES)} (large is slow)",
+    )
+    micro.add_argument(
+        "--max-time", type=float, default=1.0, metavar="S", help="seconds of time budget per benchmark"
     )
     _output(micro)
 
     serve = sub.add_parser(
-        "serve", help="end-to-end over gRPC on loopback: the service vs an echo server and the reference"
+        "serve",
+        help="end-to-end over gRPC on loopback: the service vs an echo server and the reference",
+        description="Start the service, an echo server (gRPC and protobuf alone) and the service "
+        "over the reference evaluator, each in its own process on 127.0.0.1, and measure unary, "
+        "batch and stream calls against each: flows/s, latency, and the ratios between them.",
     )
     where = serve.add_mutually_exclusive_group()
     where.add_argument(
-        "--source", type=Path, default=None, metavar="DIR", help="default: the bundled example"
+        "--source", type=Path, default=None, metavar="DIR", help="manifests (default: the bundled example)"
     )
     where.add_argument("--size", choices=SIZE_CHOICES, help="a generated world instead of a folder")
-    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--seed", type=int, default=0, help="random seed of the world and the flows")
     serve.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per load shape")
     serve.add_argument("--batch", type=int, default=1_000, metavar="N", help="flows per batch message")
     serve.add_argument("--window", type=int, default=4, metavar="N", help="stream batches in flight")
-    serve.add_argument("--server-mode", choices=("aio", "sync"), default="aio")
+    serve.add_argument(
+        "--server-mode",
+        choices=("aio", "sync"),
+        default="aio",
+        help="the server kind measured (as serve's option)",
+    )
     serve.add_argument(
         "--profile", action="store_true", help="add the service's in-process cost and its cProfile summary"
     )
@@ -118,9 +164,10 @@ def _world(args: argparse.Namespace) -> int:
     files = write_world(world, out)
     counts = world.counts()
     print(
-        f"wrote {len(files)} files to {out}: {counts['Namespace']} namespaces, {counts['Pod']} pods "
-        f"({world.identities} workload identities), {counts['Node']} nodes, "
-        f"{counts['NetworkPolicy']} network policies (size {args.size}, seed {args.seed})"
+        f"wrote {plural(len(files), 'file')} to {out}: {plural(counts['Namespace'], 'namespace')}, "
+        f"{plural(counts['Pod'], 'pod')} ({plural(world.identities, 'workload identity', IDENTITIES)}), "
+        f"{plural(counts['Node'], 'node')}, {plural(counts['NetworkPolicy'], 'network policy', POLICIES)} "
+        f"(size {args.size}, seed {args.seed})"
     )
     if args.flows:
         index = Index.from_objects(world.objects)  # the realistic mix screens its pairs by verdict
@@ -128,7 +175,7 @@ def _world(args: argparse.Namespace) -> int:
             endpoints(world.objects, args.seed), args.mix, args.flows, args.seed, allowed=_oracle(index)
         )
         write_flows(flows, out / "flows.jsonl")
-        print(f"wrote {len(flows)} {args.mix} flows to {out / 'flows.jsonl'}")
+        print(f"wrote {plural(len(flows), args.mix + ' flow')} to {out / 'flows.jsonl'}")
     return 0
 
 
@@ -141,13 +188,21 @@ def _output(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         type=Path,
-        default=results.DEFAULT_DIR,
         metavar="DIR",
-        help=f"where the JSON and Markdown results go (default {results.DEFAULT_DIR})",
+        help="the folder the JSON and Markdown results are written to (default: $NETPOL_PDP_BENCH_DIR, "
+        "else ${XDG_CACHE_HOME:-~/.cache}/netpol-pdp/bench)",
     )
 
 
+def _out_dir(args: argparse.Namespace) -> Path:
+    """``--output``, or the default folder; absolute, so the closing line says where the files are."""
+    out: Path = args.output if args.output is not None else results.default_dir()
+    args.output = out = out.absolute()
+    return out
+
+
 def _audit(args: argparse.Namespace) -> int:
+    _out_dir(args)
     source = args.source or audit.EXAMPLE
     if args.flows < 1:
         raise CommandError("bench audit: --flows must be at least 1")
@@ -181,6 +236,7 @@ def _sizes(text: str, command: str) -> list[str]:
 
 
 def _micro(args: argparse.Namespace) -> int:
+    _out_dir(args)
     sizes = _sizes(args.sizes, "micro")
     if not args.max_time > 0 or not math.isfinite(args.max_time):
         raise CommandError("bench micro: --max-time must be a positive number of seconds")
@@ -194,6 +250,7 @@ def _micro(args: argparse.Namespace) -> int:
 
 
 def _scaling(args: argparse.Namespace) -> int:
+    _out_dir(args)
     sizes = _sizes(args.sizes, "scaling")
     try:
         text = scaling.main(sizes, args.seed, args.output, profile=args.profile)
@@ -205,6 +262,7 @@ def _scaling(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _out_dir(args)
     for name in ("duration", "batch", "window"):
         if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):  # `not >` refuses nan
             raise CommandError(f"bench serve: --{name} must be positive")

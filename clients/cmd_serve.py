@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         metavar="S",
-        help="report the feed stale after this long without a working watch (default 30)",
+        help="report the feed stale after this many seconds without a working watch",
     )
     kube.add_argument(
         "--fail-closed-after",
@@ -62,8 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="after this long without a working watch: NOT_SERVING, Decide UNAVAILABLE (default: off)",
     )
-    parser.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="gRPC address")
-    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    parser.add_argument(
+        "--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="the gRPC address to listen on"
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="also serve Prometheus /metrics on this address (default: off)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
@@ -89,39 +95,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="serving processes sharing the port (SO_REUSEPORT)",
+        help="serving processes sharing the port (SO_REUSEPORT), each with its own index",
     )
     parser.add_argument(
         "--server-mode",
         choices=("aio", "sync"),
         default="sync",
-        help="grpcio's thread-pool server (default: as fast or faster, docs/grpc.md) or grpc.aio",
+        help="sync: grpcio's thread-pool server; aio: grpc.aio (docs/grpc.md compares them)",
     )
-    parser.add_argument("--threads", type=int, default=16, metavar="N", help="thread pool size (sync mode)")
     parser.add_argument(
-        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N", help="largest batch accepted (flows)"
+        "--threads", type=int, default=16, metavar="N", help="threads serving calls (--server-mode sync)"
     )
-    parser.add_argument("--grace", type=float, default=10.0, metavar="S", help="drain time on shutdown")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        metavar="N",
+        help="the most flows one batch may hold",
+    )
+    parser.add_argument(
+        "--grace", type=float, default=10.0, metavar="S", help="seconds to drain calls in flight on shutdown"
+    )
     parser.add_argument(
         "--switch-interval",
         type=float,
         default=0.001,
         metavar="S",
-        help="sys.setswitchinterval: bounds how long a reload holds the GIL (default 0.001)",
+        help="Python's thread switch interval, in seconds: bounds how long a reload keeps decisions waiting",
     )
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log line written",
+    )
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--metrics-port-file", type=Path, help=argparse.SUPPRESS)  # set by --workers
     parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)  # set by --workers
 
 
+#: ``serve --help``'s description (the module docstring is for the code's readers).
+DESCRIPTION = """\
+Run the gRPC decision service (netpol.pdp.v1.DecisionService, Envoy's ext_authz Check, \
+health, reflection) over the manifests of --source (files or folders, repeatable; the \
+bundled example cluster when none is given), reloaded on every change; or, with --kube, \
+over a Kubernetes cluster followed through its API server.
+
+Plaintext is allowed on a loopback address or with --insecure; anywhere else give \
+--tls-cert and --tls-key (and --client-ca to require client certificates). Logs are JSON \
+lines on stderr. SIGTERM or SIGINT drains the calls in flight for --grace seconds, then exits.
+
+Exit status: 0 after SIGTERM/SIGINT, 2 a bad option or a source whose first load fails."""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "serve",
-        help="run the gRPC decision service",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subparsers.add_parser("serve", help="run the gRPC decision service", description=DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -220,7 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(parser.parse_args(argv))
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from netpol_pdp.clients.render import printable
+
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.status
     except SourceError as exc:
         from netpol_pdp.clients.cli import report_source_error

@@ -19,8 +19,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "status",
         help="show a running server's generation, readiness, object counts and feed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print a running server's GetStatus as JSON: generation, ready and synced, "
+        "object counts, the feed and its last error, uptime.\n\n"
+        "Exit status: 0 the server is ready (its first load succeeded) and synced (its last "
+        "reload succeeded); 1 it answers but is not (the JSON says why: feed.last_error); "
+        "2 it cannot be reached or an option is wrong.",
     )
     add_client_options(parser)
     parser.set_defaults(run=run)

@@ -16,7 +16,8 @@ from typing import Any
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.expectations import ExpectationError, Result, World, check, load_expectations
 from netpol_pdp.clients.junit import failure_text, write_junit
-from netpol_pdp.clients.sources import add_source_argument, load_source
+from netpol_pdp.clients.render import plural, printable
+from netpol_pdp.clients.sources import add_source_argument, load_source, warn_if_empty
 from netpol_pdp.index.engine import Index
 
 
@@ -27,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
         description="Check a YAML list of expected connections ({from, to, port, protocol, "
         "expect: allow|deny}; ends are namespace + pod or labels, an ip or a cidr) against the "
         "manifests, with the same semantics as every decision. Prints a table and the explanation "
-        "of each wrong verdict. Exit status: 0 all hold, 1 some fail, 2 unreadable input.",
+        "of each wrong verdict; an expectation that cannot be checked (it selects no pod, names a port "
+        "the pod lacks) is an ERROR, and counts as a failure. "
+        "Exit status: 0 all hold, 1 some fail or are in error, 2 unreadable input.",
     )
     parser.add_argument("expectations", metavar="EXPECTATIONS", help="the expectations file (YAML)")
     add_source_argument(parser)
@@ -41,6 +44,16 @@ def status_text(result: Result) -> str:
     return "PASS" if result.passed else "FAIL"
 
 
+def totals_text(results: list[Result]) -> str:
+    """``7 passed, 1 failed, 1 error (an expectation that could not be checked counts as failed)``."""
+    errors = sum(1 for r in results if r.problem is not None)
+    failed = sum(1 for r in results if not r.passed) - errors
+    text = f"{len(results) - failed - errors} passed, {failed} failed"
+    if errors:
+        text += f", {plural(errors, 'error')} (an expectation that could not be checked counts as failed)"
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     if args.junit and Path(args.junit).exists() and Path(args.junit).samefile(args.expectations):
@@ -48,26 +61,26 @@ def run(args: argparse.Namespace) -> int:
     try:
         expectations = load_expectations(args.expectations)
     except ExpectationError as err:
-        lines = "\n".join(f"  {args.expectations}: {problem}" for problem in err.problems)
-        raise CommandError(f"the expectations cannot be read:\n{lines}") from None
+        count = plural(len(err.problems), "problem")
+        listed = "\n".join(f"  {args.expectations}: {problem}" for problem in err.problems)
+        raise CommandError(f"cannot load the expectations ({count}):\n{listed}") from None
     loaded = load_source(args)
+    warn_if_empty(loaded, args)
     index = Index.from_objects(loaded.objects.values())
     results = check(expectations, World(loaded.objects), functools.partial(index.decide, explain=True))
     seconds = time.perf_counter() - began
 
-    out = sys.stdout
-    for result in results:
-        flows = len(result.checked)
-        out.write(
-            f"{status_text(result):<5}  {result.expectation.name}  ({flows} flow{'s' * (flows != 1)})\n"
-        )
+    lines = [
+        f"{status_text(result):<5}  {result.expectation.name}  ({plural(len(result.checked), 'flow')})"
+        for result in results
+    ]
     bad = [r for r in results if not r.passed]
     for result in bad:
-        out.write(f"\n{status_text(result)}: {result.expectation.name}\n")
+        lines += ["", f"{status_text(result)}: {result.expectation.name}"]
         detail = result.problem if result.problem is not None else failure_text(result)
-        out.write("".join(f"  {line}\n" for line in detail.splitlines()))
-    passed = len(results) - len(bad)
-    out.write(f"\n{passed} passed, {len(bad)} failed\n")
+        lines.extend(f"  {line}" for line in detail.splitlines())
+    lines += ["", totals_text(results)]
+    sys.stdout.write(printable("\n".join(lines)) + "\n")
     if args.junit:
         try:
             write_junit(args.junit, Path(args.expectations).stem, results, seconds)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from netpol_pdp.clients.render import plural, printable
 from netpol_pdp.clients.sources import add_source_argument, load_source, source_paths
 from netpol_pdp.index.errors import SourceError
 
@@ -26,15 +27,14 @@ def run(args: argparse.Namespace) -> int:
         result = load_source(args)
     except SourceError as err:
         for problem in err.problems:
-            sys.stdout.write(problem + "\n")
-        noun = "problem" if len(err.problems) == 1 else "problems"
-        sys.stderr.write(f"{len(err.problems)} {noun} found\n")
+            sys.stdout.write(printable(problem) + "\n")
+        sys.stderr.write(f"{plural(len(err.problems), 'problem')} found\n")
         return 1
     counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
-    summary = f"ok: {len(result.objects)} objects in {result.files} files ({counts})"
+    summary = f"ok: {plural(len(result.objects), 'object')} in {plural(result.files, 'file')} ({counts})"
     if result.ignored:
         ignored = ", ".join(f"{n} {kind}" for kind, n in sorted(result.ignored.items()))
         summary += f"; ignored: {ignored}"
     paths = ", ".join(str(p) for p in source_paths(args))
-    sys.stdout.write(f"{summary} from {paths}\n")
+    sys.stdout.write(printable(f"{summary} from {paths}") + "\n")
     return 0

@@ -212,10 +212,14 @@ def load_expectations(path: str) -> list[Expectation]:
         raise ExpectationError(path, [f"not UTF-8 text (byte offset {err.start})"]) from None
     try:
         doc = yaml_document(text)
-    except DocumentError as err:
-        where = f"line {err.line}: " if err.line is not None else ""
-        problem = err.message.removeprefix("invalid YAML: ")
-        raise ExpectationError(path, [f"{where}not valid YAML ({problem})"]) from None
+    except DocumentError as err:  # worded as `validate` words a manifest's: one located line
+        raise ExpectationError(path, [err.located(path).removeprefix(f"{path}: ")]) from None
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as err:
+        # PyYAML's constructors raise these on values that parse but do not convert (an empty
+        # ``!!int``, the date ``2024-13-45``, an integer of 5,000 digits): still a bad file.
+        raise ExpectationError(
+            path, [f"invalid YAML: a value cannot be read ({type(err).__name__}: {err})"]
+        ) from None
     return parse_expectations(doc, path)
 
 

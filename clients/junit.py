@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netpol_pdp.clients.expectations import Result
-from netpol_pdp.clients.render import explanation_lines, flow_text
+from netpol_pdp.clients.render import explanation_lines, flow_text, plural
 
 
 def failure_text(result: Result) -> str:
@@ -48,7 +48,9 @@ def write_junit(path: str, suite: str, results: Sequence[Result], seconds: float
             ET.SubElement(case, "error", message=result.problem).text = result.problem
         elif not result.passed:
             wrong = result.wrong
-            message = f"{len(wrong)} of {len(result.checked)} flows not {result.expectation.expect.value}"
+            message = (
+                f"{len(wrong)} of {plural(len(result.checked), 'flow')} not {result.expectation.expect.value}"
+            )
             ET.SubElement(case, "failure", message=message).text = failure_text(result)
     ET.indent(root)
     Path(path).write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")

@@ -15,6 +15,32 @@ from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import PORT_PROTOCOLS
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 flow``, ``2 flows``, ``1,000 policies``: a count and its noun, agreeing."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape): the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for any terminal and any output encoding, newlines kept: every character
+    that is not printable -- controls (ESC starts a terminal command), lone surrogates (which
+    no encoder accepts), separators, unassigned code points -- escaped as ``\\x1b``, ``\\u2028``;
+    an undecodable byte of a file name as ``\\xff``.  Every message the command line prints
+    goes through it."""
+    if text.isprintable():
+        return text
+    return "\n".join(
+        line if line.isprintable() else "".join(c if c.isprintable() else _escaped(c) for c in line)
+        for line in text.split("\n")
+    )
+
+
 def address(ip: str, port: int | None = None) -> str:
     """``10.0.0.1:80``, ``[fd00::1]:80``, or the bare address when there is no port."""
     if port is None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from netpol_pdp.clients.render import plural, printable
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.manifests import LoadResult, ManifestSource
+from netpol_pdp.index.model import Kind
 
 
 def add_source_argument(parser: argparse.ArgumentParser) -> None:
@@ -38,3 +41,19 @@ def load_index(args: argparse.Namespace) -> tuple[Index, LoadResult]:
     """An index built from the source in one generation."""
     result = load_source(args)
     return Index.from_objects(result.objects.values()), result
+
+
+def warn_if_empty(result: LoadResult, args: argparse.Namespace) -> None:
+    """One line on stderr when the source holds no pod: then no flow can involve a pod, so every
+    answer is ALLOW (``no-pod-involved``, ``node-traffic``) -- right by the rules, but almost
+    always a wrong path or an empty export, which would otherwise pass for a permissive policy."""
+    if any(key[0] is Kind.POD for key in result.objects):
+        return
+    paths = ", ".join(str(p) for p in source_paths(args))
+    what = "no objects" if not result.objects else f"{plural(len(result.objects), 'object')} but no pods"
+    print(
+        printable(
+            f"warning: the source ({paths}) holds {what}: every flow will be allowed (no pod is involved)"
+        ),
+        file=sys.stderr,
+    )

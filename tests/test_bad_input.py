@@ -113,13 +113,12 @@ EXPECTATIONS = [
     pytest.param(
         b"\xff\xfe\x00binary", "not UTF-8 text (byte offset 0)", id="a binary file is not UTF-8 text"
     ),
-    pytest.param(DEEP_JSON.encode(), "not valid YAML (nested too deeply)", id="deep flow nesting"),
-    pytest.param(
-        ("- " * 3000 + "x\n").encode(), "not valid YAML (nested too deeply)", id="deep block nesting"
-    ),
+    pytest.param(DEEP_JSON.encode(), "invalid YAML: nested too deeply", id="deep flow nesting"),
+    pytest.param(("- " * 3000 + "x\n").encode(), "invalid YAML: nested too deeply", id="deep block nesting"),
     pytest.param(
         b"- name: a\n  name: b\n",
-        "line 2: not valid YAML (while constructing a mapping: duplicate key 'name' (first given on line 1))",
+        "line 2, column 3: invalid YAML: while constructing a mapping: duplicate key 'name' "
+        "(first given on line 1)",
         id="a key given twice",
     ),
     pytest.param(
@@ -133,7 +132,17 @@ EXPECTATIONS = [
         id="port zero is refused when read",
     ),
     pytest.param(
-        b"- a\n---\n- b\n", "line 2: not valid YAML (expected a single document", id="two documents"
+        b"- {name: 2024-13-45}\n",
+        "invalid YAML: a value cannot be read (ValueError: month must be in 1..12)",
+        id="a date that is no date",
+    ),
+    pytest.param(
+        b"- {name: !!int }\n",
+        "invalid YAML: a value cannot be read (IndexError",
+        id="an empty tagged integer",
+    ),
+    pytest.param(
+        b"- a\n---\n- b\n", "line 2, column 1: invalid YAML: expected a single document", id="two documents"
     ),
 ]
 

@@ -224,7 +224,7 @@ def test_decide_json_prints_the_decision_dict(cli: Cli) -> None:
             ["--src", "10.1.1", "--dst", API, "--port", "80"], "error: --src: must be an IPv4", id="bad src"
         ),
         pytest.param(
-            ["--src", WEB, "--dst", API], "error: --port: must be an integer port", id="no port for TCP"
+            ["--src", WEB, "--dst", API], "error: --port: is required for TCP", id="no port for TCP"
         ),
         pytest.param(
             ["--src", WEB, "--dst", API, "--port", "0"], "error: --port: must be between 1", id="port 0"

@@ -84,7 +84,9 @@ def write(tmp_path: Path, text: str) -> Path:
             id="a misspelt field is an error, not ignored",
         ),
         pytest.param("[]", "must be a non-empty list of expectations", id="an empty file checks nothing"),
-        pytest.param("- {from: [", "line 1: not valid YAML", id="broken YAML names its line"),
+        pytest.param(
+            "- {from: [", "line 1, column 11: invalid YAML:", id="broken YAML names its line as validate does"
+        ),
     ],
 )
 def test_a_malformed_expectation_is_named_by_its_path_and_exits_2(

@@ -17,6 +17,7 @@ from netpol_pdp.clients.auditing.agreement import Agreement
 from netpol_pdp.clients.auditing.deciding import DedupStats
 from netpol_pdp.clients.auditing.naming import endpoint_name, endpoint_namespace, port_text
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats
+from netpol_pdp.clients.render import plural
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.flows import Flow
 
@@ -195,7 +196,8 @@ class AuditSummary:
         if read.invalid:
             extra.append(f"{read.invalid:,} invalid")
         lines = [
-            f"read {read.lines:,} lines ({read.format})" + (f"; skipped {', '.join(extra)}" if extra else "")
+            f"read {plural(read.lines, 'line')} ({read.format})"
+            + (f"; skipped {', '.join(extra)}" if extra else "")
         ]
         if self.isolating:
             lines.append("top denied flows (source -> destination port: isolating policies):")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from netpol_pdp.clients.render import plural
+
 
 @dataclass(slots=True)
 class TextTotals:
@@ -32,7 +34,8 @@ def summary_lines(s: TextTotals) -> list[str]:
     """The human summary printed to stderr after an audit."""
     rate = f" ({s.flows / s.seconds:,.0f} flows/s)" if s.seconds > 0 and s.flows else ""
     gens = ", ".join(str(g) for g in sorted(s.generations)) or "-"
-    lines = [f"audited {s.flows:,} flows ({s.distinct:,} distinct) at generation {gens}"]
+    at = "generations" if len(s.generations) > 1 else "generation"
+    lines = [f"audited {plural(s.flows, 'flow')} ({s.distinct:,} distinct) at {at} {gens}"]
     lines[0] += f" in {s.seconds:.2f} s{rate}"
     width = len(f"{s.flows:,}")
     for label, n in (("allowed", s.allowed), ("denied", s.denied)):

@@ -19,6 +19,7 @@ from typing import Any
 
 from netpol_pdp.clients.auditing.naming import PodLabels, port_text
 from netpol_pdp.clients.flowlogs.record import FlowRecord
+from netpol_pdp.clients.render import plural
 from netpol_pdp.index.decision import Decision, DirectionTrace, Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import NetpolPdpError
@@ -220,8 +221,9 @@ class WhatIf:
     def render_text(self) -> str:
         d = self.to_dict()
         lines = [
-            f"what-if ({'; '.join(self.description) or 'no change'}): {d['changed_flows']} of {self.flows} "
-            f"flows change verdict, {d['allowed_to_denied']} from ALLOW to DENY"
+            f"what-if ({'; '.join(self.description) or 'no change'}): {d['changed_flows']} of "
+            f"{plural(self.flows, 'flow')} change{'s' * (d['changed_flows'] == 1)} verdict, "
+            f"{d['allowed_to_denied']} from ALLOW to DENY"
         ]
         for g in self.sorted_groups():
             who = f"  [{', '.join(g.responsible)}]" if g.responsible else ""
