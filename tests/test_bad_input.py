@@ -133,12 +133,12 @@ EXPECTATIONS = [
     ),
     pytest.param(
         b"- {name: 2024-13-45}\n",
-        "invalid YAML: a value cannot be read (ValueError: month must be in 1..12)",
+        "line 1, column 10: invalid YAML: cannot read timestamp value: month must be in 1..12",
         id="a date that is no date",
     ),
     pytest.param(
         b"- {name: !!int }\n",
-        "invalid YAML: a value cannot be read (IndexError",
+        "line 1, column 10: invalid YAML: cannot read int value",
         id="an empty tagged integer",
     ),
     pytest.param(
