@@ -9,8 +9,9 @@ Run (about half a minute on a 2-core machine)::
     python -m netpol_pdp.bench.envoy_check --calls 3000 --concurrency 4
 
 The server runs in a child process (so client and server do not share a GIL),
-on 127.0.0.1 only, as ``netpol-pdp serve`` runs it by default (``grpc.aio``),
-with two grpc servers side by side:
+on 127.0.0.1 only, on ``grpc.aio`` servers (``netpol-pdp serve`` uses grpcio's
+thread-pool server by default, ``--server-mode sync``; bench/envoy_latency.py
+measures that one, through a real Envoy), with two grpc servers side by side:
 
 - the real one, over an index of a synthetic cluster, serving both
   ``check`` (Envoy's Authorization/Check) and ``decide`` (DecisionService/Decide,
