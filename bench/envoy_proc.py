@@ -30,7 +30,7 @@ EXAMPLES = Path(netpol_pdp.clients.__file__).resolve().parent / "envoy"
 #: Environment variable naming an Envoy binary (else ``.venv-envoy``'s is used).
 ENVOY_ENV = "NETPOL_PDP_ENVOY"
 #: The shipped Envoy bootstraps (istio-ext-authz.yaml is Istio resources, not a bootstrap).
-BOOTSTRAPS = ("tcp-ext-authz.yaml", "http-ext-authz.yaml")
+BOOTSTRAPS = ("tcp-ext-authz.yaml", "http-ext-authz.yaml", "http-ext-authz-http.yaml")
 
 _base_ids = iter(range(os.getpid() % 10_000 * 100, 1 << 30))
 

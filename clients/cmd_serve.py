@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="gRPC address")
     parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    parser.add_argument(
+        "--envoy-http-listen",
+        metavar="HOST:PORT",
+        help="answer Envoy's HTTP ext_authz http_service here (plain HTTP; docs/envoy.md)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
@@ -160,6 +165,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         sources=sources,
         listen=args.listen,
         metrics_listen=args.metrics_listen,
+        envoy_http_listen=args.envoy_http_listen,
         tls=tls,
         insecure=args.insecure,
         mode=args.server_mode,

@@ -77,19 +77,20 @@ class Stack:
     pdp: ServerProcess
     tcp_port: int
     http_port: int
+    http_service_port: int  # the Envoy of http-ext-authz-http.yaml
+    authz_port: int  # serve --envoy-http-listen
     service: Upstream
     web: subprocess.Popen[bytes]
     web_port: int
     tcp: Envoy
     http: Envoy
+    http_service: Envoy
 
     def start_pdp(self) -> None:
-        source = str(self.root / "cluster")
-        self.pdp = ServerProcess("--source", source, "--listen", f"127.0.0.1:{self.pdp_port}")
-        self.pdp.wait_event("feed_loaded")
+        self.pdp = start_pdp(self.root, self.pdp_port, self.authz_port)
 
     def policy(self, from_any_namespace: bool = False) -> None:
-        text = world((self.tcp_port, self.http_port), from_any_namespace)
+        text = world((self.tcp_port, self.http_port, self.http_service_port), from_any_namespace)
         replace_file(self.root / "cluster" / "world.yaml", text)
 
 
@@ -107,25 +108,41 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 """
 
 
+def start_pdp(root: Path, port: int, authz_port: int) -> ServerProcess:
+    pdp = ServerProcess(
+        "--source", str(root / "cluster"), "--listen", f"127.0.0.1:{port}",
+        "--envoy-http-listen", f"127.0.0.1:{authz_port}",
+    )
+    pdp.wait_event("feed_loaded")
+    return pdp
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert BINARY is not None
     root = tmp_path_factory.mktemp("envoy")
     (root / "cluster").mkdir()
-    tcp_port, http_port, pdp_port, web_port = (free_port(DB), free_port(DB), free_port(), free_port())
-    (root / "cluster" / "world.yaml").write_text(world((tcp_port, http_port)))
-    pdp = ServerProcess("--source", str(root / "cluster"), "--listen", f"127.0.0.1:{pdp_port}")
+    tcp_port, http_port, http_service_port = free_port(DB), free_port(DB), free_port(DB)
+    pdp_port, authz_port, web_port = free_port(), free_port(), free_port()
+    (root / "cluster" / "world.yaml").write_text(world((tcp_port, http_port, http_service_port)))
+    pdp = start_pdp(root, pdp_port, authz_port)
     service = Upstream(banner=BANNER)
     with (root / "web.log").open("wb") as web_log:
         web = subprocess.Popen([sys.executable, "-c", WEB_SERVER, str(web_port)], stderr=web_log)
     envoys: list[Envoy] = []
     try:
-        pdp.wait_event("feed_loaded")
         tcp_config = bootstrap("tcp-ext-authz.yaml", (DB, tcp_port), service.port, pdp_port)
         envoys.append(Envoy(BINARY, tcp_config, root / "tcp"))
         http_config = bootstrap("http-ext-authz.yaml", (DB, http_port), web_port, pdp_port)
         envoys.append(Envoy(BINARY, http_config, root / "http"))
-        yield Stack(root, pdp_port, pdp, tcp_port, http_port, service, web, web_port, *envoys)
+        http_service_config = bootstrap(
+            "http-ext-authz-http.yaml", (DB, http_service_port), web_port, authz_port
+        )
+        envoys.append(Envoy(BINARY, http_service_config, root / "http-service"))
+        yield Stack(
+            root, pdp_port, pdp, tcp_port, http_port, http_service_port, authz_port,
+            service, web, web_port, *envoys,
+        )
     finally:
         for envoy in envoys:
             envoy.stop()
@@ -144,11 +161,20 @@ def running(stack: Stack) -> Iterator[Stack]:
         stack.pdp.proc.send_signal(signal.SIGCONT)
 
 
-def get(stack: Stack, src: str, path: str) -> tuple[int, str, str | None]:
-    """GET ``path`` through the HTTP Envoy from ``src``, forging the reason header: status, body, header."""
-    conn = http.client.HTTPConnection(DB, stack.http_port, timeout=5, source_address=(src, 0))
+FORGED = {
+    "x-netpol-pdp-reason": "forged-by-client",
+    # what the http_service example's Envoy writes itself: a client's copy must change nothing
+    "x-netpol-pdp-source": f"{WEB}:1234",
+    "x-netpol-pdp-destination": "127.0.0.99:1",
+    "x-forwarded-for": WEB,
+}
+
+
+def get(stack: Stack, src: str, path: str, port: int | None = None) -> tuple[int, str, str | None]:
+    """GET ``path`` through an HTTP Envoy from ``src``, with forged headers: status, body, reason header."""
+    conn = http.client.HTTPConnection(DB, port or stack.http_port, timeout=5, source_address=(src, 0))
     try:
-        conn.request("GET", path, headers={"x-netpol-pdp-reason": "forged-by-client"})
+        conn.request("GET", path, headers=FORGED)
         response = conn.getresponse()
         return response.status, response.read().decode(), response.getheader("x-netpol-pdp-reason")
     finally:
@@ -249,3 +275,26 @@ def test_failure_mode_closed_then_recovery(running: Stack, failure: str) -> None
     assert wait_for(lambda: get(running, WEB, "/")[0] == 200, 10, "Envoy to reach netpol-pdp again")
     reply = talk(WEB, (DB, running.tcp_port), HELLO)
     assert reply is not None and reply.startswith(BANNER)
+
+
+# --------------------------------------------------------------------------- HTTP mode (http_service)
+
+
+@pytest.mark.parametrize("path", ["/", "/debug/x", "/healthz"])
+def test_http_service_mode_decides_and_nothing_the_client_sends_changes_it(running: Stack, path: str) -> None:
+    port = running.http_service_port
+    assert get(running, WEB, path, port)[:2] == (200, "reason=allowed-by-policy")
+    before = web_requests(running)
+    status, body, header = get(running, INTRUDER, path, port)
+    assert status == 403 and header == "denied-on-ingress"
+    assert body.startswith(f"netpol-pdp: denied-on-ingress: 127.0.0.12 -> 127.0.0.10 TCP/{port} ")
+    assert web_requests(running) == before
+
+
+def test_http_service_mode_fails_closed_and_recovers(running: Stack) -> None:
+    running.pdp.stop()
+    try:
+        assert get(running, WEB, "/", running.http_service_port)[0] == 503
+    finally:
+        running.start_pdp()
+    assert get(running, WEB, "/", running.http_service_port)[:2] == (200, "reason=allowed-by-policy")
