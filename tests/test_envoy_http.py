@@ -71,7 +71,8 @@ def test_an_authorization_request_is_answered_as_the_decider_decides(
         assert (status, body) == (200, "")
     else:
         assert status == 403
-        assert body == f"netpol-pdp: {reason}: {src} -> {dst} TCP/{dst_port} (generation {decision.generation})\n"
+        flow_text = f"{src} -> {dst} TCP/{dst_port}"
+        assert body == f"netpol-pdp: {reason}: {flow_text} (generation {decision.generation})\n"
 
 
 SRC, DST = f"{WEB4}:1", f"{DB4}:5432"
