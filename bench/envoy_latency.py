@@ -14,8 +14,10 @@ Every row is one Envoy (``--concurrency 1``) built from the shipped
   OK, the request unread.  This is the Python gRPC floor;
 - ``serve``:         ext_authz to ``netpol-pdp serve`` (1 worker), and ``serve x2``
   (``--workers 2``) for throughput;
-- ``http nothing``:  ext_authz over plain HTTP (``http_service``) to a do-nothing
-  asyncio HTTP/1.1 server answering 200: the floor of an HTTP-mode integration.
+- ``http nothing``:  the shipped ``http-ext-authz-http.yaml`` (ext_authz over plain
+  HTTP, ``http_service``) to a do-nothing asyncio HTTP/1.1 server answering 200:
+  the floor of the HTTP-mode integration;
+- ``serve http``:    the same Envoy to ``serve --envoy-http-listen``.
 
 Latency: ``--requests`` sequential GETs on one keep-alive connection (one in
 flight) per row and round, rows interleaved within each round; p50/p99 pooled over
@@ -48,8 +50,10 @@ import yaml
 from netpol_pdp.bench.envoy_proc import Envoy, bootstrap, envoy_binary, free_port, missing_reason
 
 CLIENT, DB = "127.0.0.1", "127.0.0.10"
-ROWS = ("no ext_authz", "grpc nothing", "serve", "serve x2", "http nothing")
-LATENCY_ROWS = ("no ext_authz", "grpc nothing", "serve", "http nothing")
+ROWS = ("no ext_authz", "grpc nothing", "serve", "serve x2", "http nothing", "serve http")
+LATENCY_ROWS = ("no ext_authz", "grpc nothing", "serve", "http nothing", "serve http")
+#: Rows built from the http_service example (the others from the gRPC one).
+HTTP_SERVICE_ROWS = ("http nothing", "serve http")
 
 
 def _world(ports: list[int]) -> str:
@@ -71,7 +75,8 @@ def _world(ports: list[int]) -> str:
 
 def _config(row: str, listen: int, pdp: int) -> dict[str, Any]:
     """The shipped HTTP example for one row: direct_response routes, the row's ext_authz."""
-    doc = bootstrap("http-ext-authz.yaml", (DB, listen), free_port(), pdp)
+    example = "http-ext-authz-http.yaml" if row in HTTP_SERVICE_ROWS else "http-ext-authz.yaml"
+    doc = bootstrap(example, (DB, listen), free_port(), pdp)
     (chain,) = doc["static_resources"]["listeners"][0]["filter_chains"]
     hcm = chain["filters"][0]["typed_config"]
     hcm.pop("access_log", None)
@@ -85,15 +90,6 @@ def _config(row: str, listen: int, pdp: int) -> dict[str, Any]:
         for vhost in hcm["route_config"]["virtual_hosts"]:
             for route in vhost["routes"]:
                 route.pop("typed_per_filter_config", None)
-    elif row == "http nothing":
-        authz = filters[0]["typed_config"]
-        timeout = authz["grpc_service"].pop("timeout")
-        del authz["grpc_service"]
-        authz["http_service"] = {"server_uri": {"uri": f"http://127.0.0.1:{pdp}", "cluster": "netpol-pdp",
-                                                "timeout": timeout}}
-        for cluster in doc["static_resources"]["clusters"]:
-            if cluster["name"] == "netpol-pdp":
-                cluster.pop("typed_extension_protocol_options")
     return doc
 
 
@@ -160,11 +156,13 @@ def _child(*argv: str, port_line: bool = True) -> Iterator[tuple[subprocess.Pope
 
 
 @contextmanager
-def _serve(source: Path, workers: int) -> Iterator[int]:
+def _serve(source: Path, workers: int, envoy_http: int | None = None) -> Iterator[int]:
+    """``netpol-pdp serve`` until it is SERVING; yields its gRPC port."""
     port = free_port()
+    extra = ["--envoy-http-listen", f"127.0.0.1:{envoy_http}"] if envoy_http else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "netpol_pdp.clients.cmd_serve", "--source", str(source),
-         "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+         "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -241,7 +239,9 @@ def run(requests: int, rounds: int, duration: float, connections: tuple[int, ...
         _, http_nothing = stack.enter_context(_child("-m", me, "--nothing-http"))
         upstream = {"no ext_authz": free_port(), "grpc nothing": grpc_nothing, "http nothing": http_nothing,
                     "serve": stack.enter_context(_serve(tmp / "cluster", 1)),
-                    "serve x2": stack.enter_context(_serve(tmp / "cluster", 2))}
+                    "serve x2": stack.enter_context(_serve(tmp / "cluster", 2)),
+                    "serve http": free_port()}
+        stack.enter_context(_serve(tmp / "cluster", 1, envoy_http=upstream["serve http"]))
         envoys = {row: Envoy(binary, _config(row, ports[row], upstream[row]), tmp / row.replace(" ", "-"))
                   for row in ROWS}
         for envoy in envoys.values():
@@ -268,12 +268,16 @@ def run(requests: int, rounds: int, duration: float, connections: tuple[int, ...
     ratios = {
         "serve added p50 / grpc nothing added p50": latency["serve"]["added_p50_ms"] / floor,
         "http nothing added p50 / grpc nothing added p50": latency["http nothing"]["added_p50_ms"] / floor,
+        "serve http added p50 / grpc nothing added p50": latency["serve http"]["added_p50_ms"] / floor,
+        "serve http added p50 / serve added p50": latency["serve http"]["added_p50_ms"]
+        / latency["serve"]["added_p50_ms"],
     }
     for c in connections:
         if f"serve @{c}" in throughput:
             serve = throughput[f"serve @{c}"]
             ratios[f"serve / grpc nothing throughput @{c}"] = serve / throughput[f"grpc nothing @{c}"]
             ratios[f"serve x2 / serve throughput @{c}"] = throughput[f"serve x2 @{c}"] / serve
+            ratios[f"serve http / serve throughput @{c}"] = throughput[f"serve http @{c}"] / serve
     return {"requests": requests, "rounds": rounds, "duration_s": duration, "latency": latency,
             "throughput_rps": throughput, "ratios": ratios}
 
