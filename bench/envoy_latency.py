@@ -24,6 +24,7 @@ flight) per row and round, rows interleaved within each round; p50/p99 pooled ov
 rounds; "added" is a row's p50 minus ``no ext_authz``'s.  Throughput: ``wrk`` at 8
 and 64 connections for ``--duration`` seconds per row, interleaved the same way,
 median over rounds.  Ratios are taken within the run (the machine is shared).
+``NETPOL_PDP_BENCH_SERVE_ARGS`` adds options to every ``serve`` (to compare settings).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import re
 import shutil
 import statistics
@@ -160,6 +162,7 @@ def _serve(source: Path, workers: int, envoy_http: int | None = None) -> Iterato
     """``netpol-pdp serve`` until it is SERVING; yields its gRPC port."""
     port = free_port()
     extra = ["--envoy-http-listen", f"127.0.0.1:{envoy_http}"] if envoy_http else []
+    extra += os.environ.get("NETPOL_PDP_BENCH_SERVE_ARGS", "").split()
     proc = subprocess.Popen(
         [sys.executable, "-m", "netpol_pdp.clients.cmd_serve", "--source", str(source),
          "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning", *extra],
