@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.server.envoy import (
@@ -98,7 +99,9 @@ _NOT_READY = (
 )
 
 
-def answer(decider: DecidesFlows, source: str | None, destination: str | None) -> tuple[bytes, Any]:
+def answer(
+    decider: DecidesFlows, source: str | None, destination: str | None
+) -> tuple[bytes, Decision | None]:
     """The HTTP response for one request, and its Decision (None when there was none)."""
     try:
         flow = flow_from_headers(source, destination)
@@ -178,7 +181,7 @@ class HttpAuthorizer:
         self._getter = index_getter
         self._metrics = metrics
         self._reuse_port = reuse_port
-        self._responses: dict[tuple[str | None, str | None, int], bytes] = {}
+        self._responses: dict[tuple[str | None, str | None, int], tuple[bytes, Decision]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -194,21 +197,21 @@ class HttpAuthorizer:
         key = (_without_port(source), destination, generation) if isinstance(generation, int) else None
         cached = self._responses.get(key) if key is not None else None
         if cached is not None:
-            data, decision = cached, None
+            data, decision = cached
         else:
             data, decision = answer(decider, source, destination)
             if key is not None and decision is not None:
                 if len(self._responses) >= RESPONSE_CACHE_SIZE:
                     self._responses.clear()
-                self._responses[key] = data
+                self._responses[key] = (data, decision)
         if self._metrics is not None:
-            if decision is None and cached is None:
+            if decision is not None:
+                self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
+            else:
                 try:
                     flow_from_headers(source, destination)
                 except FlowError as error:
                     self._metrics.flow_error(error.field)
-            elif decision is not None:
-                self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
         return data
 
     def start(self, host: str, port: int) -> int:

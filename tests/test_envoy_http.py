@@ -115,3 +115,30 @@ def test_keep_alive_answers_every_request_on_one_connection(authorizer: tuple[An
             assert response.status == expected
     finally:
         conn.close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+
+    def observe(self, method: str, seconds: float, decisions: Any, flows: int | None) -> None:
+        (decision,) = decisions
+        self.calls.append((method, decision.reason.value))
+
+    def flow_error(self, field: str) -> None:
+        self.errors.append(field)
+
+
+def test_every_request_is_counted_cached_or_not() -> None:
+    recorder, index = Recorder(), Index.from_objects(OBJECTS)
+    server = HttpAuthorizer(lambda: index, recorder)
+    port = server.start("127.0.0.1", 0)
+    try:
+        for src_port in (1, 2, 3):  # the same flow from three connections: answered from the cache
+            assert ask(port, envoy_headers(f"{WEB4}:{src_port}", f"{DB4}:5432"))[0] == 200
+        assert ask(port, envoy_headers(f"{WEB4}:1", f"{DB4}:0"))[0] == 403
+    finally:
+        server.stop()
+    assert recorder.calls == [("Check", "allowed-by-policy")] * 3
+    assert recorder.errors == ["x-netpol-pdp-destination"]
