@@ -139,13 +139,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "http-ext-authz-http.yaml", (DB, http_service_port), web_port, authz_port
         )
         envoys.append(Envoy(BINARY, http_service_config, root / "http-service"))
-        yield Stack(
+        stack = Stack(
             root, pdp_port, pdp, tcp_port, http_port, http_service_port, authz_port,
             service, web, web_port, *envoys,
         )
+        yield stack
+        pdp = stack.pdp  # restarted by the failure tests
     finally:
         for envoy in envoys:
             envoy.stop()
+        if pdp.proc.poll() is None:
+            pdp.proc.send_signal(signal.SIGCONT)
+        pdp.stop()
         web.kill()
         web.wait(10)
         service.close()
@@ -157,8 +162,8 @@ def running(stack: Stack) -> Iterator[Stack]:
     if stack.pdp.proc.poll() is not None:
         stack.start_pdp()
     yield stack
-    if stack.pdp.proc.poll() is not None:
-        stack.pdp.proc.send_signal(signal.SIGCONT)
+    if stack.pdp.proc.poll() is None:
+        stack.pdp.proc.send_signal(signal.SIGCONT)  # after a "hung" test, whatever it asserted
 
 
 FORGED = {
