@@ -58,7 +58,7 @@ from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
-from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError, is_loopback_host
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 from netpol_pdp.server.envoy_http import HttpAuthorizer
 from netpol_pdp.server.kubeserve import KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
@@ -254,17 +254,13 @@ class Service:
         self._feed_thread.start()
 
     def _start_envoy_http(self, options: ServeOptions) -> tuple[HttpAuthorizer, int]:
+        """The HTTP authorizer (options checked by ``cmd_serve.check_envoy_http_listen``)."""
         assert options.envoy_http_listen is not None
         host, port = split_host_port(options.envoy_http_listen, "--envoy-http-listen")
-        if not options.insecure and not is_loopback_host(host):
-            self.handle.stop(0)
-            raise ConfigError(
-                f"--envoy-http-listen {options.envoy_http_listen}: plain HTTP beyond loopback needs "
-                "--insecure (run it beside Envoy, on loopback, or on a trusted pod network)"
-            )
         index, state = self.index, self.state
-        authorizer = HttpAuthorizer(lambda: index if state.ready else None, self.metrics,
-                                    reuse_port=options.reuse_port)
+        authorizer = HttpAuthorizer(
+            lambda: index if state.ready else None, self.metrics, reuse_port=options.reuse_port
+        )
         try:
             return authorizer, authorizer.start(host, port)
         except OSError as exc:

@@ -8,6 +8,7 @@ evaluator alike.  tests/rpc/test_envoy_real.py runs it behind a real Envoy.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 from collections.abc import Iterator
 from typing import Any
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 from test_envoy import CHECKER4, DB4, DB6, MANIFESTS, NODE4, OUTSIDE4, WEB4, WEB6
 
+from netpol_pdp.clients import cmd_serve
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.manifests import parse_object
 from netpol_pdp.index.reference import ReferenceEvaluator
+from netpol_pdp.server.config import ConfigError
 from netpol_pdp.server.envoy_http import HttpAuthorizer
 
 OBJECTS = [o for o in (parse_object(m) for m in MANIFESTS) if o is not None]
@@ -142,3 +145,20 @@ def test_every_request_is_counted_cached_or_not() -> None:
         server.stop()
     assert recorder.calls == [("Check", "allowed-by-policy")] * 3
     assert recorder.errors == ["x-netpol-pdp-destination"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--envoy-http-listen", "50052"], "--envoy-http-listen", id="no host"),
+        pytest.param(["--envoy-http-listen", "0.0.0.0:50052"], "plain HTTP beyond loopback needs --insecure",
+                     id="beyond loopback without --insecure"),
+        pytest.param(["--envoy-http-listen", "127.0.0.1:0", "--workers", "2"], "give a fixed one",
+                     id="port 0 with workers"),
+    ],
+)
+def test_serve_names_a_bad_envoy_http_listen(argv: list[str], message: str) -> None:
+    parser = argparse.ArgumentParser()
+    cmd_serve.add_arguments(parser)
+    with pytest.raises(ConfigError, match=message):
+        cmd_serve.options_from_args(parser.parse_args(argv))
