@@ -196,6 +196,7 @@ class HttpAuthorizer:
         # The source port varies per connection and is never decided on: key on the IP.
         key = (_without_port(source), destination, generation) if isinstance(generation, int) else None
         cached = self._responses.get(key) if key is not None else None
+        decision: Decision | None
         if cached is not None:
             data, decision = cached
         else:
