@@ -20,6 +20,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``serve.py``      gRPC on loopback: the service vs the echo server and the reference;
 - ``grpc_quick.py`` a short gRPC run (sync/aio, unary/batch/stream, workers, p50/p99 under reloads);
 - ``envoy_check.py`` Envoy ``Authorization/Check`` calls/s and latency next to unary Decide;
+- ``envoy_latency.py`` what ext_authz adds through a real Envoy: serve vs a do-nothing
+  servicer (gRPC and HTTP mode), p50/p99 and wrk throughput; ``envoy_proc.py`` runs the Envoys;
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
 - ``reload_stall.py`` how long loading one large manifest file delays every other thread;
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;

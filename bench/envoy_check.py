@@ -10,7 +10,8 @@ Run (about half a minute on a 2-core machine)::
 
 The server runs in a child process (so client and server do not share a GIL),
 on 127.0.0.1 only, as ``netpol-pdp serve --server-mode aio`` runs it (``grpc.aio``;
-``serve``'s default is the thread-pool ``sync`` server), with two grpc servers side by side:
+``serve``'s default is the thread-pool ``sync`` server, which bench/envoy_latency.py
+measures through a real Envoy), with two grpc servers side by side:
 
 - the real one, over an index of a synthetic cluster, serving both
   ``check`` (Envoy's Authorization/Check) and ``decide`` (DecisionService/Decide,

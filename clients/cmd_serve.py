@@ -23,7 +23,7 @@ from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES
-from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
+from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError, is_loopback_host
 
 if TYPE_CHECKING:  # the server (grpc) is imported when it starts, not to build the parser
     from netpol_pdp.server.serve import ServeOptions
@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-listen",
         metavar="HOST:PORT",
         help="also serve Prometheus /metrics on this address (default: off)",
+    )
+    parser.add_argument(
+        "--envoy-http-listen",
+        metavar="HOST:PORT",
+        help="also answer Envoy's HTTP ext_authz http_service on this address (plain HTTP; docs/envoy.md)",
     )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
@@ -154,6 +159,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.set_defaults(run=run)
 
 
+def check_envoy_http_listen(address: str, insecure: bool, workers: int) -> None:
+    """``--envoy-http-listen``: HOST:PORT, plain HTTP only on loopback unless ``--insecure``."""
+    from netpol_pdp.server.app import split_host_port
+
+    host, port = split_host_port(address, "--envoy-http-listen")
+    if not insecure and not is_loopback_host(host):
+        raise ConfigError(
+            f"--envoy-http-listen {address}: plain HTTP beyond loopback needs --insecure "
+            "(run it beside Envoy, or on a trusted pod network)"
+        )
+    if workers > 1 and port == 0:
+        raise ConfigError(f"--envoy-http-listen {address}: --workers share one port; give a fixed one")
+
+
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """Check the options (a :class:`ConfigError` names the bad one) and build :class:`ServeOptions`."""
     from netpol_pdp.server.app import TlsConfig
@@ -163,6 +182,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         raise ConfigError("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:
         raise ConfigError("--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    if args.envoy_http_listen is not None:
+        check_envoy_http_listen(args.envoy_http_listen, args.insecure, args.workers)
     for name in ("workers", "threads", "max_batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
@@ -197,6 +218,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         sources=sources,
         listen=args.listen,
         metrics_listen=args.metrics_listen,
+        envoy_http_listen=args.envoy_http_listen,
         tls=tls,
         insecure=args.insecure,
         mode=args.server_mode,

@@ -20,6 +20,8 @@ How the pieces connect::
 - ``envoy.py``    Envoy's ``envoy.service.auth.v3.Authorization/Check`` (ext_authz network and
                   HTTP filters, Istio CUSTOM): CheckRequest -> Flow -> decision -> CheckResponse,
                   registered beside the DecisionService (``start_server(extra_services=...)``);
+- ``envoy_http.py`` Envoy's HTTP ext_authz over plain HTTP (``http_service``) for
+                  ``serve --envoy-http-listen``: two Envoy-written address headers -> decision;
 - ``kubeserve.py`` the Kubernetes feed's status for GetStatus and metrics.
 
 docs/grpc.md describes the API, the options and the measurements behind the choices.

@@ -59,6 +59,7 @@ from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES, FeedReport, Manif
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
+from netpol_pdp.server.envoy_http import HttpAuthorizer
 from netpol_pdp.server.kubeserve import Health, KubeTracker
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
@@ -74,6 +75,8 @@ class ServeOptions:
     sources: Sequence[Path]
     listen: str = "127.0.0.1:50051"
     metrics_listen: str | None = None
+    #: Envoy's HTTP ext_authz (``http_service``) over plain HTTP here (server/envoy_http.py)
+    envoy_http_listen: str | None = None
     tls: TlsConfig | None = None
     insecure: bool = False
     mode: Mode = "sync"
@@ -243,6 +246,10 @@ class Service:
         handle = self.handle
         state.on_ready(lambda: handle.set_serving(True))
         self.tracker.health = handle
+        self.envoy_http: HttpAuthorizer | None = None
+        self.envoy_http_port: int | None = None
+        if options.envoy_http_listen:
+            self.envoy_http, self.envoy_http_port = self._start_envoy_http(options)
         self.metrics_port: int | None = None
         if options.metrics_listen:
             host, port = split_host_port(options.metrics_listen, "--metrics-listen")
@@ -264,6 +271,7 @@ class Service:
             address=self.address,
             port=self.port,
             metrics_port=self.metrics_port,
+            envoy_http_port=self.envoy_http_port,
             tls=options.tls is not None,
             mutual_tls=bool(options.tls and options.tls.client_ca),
             mode=options.mode,
@@ -277,10 +285,28 @@ class Service:
         )
         self._feed_thread.start()
 
+    def _start_envoy_http(self, options: ServeOptions) -> tuple[HttpAuthorizer, int]:
+        """The HTTP authorizer (options checked by ``cmd_serve.check_envoy_http_listen``)."""
+        assert options.envoy_http_listen is not None
+        host, port = split_host_port(options.envoy_http_listen, "--envoy-http-listen")
+        index, state = self.index, self.state
+        authorizer = HttpAuthorizer(
+            lambda: index if state.ready else None, self.metrics, reuse_port=options.reuse_port
+        )
+        try:
+            return authorizer, authorizer.start(host, port)
+        except OSError as exc:
+            self.handle.stop(0)
+            raise ConfigError(
+                f"--envoy-http-listen {options.envoy_http_listen}: cannot bind ({exc.strerror})"
+            ) from None
+
     def close(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, drain in-flight calls for ``grace`` s, stop the feed and metrics."""
         grace = self.options.grace if grace is None else grace
         log_event(log, logging.INFO, "shutting_down", grace_seconds=grace, generation=self.index.generation)
+        if self.envoy_http is not None:
+            self.envoy_http.stop()
         self.handle.stop(grace)
         self._feed_stop.set()
         self._feed_thread.join(timeout=5)
@@ -425,6 +451,8 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_port_file: Path | N
             argv += ["--client-ca", str(options.tls.client_ca)]
     if options.insecure:
         argv.append("--insecure")
+    if options.envoy_http_listen:
+        argv += ["--envoy-http-listen", options.envoy_http_listen]
     if options.wait_for_source:
         argv.append("--wait-for-source")
     argv += ["--max-file-size", repr(options.max_file_bytes / (1 << 20))]

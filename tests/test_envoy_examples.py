@@ -93,7 +93,20 @@ def bootstrap(request: pytest.FixtureRequest) -> Any:
 
 def test_every_example_file_is_checked_by_a_test() -> None:
     files = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml")}
-    assert files == {*BOOTSTRAPS.values(), "istio-ext-authz.yaml"}
+    assert files == {*BOOTSTRAPS.values(), HTTP_SERVICE, "istio-ext-authz.yaml"}
+
+
+#: The http_service example: no gRPC cluster or dynamic metadata, so only the API parse
+#: here; tests/rpc/test_envoy_real.py runs it in a real Envoy.
+HTTP_SERVICE = "http-ext-authz-http.yaml"
+
+
+def test_the_http_service_example_parses_as_envoys_bootstrap() -> None:
+    doc = _load(HTTP_SERVICE)
+    for node in _typed_configs(doc):
+        _import_type(node["@type"].removeprefix(TYPE_PREFIX))
+    parsed = json_format.ParseDict(doc, bootstrap_pb2.Bootstrap())
+    assert {c.name for c in parsed.static_resources.clusters} == {"web", "netpol-pdp"}
 
 
 def test_every_typed_config_names_a_message_of_envoys_api(bootstrap: Any) -> None:
