@@ -302,4 +302,6 @@ def test_http_service_mode_fails_closed_and_recovers(running: Stack) -> None:
         assert get(running, WEB, "/", running.http_service_port)[0] == 503
     finally:
         running.start_pdp()
-    assert get(running, WEB, "/", running.http_service_port)[:2] == (200, "reason=allowed-by-policy")
+    port = running.http_service_port
+    assert wait_for(lambda: get(running, WEB, "/", port)[0] == 200, 10, "Envoy to reach netpol-pdp again")
+    assert get(running, WEB, "/", port)[:2] == (200, "reason=allowed-by-policy")
