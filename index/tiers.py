@@ -1,0 +1,175 @@
+"""Cluster-scoped policy tiers: compiling rules (writer) and finding the first match (readers).
+
+docs/semantics.md section 6.  Per direction the Admin tier is read first, rules
+in (priority, name, kind, rule index) order; the first rule that matches decides
+(Accept / Deny) or ends the tier (Pass).  NetworkPolicy comes next, then the
+Baseline tier the same way, then the default allow.  The engine calls
+:func:`first_match` only when a generation holds cluster policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from netpol_pdp.index.decision import Reason, TierRuleRef
+from netpol_pdp.index.generation import ClusterDir, TierRule
+from netpol_pdp.index.ipblocks import IPBlockMatcher
+from netpol_pdp.index.model import (
+    NAMED_PORT_PROTOCOL,
+    PORT_PROTOCOLS,
+    Action,
+    ClusterPolicy,
+    IPBlock,
+    PolicyPort,
+    Tier,
+)
+from netpol_pdp.index.ports import PortIndex
+from netpol_pdp.index.selectors import PeerKey, matches, peer_key
+
+#: Which stage decided a direction.
+ADMIN, POLICY, BASELINE, NONE = "admin", "policy", "baseline", "none"
+
+
+def subject_key(policy: ClusterPolicy) -> PeerKey:
+    """The subject as a selector key (a ``namespaces`` subject is every pod of those namespaces)."""
+    return peer_key("", policy.subject.pod_selector, policy.subject.namespace_selector)
+
+
+def peer_keys(policy: ClusterPolicy) -> list[PeerKey]:
+    """Selector keys of every ``namespaces``/``pods`` peer of the policy."""
+    return [
+        peer_key("", peer.pod_selector, peer.namespace_selector)
+        for rules in (policy.ingress, policy.egress)
+        for rule in rules
+        for peer in rule.peers
+        if peer.namespace_selector is not None
+    ]
+
+
+def _expand(ports: tuple[PolicyPort, ...]) -> tuple[PolicyPort, ...]:
+    """A named port of a cluster rule matches with the container port's protocol: any of three."""
+    out: list[PolicyPort] = []
+    for p in ports:
+        if p.protocol == NAMED_PORT_PROTOCOL:
+            out.extend(PolicyPort(proto, p.port) for proto in PORT_PROTOCOLS)
+        else:
+            out.append(p)
+    return tuple(out)
+
+
+def compile_direction(
+    direction: str, policies: Sequence[ClusterPolicy], selector_id: Callable[[PeerKey], int]
+) -> ClusterDir | None:
+    """The ordered cluster rules of ``policies`` for ``direction`` (``ingress``/``egress``)."""
+    ordered = sorted(policies, key=lambda c: c.order)
+    rules: list[TierRule] = []
+    port_rules: list[tuple[int, tuple[PolicyPort, ...]]] = []
+    blocks: list[tuple[int, IPBlock]] = []
+    admin = 0
+    for policy in ordered:
+        for i, rule in enumerate(policy.egress if direction == "egress" else policy.ingress):
+            rule_id = len(rules)
+            any_pod = False
+            sels: set[int] = set()
+            nodes = []
+            domains = False
+            for peer in rule.peers:
+                if peer.namespace_selector is not None:
+                    key = peer_key("", peer.pod_selector, peer.namespace_selector)
+                    if key.is_any_pod:
+                        any_pod = True
+                    else:
+                        sels.add(selector_id(key))
+                elif peer.node_selector is not None:
+                    nodes.append(peer.node_selector)
+                elif peer.networks:
+                    blocks.extend((rule_id, IPBlock(net)) for net in peer.networks)
+                else:
+                    domains = True
+            named = f" ({rule.name})" if rule.name else ""
+            note = (
+                f"domain-names: {policy.ref} {direction} rule {i}{named} names domains, "
+                "which no IP can be matched against: skipped"
+                if domains
+                else None
+            )
+            ref = TierRuleRef(policy.tier.value, policy.ref, i, rule.name, rule.action.value)
+            rules.append(
+                TierRule(
+                    ref,
+                    rule.action is Action.DENY,
+                    rule.action is Action.PASS,
+                    any_pod,
+                    frozenset(sels),
+                    tuple(nodes),
+                    note,
+                )
+            )
+            port_rules.append((rule_id, _expand(rule.ports)))
+            if policy.tier is Tier.ADMIN:
+                admin = len(rules)
+    if not rules:
+        return None
+    return ClusterDir(tuple(rules), admin, PortIndex(port_rules), IPBlockMatcher(blocks) if blocks else None)
+
+
+def first_match(
+    cdir: ClusterDir,
+    admin: bool,
+    peer_selectors: frozenset[int] | None,
+    peer_ip: str,
+    peer_node_labels: Mapping[str, str] | None,
+    protocol: str,
+    port: int,
+    dst_ports: frozenset[tuple[str, str, int]] | None,
+    notes: list[str],
+) -> TierRule | None:
+    """The first rule of one tier that matches the flow, or None; notes skipped domain rules."""
+    lo, hi = (0, cdir.admin) if admin else (cdir.admin, len(cdir.rules))
+    if lo == hi:
+        return None
+    candidates = cdir.ports.candidates(protocol, port, dst_ports)
+    if not candidates:
+        return None
+    by_ip = cdir.ipblocks.rules_for(peer_ip) if cdir.ipblocks is not None else None
+    rules = cdir.rules
+    for rid in sorted(set(candidates)):
+        if rid < lo:
+            continue
+        if rid >= hi:
+            break
+        rule = rules[rid]
+        if (
+            (by_ip is not None and rid in by_ip)
+            or (
+                peer_selectors is not None
+                and (rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors)))
+            )
+            or (peer_node_labels is not None and any(matches(s, peer_node_labels) for s in rule.nodes))
+        ):
+            return rule
+        if rule.domain_note is not None:
+            notes.append(rule.domain_note)
+    return None
+
+
+def reason(stages: Mapping[str, str], allowed: Mapping[str, bool]) -> Reason:
+    """The decision's reason from each evaluated direction's deciding stage and outcome."""
+    denied = [d for d, ok in allowed.items() if not ok]
+    if denied:
+        if any(stages[d] == ADMIN for d in denied):
+            return Reason.DENIED_BY_ADMIN
+        by_policy = [d for d in denied if stages[d] == POLICY]
+        if len(by_policy) == 2:
+            return Reason.DENIED_BOTH
+        if by_policy:
+            return Reason.DENIED_EGRESS if by_policy[0] == "egress" else Reason.DENIED_INGRESS
+        return Reason.DENIED_BY_BASELINE
+    decided = set(stages.values())
+    if ADMIN in decided:
+        return Reason.ALLOWED_BY_ADMIN
+    if POLICY in decided:
+        return Reason.ALLOWED_BY_POLICY
+    if BASELINE in decided:
+        return Reason.ALLOWED_BY_BASELINE
+    return Reason.NOT_ISOLATED
