@@ -181,7 +181,7 @@ def _networks(raw: object, path: FieldPath, errs: _Errors) -> tuple[IPNetwork, .
                 raise ValueError(item)
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            errs.add(p, "Invalid CIDR format provided", item)
+            errs.add(p, "invalid CIDR format provided", item)
     return tuple(nets)
 
 
@@ -220,7 +220,7 @@ def _port_range(
     if start is None or end is None:
         return None
     if strict and not start < end:  # v1alpha2 CEL: self.start < self.end
-        errs.add(path, "Start port must be less than End port", f"{start}-{end}")
+        errs.add(path, "start port must be less than end port", f"{start}-{end}")
         return None
     if not start <= end:  # v1alpha1 has no CEL rule; an inverted range is still meaningless
         errs.add(path, "`start` must be less than or equal to `end`", f"{start}-{end}")
@@ -352,6 +352,7 @@ def _parse(doc: Mapping[str, Any], schema: _Schema) -> ClusterPolicy:
     spec_path = FieldPath("spec")
     if doc.get("spec") is None:
         errs.add(spec_path, "is required")
+        raise ValidationError(_ref(schema.kind.value, "", name), errs.items)
     spec = _map(doc.get("spec"), spec_path, errs)
     if schema.kind is Kind.CLUSTER_NETWORK_POLICY:
         tier_raw = spec.get("tier")
@@ -367,7 +368,7 @@ def _parse(doc: Mapping[str, Any], schema: _Schema) -> ClusterPolicy:
         if name != "default":
             errs.add(
                 FieldPath("metadata").child("name"),
-                'Only one baseline admin network policy with metadata.name="default" '
+                'only one baseline admin network policy with metadata.name="default" '
                 "can be created in the cluster",
                 name,
             )
