@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ from netpol_pdp.index.model import (
 )
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.selectors import Anchor, PeerKey, anchor_of, matches, peer_key
+
+log = logging.getLogger(__name__)
 
 #: The decision cache of a generation is dropped when it grows past this many flows.
 #: An entry (flow tuple, its address strings, the Decision) costs ~300 bytes, so
@@ -797,6 +800,18 @@ class Index:
                 self._ref_selector(key)
         self._cluster_by_subject[self._selectors[cluster.subject].id].add(cluster.serial)
         self._dirty_idents.update(self._subject_identities(cluster))
+        for other in self._cluster.values():
+            if other is not cluster and (other.obj.tier, other.obj.priority) == (obj.tier, obj.priority):
+                first, second = sorted((obj, other.obj), key=lambda c: c.order)
+                log.warning(
+                    "%s and %s share the %s tier priority %d: the API leaves their order undefined; "
+                    "%s is read first (by name)",
+                    first.ref,
+                    second.ref,
+                    obj.tier.value,
+                    obj.priority,
+                    first.ref,
+                )
 
     def _remove_cluster(self, key: ObjectKey) -> None:
         cluster = self._cluster.pop(key, None)

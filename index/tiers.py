@@ -9,17 +9,21 @@ Baseline tier the same way, then the default allow.  The engine calls
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from netpol_pdp.index.decision import Reason, TierRuleRef
 from netpol_pdp.index.generation import ClusterDir, TierRule
 from netpol_pdp.index.ipblocks import IPBlockMatcher
 from netpol_pdp.index.model import (
     NAMED_PORT_PROTOCOL,
+    NAMESPACE_NAME_LABEL,
     PORT_PROTOCOLS,
     Action,
     ClusterPolicy,
     IPBlock,
+    Namespace,
+    Object,
+    Pod,
     PolicyPort,
     Tier,
 )
@@ -151,6 +155,39 @@ def first_match(
         if rule.domain_note is not None:
             notes.append(rule.domain_note)
     return None
+
+
+def priority_ties(objects: Iterable[Object]) -> list[str]:
+    """Warnings for cluster policies of one tier and one priority whose subjects select a
+    common live pod of ``objects`` (the API leaves their order undefined; we read by name)."""
+    policies = sorted((o for o in objects if isinstance(o, ClusterPolicy)), key=lambda c: c.order)
+    pods = [o for o in objects if isinstance(o, Pod) and o.live and not o.host_network]
+    ns_labels = {o.name: o.labels for o in objects if isinstance(o, Namespace)}
+
+    def selected(policy: ClusterPolicy) -> set[tuple[str, str]]:
+        key = subject_key(policy)
+        return {
+            (p.namespace, p.name)
+            for p in pods
+            if key.matches(
+                p.namespace, p.labels, ns_labels.get(p.namespace, {NAMESPACE_NAME_LABEL: p.namespace})
+            )
+        }
+
+    out: list[str] = []
+    for i, a in enumerate(policies):
+        for b in policies[i + 1 :]:
+            if (a.tier, a.priority) != (b.tier, b.priority):
+                break
+            common = selected(a) & selected(b)
+            if common:
+                ns, name = min(common)
+                out.append(
+                    f"warning: {a.ref} and {b.ref} share the {a.tier.value} tier priority {a.priority} "
+                    f"and both select {ns}/{name}: the API leaves their order undefined; "
+                    f"{a.ref} is read first (by name)"
+                )
+    return out
 
 
 def reason(stages: Mapping[str, str], allowed: Mapping[str, bool]) -> Reason:
