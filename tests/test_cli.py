@@ -246,7 +246,8 @@ def test_validate_summarises_a_good_source(cli: Cli) -> None:
     status, out, _err = cli("validate")
     assert status == 0
     assert out.startswith(
-        "ok: 50 objects in 15 files (7 Namespace, 21 Pod, 2 Node, 18 NetworkPolicy, 2 ClusterNetworkPolicy); ignored: 3 Service"
+        "ok: 50 objects in 15 files (7 Namespace, 21 Pod, 2 Node, 18 NetworkPolicy, 2 ClusterNetworkPolicy); "
+        "ignored: 3 Service"
     )
 
 

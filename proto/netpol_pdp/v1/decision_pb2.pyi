@@ -246,7 +246,7 @@ class FeedStatus(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ..., stale: _Optional[bool] = ..., resources: _Optional[_Iterable[_Union[ResourceStatus, _Mapping]]] = ...) -> None: ...
 
 class ResourceStatus(_message.Message):
-    __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale")
+    __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale", "not_installed")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SYNCED_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class ResourceStatus(_message.Message):
     LAST_INVALID_FIELD_NUMBER: _ClassVar[int]
     SECONDS_WITHOUT_WATCH_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
+    NOT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
     kind: str
     synced: bool
     resource_version: str
@@ -277,7 +278,8 @@ class ResourceStatus(_message.Message):
     last_invalid: str
     seconds_without_watch: float
     stale: bool
-    def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ...) -> None: ...
+    not_installed: bool
+    def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ..., not_installed: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("generation", "ready", "synced", "object_counts", "feed", "uptime_seconds", "version", "max_batch_flows")
