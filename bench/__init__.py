@@ -22,6 +22,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``envoy_check.py`` Envoy ``Authorization/Check`` calls/s and latency next to unary Decide;
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
+- ``tiers.py``      ClusterNetworkPolicy tiers (Admin + Baseline) on a world, next to the same world
+  without them: build, policy event cost, cache-miss decisions/s;
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
 Each benchmark asserts the size of the world it built (STYLE.md 12): a figure is

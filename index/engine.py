@@ -381,94 +381,108 @@ class Index:
         notes: tuple[str, ...],
         explain: bool,
     ) -> Decision:
-        """A decision with cluster policy tiers (docs/semantics.md section 6)."""
+        """A decision with cluster policy tiers (docs/semantics.md section 7)."""
         src_ip, dst_ip, protocol, port = flow
         dst_ports = d_pod.named_ports if d_pod is not None else None
-        node_labels = gen.node_labels or {}
         more: list[str] = []
-        stages: dict[str, str] = {}
-        allowed: dict[str, bool] = {}
-        traces: dict[str, DirectionTrace] = {}
-        for direction, own, peer, peer_pod, peer_ip in (
-            ("egress", s_pod, d, d_pod, dst_ip),
-            ("ingress", d_pod, s, s_pod, src_ip),
-        ):
-            if own is None:
-                continue
-            view = gen.identity(own.identity)
-            egress = direction == "egress"
-            cdir = view.cluster_egress if egress else view.cluster_ingress
-            policy = view.egress if egress else view.ingress
-            peer_sels = gen.identity(peer_pod.identity).selectors if peer_pod is not None else None
-            peer_node = (
-                node_labels.get(peer.node) if type(peer) is NodeEntry and peer.node is not None else None
+        e_ok = i_ok = True
+        e_stage = i_stage = tiers.NONE
+        e_trace = i_trace = None
+        if s_pod is not None:
+            e_ok, e_stage, e_trace = self._judge(
+                gen, True, s_pod, d, d_pod, dst_ip, protocol, port, dst_ports, explain, more
             )
-            passed: list[TierRuleRef] = []
-            decided = None
-            stage = tiers.NONE
-            ok = True
-            allowed_by: Sequence[int] = ()
-            if cdir is not None:
-                rule = tiers.first_match(
-                    cdir, True, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, more
-                )
-                if rule is not None:
-                    if rule.pass_:
-                        passed.append(rule.ref)
-                    else:
-                        decided, stage = rule, tiers.ADMIN
-            if decided is None and policy is not None:
-                stage = tiers.POLICY
-                allowed_by = _evaluate(policy, peer_sels, peer_ip, protocol, port, dst_ports, explain)
-                ok = bool(allowed_by)
-            elif decided is None and cdir is not None:
-                rule = tiers.first_match(
-                    cdir, False, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, more
-                )
-                if rule is not None:
-                    if rule.pass_:
-                        passed.append(rule.ref)
-                    else:
-                        decided, stage = rule, tiers.BASELINE
-            if decided is not None:
-                ok = not decided.deny
-            stages[direction], allowed[direction] = stage, ok
-            if explain:
-                if decided is not None:
-                    trace = DirectionTrace(
-                        direction,
-                        own.name,
-                        policy is not None,
-                        ok,
-                        policy.isolating if policy is not None else (),
-                        decided_by=decided.ref,
-                        passed=tuple(passed),
-                    )
-                else:
-                    trace = dataclasses.replace(
-                        _trace(direction, own.name, policy, allowed_by), passed=tuple(passed)
-                    )
-                traces[direction] = trace
+        if d_pod is not None:
+            i_ok, i_stage, i_trace = self._judge(
+                gen, False, d_pod, s, s_pod, src_ip, protocol, port, dst_ports, explain, more
+            )
         if more:
             merged = list(notes)
             merged.extend(more)
             notes = tuple(merged)
-        reason = tiers.reason(stages, allowed)
-        verdict = Verdict.ALLOW if all(allowed.values()) else Verdict.DENY
+        reason = tiers.reason(e_ok, e_stage, i_ok, i_stage)
         decision = Decision(
-            verdict,
+            Verdict.ALLOW if e_ok and i_ok else Verdict.DENY,
             reason,
             gen.number,
             src_ep,
             dst_ep,
             notes,
-            traces.get("egress"),
-            traces.get("ingress"),
+            e_trace,
+            i_trace,
             explain,
         )
         if not explain:
             self._remember(gen, flow, decision)
         return decision
+
+    @staticmethod
+    def _judge(
+        gen: Generation,
+        egress: bool,
+        own: PodEntry,
+        peer: Entry | None,
+        peer_pod: PodEntry | None,
+        peer_ip: str,
+        protocol: str,
+        port: int,
+        dst_ports: frozenset[tuple[str, str, int]] | None,
+        explain: bool,
+        notes: list[str],
+    ) -> tuple[bool, int, DirectionTrace | None]:
+        """One direction at ``own``: (allowed, deciding stage, trace when ``explain``)."""
+        view = gen.identity(own.identity)
+        if egress:
+            cdir, policy, direction = view.cluster_egress, view.egress, "egress"
+        else:
+            cdir, policy, direction = view.cluster_ingress, view.ingress, "ingress"
+        peer_sels = gen.identity(peer_pod.identity).selectors if peer_pod is not None else None
+        passed: tuple[TierRuleRef, ...] = ()
+        decided = None
+        stage = tiers.NONE
+        if cdir is not None:
+            node_labels = gen.node_labels
+            peer_node = (
+                node_labels.get(peer.node)
+                if node_labels is not None and type(peer) is NodeEntry and peer.node is not None
+                else None
+            )
+            rule = tiers.first_match(
+                cdir, True, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, notes
+            )
+            if rule is not None:
+                if rule.pass_:
+                    passed = (rule.ref,)
+                else:
+                    decided, stage = rule, tiers.ADMIN
+            if decided is None and policy is None and cdir.admin < len(cdir.rules):
+                rule = tiers.first_match(
+                    cdir, False, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, notes
+                )
+                if rule is not None:
+                    if rule.pass_:
+                        passed = (*passed, rule.ref)
+                    else:
+                        decided, stage = rule, tiers.BASELINE
+        allowed_by: Sequence[int] = ()
+        if decided is not None:
+            ok = not decided.deny
+        elif policy is not None:
+            stage = tiers.POLICY
+            allowed_by = _evaluate(policy, peer_sels, peer_ip, protocol, port, dst_ports, explain)
+            ok = bool(allowed_by)
+        else:
+            ok = True
+        if not explain:
+            return ok, stage, None
+        if decided is not None:
+            isolating = policy.isolating if policy is not None else ()
+            trace = DirectionTrace(
+                direction, own.name, policy is not None, ok, isolating, decided_by=decided.ref, passed=passed
+            )
+        else:
+            trace = dataclasses.replace(_trace(direction, own.name, policy, allowed_by), passed=passed)
+        return ok, stage, trace
 
     @staticmethod
     def _remember(gen: Generation, flow: Flow, decision: Decision) -> None:

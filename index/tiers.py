@@ -30,8 +30,8 @@ from netpol_pdp.index.model import (
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.selectors import PeerKey, matches, peer_key
 
-#: Which stage decided a direction.
-ADMIN, POLICY, BASELINE, NONE = "admin", "policy", "baseline", "none"
+#: Which stage decided a direction (small ints: compared on the decision path).
+NONE, BASELINE, POLICY, ADMIN = 0, 1, 2, 3
 
 
 def subject_key(policy: ClusterPolicy) -> PeerKey:
@@ -137,7 +137,9 @@ def first_match(
         return None
     by_ip = cdir.ipblocks.rules_for(peer_ip) if cdir.ipblocks is not None else None
     rules = cdir.rules
-    for rid in sorted(set(candidates)):
+    # the portless rules come as one tuple in rule order; anything else may repeat, unsorted
+    ordered = candidates if candidates is cdir.ports.portless else sorted(set(candidates))
+    for rid in ordered:
         if rid < lo:
             continue
         if rid >= hi:
@@ -190,23 +192,25 @@ def priority_ties(objects: Iterable[Object]) -> list[str]:
     return out
 
 
-def reason(stages: Mapping[str, str], allowed: Mapping[str, bool]) -> Reason:
-    """The decision's reason from each evaluated direction's deciding stage and outcome."""
-    denied = [d for d, ok in allowed.items() if not ok]
-    if denied:
-        if any(stages[d] == ADMIN for d in denied):
+def reason(e_ok: bool, e_stage: int, i_ok: bool, i_stage: int) -> Reason:
+    """The decision's reason from each direction's outcome and deciding stage (an end that
+    is not a pod counts as allowed by no stage)."""
+    if not (e_ok and i_ok):
+        if (not e_ok and e_stage == ADMIN) or (not i_ok and i_stage == ADMIN):
             return Reason.DENIED_BY_ADMIN
-        by_policy = [d for d in denied if stages[d] == POLICY]
-        if len(by_policy) == 2:
+        e_np, i_np = not e_ok and e_stage == POLICY, not i_ok and i_stage == POLICY
+        if e_np and i_np:
             return Reason.DENIED_BOTH
-        if by_policy:
-            return Reason.DENIED_EGRESS if by_policy[0] == "egress" else Reason.DENIED_INGRESS
+        if e_np:
+            return Reason.DENIED_EGRESS
+        if i_np:
+            return Reason.DENIED_INGRESS
         return Reason.DENIED_BY_BASELINE
-    decided = set(stages.values())
-    if ADMIN in decided:
+    top = max(e_stage, i_stage)
+    if top == ADMIN:
         return Reason.ALLOWED_BY_ADMIN
-    if POLICY in decided:
+    if top == POLICY:
         return Reason.ALLOWED_BY_POLICY
-    if BASELINE in decided:
+    if top == BASELINE:
         return Reason.ALLOWED_BY_BASELINE
     return Reason.NOT_ISOLATED
