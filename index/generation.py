@@ -135,6 +135,8 @@ class TierRule:
     selectors: frozenset[int]
     nodes: tuple[LabelSelector, ...]
     domain_note: str | None
+    #: the rule has ``networks`` peers (in the direction's IPBlockMatcher)
+    networks: bool = False
 
 
 @dataclass(frozen=True, slots=True)

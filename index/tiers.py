@@ -98,6 +98,7 @@ def compile_direction(
                 else None
             )
             ref = TierRuleRef(policy.tier.value, policy.ref, i, rule.name, rule.action.value)
+            networks = any(peer.networks for peer in rule.peers)
             rules.append(
                 TierRule(
                     ref,
@@ -107,6 +108,7 @@ def compile_direction(
                     frozenset(sels),
                     tuple(nodes),
                     note,
+                    networks,
                 )
             )
             port_rules.append((rule_id, _expand(rule.ports)))
@@ -135,7 +137,7 @@ def first_match(
     candidates = cdir.ports.candidates(protocol, port, dst_ports)
     if not candidates:
         return None
-    by_ip = cdir.ipblocks.rules_for(peer_ip) if cdir.ipblocks is not None else None
+    by_ip: frozenset[int] | None = None  # looked up once, and only for a rule with networks
     rules = cdir.rules
     # the portless rules come as one tuple in rule order; anything else may repeat, unsorted
     ordered = candidates if candidates is cdir.ports.portless else sorted(set(candidates))
@@ -145,13 +147,19 @@ def first_match(
         if rid >= hi:
             break
         rule = rules[rid]
+        if peer_selectors is not None and (
+            rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors))
+        ):
+            return rule
+        if rule.networks and cdir.ipblocks is not None:
+            if by_ip is None:
+                by_ip = cdir.ipblocks.rules_for(peer_ip)
+            if rid in by_ip:
+                return rule
         if (
-            (by_ip is not None and rid in by_ip)
-            or (
-                peer_selectors is not None
-                and (rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors)))
-            )
-            or (peer_node_labels is not None and any(matches(s, peer_node_labels) for s in rule.nodes))
+            rule.nodes
+            and peer_node_labels is not None
+            and any(matches(s, peer_node_labels) for s in rule.nodes)
         ):
             return rule
         if rule.domain_note is not None:
