@@ -99,7 +99,8 @@ def test_what_if_without_an_unknown_cluster_scoped_policy_is_a_one_line_error(cl
     status, _, err = cli("audit", str(FLOWS), "--source", str(CLUSTER), "--without", "nope")
     assert status == 2
     assert (
-        err.strip().splitlines()[-1] == "error: --without nope: no such cluster-scoped policy in the source"
+        err.strip().splitlines()[-1] == "error: --without nope: no such cluster-scoped policy in the source "
+        "(must be NAMESPACE/NAME of a NetworkPolicy or NAME of a cluster-scoped policy)"
     )
 
 

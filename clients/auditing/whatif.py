@@ -56,7 +56,10 @@ def _resolve(key: ObjectKey, world: Mapping[ObjectKey, Object]) -> ObjectKey:
     for kind in CLUSTER_POLICY_KINDS:
         if (kind, "", key[2]) in world:
             return (kind, "", key[2])
-    raise WhatIfError(f"--without {key[2]}: no such cluster-scoped policy in the source")
+    raise WhatIfError(
+        f"--without {key[2]}: no such cluster-scoped policy in the source "
+        "(must be NAMESPACE/NAME of a NetworkPolicy or NAME of a cluster-scoped policy)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
