@@ -126,3 +126,21 @@ def test_validate_reports_a_cluster_policy_error_with_its_field_path(cli: Cli, t
     status, out, _ = cli("validate", "--source", str(tmp_path))
     assert status == 1
     assert "ClusterNetworkPolicy protect-kube-system: spec.priority: must be between 0 and 1000" in out
+
+
+def test_audit_and_report_name_the_cluster_policy_that_denied(cli: Cli, tmp_path: Path) -> None:
+    lines = FLOWS.read_text().splitlines()
+    log = tmp_path / "denied.jsonl"
+    log.write_text(f"{lines[42]}\n{lines[44]}\n")  # flows 43 and 45: an Admin and a Baseline Deny
+    report = tmp_path / "report.html"
+    status, _, err = cli("audit", str(log), "--source", str(CLUSTER), "--report", str(report))
+    assert status == 0
+    assert "kube-system/coredns-5d78c-kq4zn TCP/9153: ClusterNetworkPolicy protect-kube-system" in err
+    assert "default/netshoot TCP/8080: ClusterNetworkPolicy default-namespace-default-deny" in err
+    html = report.read_text()
+    for text in (
+        "denied-by-admin-policy",
+        "denied-by-baseline-policy",
+        "ClusterNetworkPolicy protect-kube-system",
+    ):
+        assert text in html
