@@ -144,3 +144,19 @@ def test_audit_and_report_name_the_cluster_policy_that_denied(cli: Cli, tmp_path
         "ClusterNetworkPolicy protect-kube-system",
     ):
         assert text in html
+
+
+def test_a_failed_expectation_shows_the_cluster_rule_that_decided(cli: Cli, tmp_path: Path) -> None:
+    expectations = tmp_path / "expect.yaml"
+    expectations.write_text(
+        "expectations:\n"
+        "- name: the debug pod reads CoreDNS metrics\n"
+        "  from: {namespace: default, labels: {app: netshoot}}\n"
+        "  to: {namespace: kube-system, pod: coredns-5d78c-kq4zn}\n"
+        "  port: 9153\n"
+        "  expect: allow\n"
+    )
+    status, out, _ = cli("test", str(expectations), "--source", str(CLUSTER))
+    assert status == 1
+    assert "DENY (denied-by-admin-policy), expected ALLOW" in out
+    assert "denied by Admin tier ClusterNetworkPolicy protect-kube-system rule 2 (nothing-else): Deny" in out
