@@ -21,7 +21,8 @@ How the pieces connect::
 - ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting) shared by the file readers;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
-- ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier thread, readiness, stale/fail-closed;
+- ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier,
+  readiness, stale/fail-closed;
 - ``kubewatch.py``   list-then-watch of one collection (resourceVersion, bookmarks, 410, back-off);
 - ``kubestatus.py``  the per-collection status the Kubernetes feed reports.
 """

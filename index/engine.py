@@ -978,6 +978,13 @@ class Index:
                     assert (da is None) == (db is None), f"{ip}: isolation differs"
                     if da is not None and db is not None:
                         assert da.isolating == db.isolating, f"{ip}: isolating policies differ"
+                for ca, cb in (
+                    (va.cluster_ingress, vb.cluster_ingress),
+                    (va.cluster_egress, vb.cluster_egress),
+                ):
+                    refs_a = [r.ref for r in ca.rules] if ca is not None else []
+                    refs_b = [r.ref for r in cb.rules] if cb is not None else []
+                    assert refs_a == refs_b, f"{ip}: cluster policy rules differ"
         assert len(self._views) == len(self._identity_by_id), "published identities differ from writer's"
         for ident in self._identity_by_id.values():
             assert ident.pods, f"identity {ident.id} has no pods"
