@@ -25,6 +25,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
 - ``reload_stall.py`` how long loading one large manifest file delays every other thread;
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
+- ``tiers.py``      ClusterNetworkPolicy tiers (Admin + Baseline) on a world, next to the same world
+  without them: build, policy event cost, cache-miss decisions/s;
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
 Each benchmark asserts the size of the world it built (STYLE.md 12): a figure is

@@ -171,6 +171,7 @@ def _kube_feed_to_dict(feed: pb.FeedStatus) -> dict[str, Any]:
                 "last_invalid": r.last_invalid,
                 "seconds_without_watch": r.seconds_without_watch,
                 "stale": r.stale,
+                "installed": not r.not_installed,
             }
             for r in feed.resources
         ],

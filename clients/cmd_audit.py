@@ -109,8 +109,8 @@ def add_parser(subparsers: Any) -> None:
         "--without",
         action="append",
         default=[],
-        metavar="NS/NAME",
-        help="remove this NetworkPolicy; repeatable",
+        metavar="NS/NAME|NAME",
+        help="remove this NetworkPolicy (NS/NAME) or cluster-scoped policy (NAME); repeatable",
     )
     add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)

@@ -9,6 +9,7 @@ from typing import Any
 from netpol_pdp.clients.render import plural, printable
 from netpol_pdp.clients.sources import add_source_argument, load_source, source_paths
 from netpol_pdp.index.errors import SourceError
+from netpol_pdp.index.tiers import priority_ties
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
         summary += f"; ignored: {ignored}"
     paths = ", ".join(str(p) for p in source_paths(args))
     sys.stdout.write(printable(f"{summary} from {paths}") + "\n")
+    for warning in priority_ties(result.objects.values()):
+        sys.stderr.write(printable(warning) + "\n")
     return 0

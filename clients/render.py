@@ -72,7 +72,21 @@ def endpoint_key(endpoint: Endpoint, ip: str) -> str:
 
 
 def direction_lines(trace: DirectionTrace) -> list[str]:
-    """One direction's trace: isolated or not, by which policies, and the rules that allowed it."""
+    """One direction's trace: isolated or not, by which policies, and the rules that allowed it.
+
+    With cluster policy tiers: the Pass rules met on the way, then the rule that decided.
+    """
+    head = f"{trace.direction} of pod {trace.pod}:"
+    passed = [f"  passed by {ref}" for ref in trace.passed]
+    if trace.decided_by is not None:
+        verdict = "allowed" if trace.allowed else "denied"
+        decided = f"  {verdict} by {trace.decided_by}"
+        return [f"{head} decided by the {trace.decided_by.tier} tier", *passed, decided]
+    lines = _network_policy_lines(trace)
+    return [lines[0], *passed, *lines[1:]]
+
+
+def _network_policy_lines(trace: DirectionTrace) -> list[str]:
     head = f"{trace.direction} of pod {trace.pod}:"
     if not trace.isolated:
         return [f"{head} not isolated (no {trace.direction} policy selects it): allowed"]

@@ -9,18 +9,21 @@ How the pieces connect::
 - ``errors.py``      the exception tree and Kubernetes-style field paths;
 - ``model.py``       validated, immutable objects and the Upsert/Delete events;
 - ``validation.py``  manifest dict -> model object, every rule of SEMANTICS.md;
+- ``validation_cnp.py`` the cluster-scoped policy kinds (ClusterNetworkPolicy, ANP, BANP): CRD schema + CEL;
 - ``flows.py``       the Flow tuple and its parsing from untrusted input;
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;
 - ``engine.py``      the incremental index (writer) and its published generations (readers);
 - ``generation.py``  the read side: one immutable published generation and what it holds;
+- ``tiers.py``       cluster policy tiers: rules compiled per identity, first match, reasons, ties;
 - ``selectors.py``   label selectors: matching, canonical keys, the index's anchors;
 - ``ipblocks.py``    ipBlock matching with pytricia tries (cidr minus except, both families);
 - ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
                      shared by the file readers;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
-- ``kubefeed.py``    the Kubernetes feed: four watchers, one applier thread, readiness, stale/fail-closed;
+- ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier,
+  readiness, stale/fail-closed;
 - ``kubewatch.py``   list-then-watch of one collection (resourceVersion, bookmarks, 410, back-off);
 - ``kubestatus.py``  the per-collection status the Kubernetes feed reports.
 """

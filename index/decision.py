@@ -37,6 +37,13 @@ class Reason(StrEnum):
     DENIED_INGRESS = "denied-on-ingress"
     DENIED_EGRESS = "denied-on-egress"
     DENIED_BOTH = "denied-on-both"
+    #: Cluster-scoped policy decided (docs/semantics.md section 6).  A denial by an
+    #: Admin rule outranks a NetworkPolicy denial, which outranks a Baseline one;
+    #: among allows, an Admin Accept outranks a NetworkPolicy allow, then Baseline.
+    ALLOWED_BY_ADMIN = "allowed-by-admin-policy"
+    DENIED_BY_ADMIN = "denied-by-admin-policy"
+    ALLOWED_BY_BASELINE = "allowed-by-baseline-policy"
+    DENIED_BY_BASELINE = "denied-by-baseline-policy"
 
 
 class EndpointKind(StrEnum):
@@ -86,12 +93,41 @@ class RuleRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRuleRef:
+    """A cluster policy rule that matched: tier, ``Kind name``, rule index and name, action."""
+
+    tier: str
+    policy: str
+    rule: int
+    name: str
+    action: str
+
+    def __str__(self) -> str:
+        named = f" ({self.name})" if self.name else ""
+        return f"{self.tier} tier {self.policy} rule {self.rule}{named}: {self.action}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "policy": self.policy,
+            "rule": self.rule,
+            "name": self.name,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DirectionTrace:
     """How one direction was judged (ingress of the destination, egress of the source).
 
     ``pod`` is the pod the direction belongs to; ``isolating`` lists every policy
     that selects it for this direction (empty when not isolated); ``allowed_by``
     lists every rule that matched (empty when denied or not isolated).
+    ``decided_by`` is the cluster policy rule (Accept or Deny) that decided the
+    direction, None when NetworkPolicy (or the default) did; ``passed`` the Pass
+    rules that matched on the way (at most one per tier).  ``isolated`` and
+    ``isolating`` always describe NetworkPolicy; ``allowed_by`` is filled only when
+    the NetworkPolicy tier decided.
     """
 
     direction: str
@@ -100,9 +136,11 @@ class DirectionTrace:
     allowed: bool
     isolating: tuple[str, ...] = ()
     allowed_by: tuple[RuleRef, ...] = ()
+    decided_by: TierRuleRef | None = None
+    passed: tuple[TierRuleRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "direction": self.direction,
             "pod": self.pod,
             "isolated": self.isolated,
@@ -110,6 +148,11 @@ class DirectionTrace:
             "isolating_policies": list(self.isolating),
             "allowed_by": [{"policy": r.policy, "rule": r.rule} for r in self.allowed_by],
         }
+        if self.decided_by is not None:
+            out["decided_by"] = self.decided_by.to_dict()
+        if self.passed:
+            out["passed"] = [r.to_dict() for r in self.passed]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

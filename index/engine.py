@@ -29,11 +29,14 @@ tests/test_semantics.py mirrors rule by rule.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from netpol_pdp.index import tiers
 from netpol_pdp.index.decision import (
     Decision,
     DirectionTrace,
@@ -41,11 +44,13 @@ from netpol_pdp.index.decision import (
     EndpointKind,
     Reason,
     RuleRef,
+    TierRuleRef,
     Verdict,
 )
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.generation import (
     EXTERNAL,
+    ClusterDir,
     CompiledRule,
     CowShards,
     DirPolicy,
@@ -57,7 +62,9 @@ from netpol_pdp.index.generation import (
 )
 from netpol_pdp.index.ipblocks import IPBlockMatcher
 from netpol_pdp.index.model import (
+    CLUSTER_POLICY_KINDS,
     NAMESPACE_NAME_LABEL,
+    ClusterPolicy,
     Event,
     IPBlock,
     Kind,
@@ -72,6 +79,8 @@ from netpol_pdp.index.model import (
 )
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.selectors import Anchor, PeerKey, anchor_of, matches, peer_key
+
+log = logging.getLogger(__name__)
 
 #: The decision cache of a generation is dropped when it grows past this many flows.
 #: An entry (flow tuple, its address strings, the Decision) costs ~300 bytes, so
@@ -107,6 +116,16 @@ class _Selector:
 class _Policy:
     serial: int
     obj: NetworkPolicy
+    peer_keys: list[PeerKey]
+
+
+@dataclass(eq=False)
+class _Cluster:
+    """A cluster-scoped policy and the selector keys it holds (subject first)."""
+
+    serial: int
+    obj: ClusterPolicy
+    subject: PeerKey
     peer_keys: list[PeerKey]
 
 
@@ -152,6 +171,13 @@ class Index:
         self._dir_cache_by_serial: dict[int, set[tuple[str, frozenset[int]]]] = defaultdict(set)
         self._serial = 0
         self._next_id = 1
+        # cluster-scoped policies (tiers.py): subjects are registered selectors
+        self._cluster: dict[ObjectKey, _Cluster] = {}
+        self._cluster_by_serial: dict[int, _Cluster] = {}
+        self._cluster_by_subject: dict[int, set[int]] = defaultdict(set)  # selector id -> serials
+        self._cluster_cache: dict[tuple[str, frozenset[int]], ClusterDir | None] = {}
+        self._node_labels: dict[str, Mapping[str, str]] | None = None  # published snapshot
+        self._nodes_changed = False
         # published
         self._addr = CowShards[str, Entry]()
         self._views = CowShards[int, IdentityView]()
@@ -209,15 +235,21 @@ class Index:
             out[node.key] = node
         for pol in self._policies.values():
             out[pol.obj.key] = pol.obj
+        for cluster in self._cluster.values():
+            out[cluster.obj.key] = cluster.obj
         return out
 
     def counts(self) -> dict[str, int]:
-        return {
+        """Objects per kind; the cluster-scoped kinds only when some are held."""
+        out = {
             Kind.NAMESPACE.value: len(self._namespaces),
             Kind.POD.value: len(self._pods),
             Kind.NODE.value: len(self._nodes),
             Kind.NETWORK_POLICY.value: len(self._policies),
         }
+        for kind, _ns, _name in self._cluster:
+            out[kind.value] = out.get(kind.value, 0) + 1
+        return out
 
     def stats(self) -> dict[str, int]:
         """Sizes of the derived structures (for status pages and benchmarks)."""
@@ -295,6 +327,8 @@ class Index:
                 self._remember(gen, flow, decision)
             return decision
 
+        if gen.clustered:
+            return self._decide_tiered(gen, flow, s, d, s_pod, d_pod, src_ep, dst_ep, notes, explain)
         dst_ports = d_pod.named_ports if d_pod is not None else None
         egress_trace = ingress_trace = None
         egress_ok = ingress_ok = True
@@ -334,6 +368,122 @@ class Index:
             self._remember(gen, flow, decision)
         return decision
 
+    def _decide_tiered(
+        self,
+        gen: Generation,
+        flow: Flow,
+        s: Entry | None,
+        d: Entry | None,
+        s_pod: PodEntry | None,
+        d_pod: PodEntry | None,
+        src_ep: Endpoint,
+        dst_ep: Endpoint,
+        notes: tuple[str, ...],
+        explain: bool,
+    ) -> Decision:
+        """A decision with cluster policy tiers (docs/semantics.md section 7)."""
+        src_ip, dst_ip, protocol, port = flow
+        dst_ports = d_pod.named_ports if d_pod is not None else None
+        more: list[str] = []
+        e_ok = i_ok = True
+        e_stage = i_stage = tiers.NONE
+        e_trace = i_trace = None
+        if s_pod is not None:
+            e_ok, e_stage, e_trace = self._judge(
+                gen, True, s_pod, d, d_pod, dst_ip, protocol, port, dst_ports, explain, more
+            )
+        if d_pod is not None:
+            i_ok, i_stage, i_trace = self._judge(
+                gen, False, d_pod, s, s_pod, src_ip, protocol, port, dst_ports, explain, more
+            )
+        if more:
+            merged = list(notes)
+            merged.extend(more)
+            notes = tuple(merged)
+        reason = tiers.reason(e_ok, e_stage, i_ok, i_stage)
+        decision = Decision(
+            Verdict.ALLOW if e_ok and i_ok else Verdict.DENY,
+            reason,
+            gen.number,
+            src_ep,
+            dst_ep,
+            notes,
+            e_trace,
+            i_trace,
+            explain,
+        )
+        if not explain:
+            self._remember(gen, flow, decision)
+        return decision
+
+    @staticmethod
+    def _judge(
+        gen: Generation,
+        egress: bool,
+        own: PodEntry,
+        peer: Entry | None,
+        peer_pod: PodEntry | None,
+        peer_ip: str,
+        protocol: str,
+        port: int,
+        dst_ports: frozenset[tuple[str, str, int]] | None,
+        explain: bool,
+        notes: list[str],
+    ) -> tuple[bool, int, DirectionTrace | None]:
+        """One direction at ``own``: (allowed, deciding stage, trace when ``explain``)."""
+        view = gen.identity(own.identity)
+        if egress:
+            cdir, policy, direction = view.cluster_egress, view.egress, "egress"
+        else:
+            cdir, policy, direction = view.cluster_ingress, view.ingress, "ingress"
+        peer_sels = gen.identity(peer_pod.identity).selectors if peer_pod is not None else None
+        passed: tuple[TierRuleRef, ...] = ()
+        decided = None
+        stage = tiers.NONE
+        if cdir is not None:
+            node_labels = gen.node_labels
+            peer_node = (
+                node_labels.get(peer.node)
+                if node_labels is not None and type(peer) is NodeEntry and peer.node is not None
+                else None
+            )
+            rule = tiers.first_match(
+                cdir, True, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, notes
+            )
+            if rule is not None:
+                if rule.pass_:
+                    passed = (rule.ref,)
+                else:
+                    decided, stage = rule, tiers.ADMIN
+            if decided is None and policy is None and cdir.admin < len(cdir.rules):
+                rule = tiers.first_match(
+                    cdir, False, peer_sels, peer_ip, peer_node, protocol, port, dst_ports, notes
+                )
+                if rule is not None:
+                    if rule.pass_:
+                        passed = (*passed, rule.ref)
+                    else:
+                        decided, stage = rule, tiers.BASELINE
+        allowed_by: Sequence[int] = ()
+        if decided is not None:
+            ok = not decided.deny
+        elif policy is not None:
+            stage = tiers.POLICY
+            allowed_by = _evaluate(policy, peer_sels, peer_ip, protocol, port, dst_ports, explain)
+            ok = bool(allowed_by)
+        else:
+            ok = True
+        if not explain:
+            return ok, stage, None
+        if decided is not None:
+            isolating = policy.isolating if policy is not None else ()
+            trace = DirectionTrace(
+                direction, own.name, policy is not None, ok, isolating, decided_by=decided.ref, passed=passed
+            )
+        else:
+            trace = dataclasses.replace(_trace(direction, own.name, policy, allowed_by), passed=passed)
+        return ok, stage, trace
+
     @staticmethod
     def _remember(gen: Generation, flow: Flow, decision: Decision) -> None:
         cache = gen.cache
@@ -353,9 +503,13 @@ class Index:
         elif isinstance(obj, Namespace):
             self._namespaces[obj.name] = obj
             self._relabel_namespace(obj.name)
+        elif isinstance(obj, ClusterPolicy):
+            self._remove_cluster(obj.key)
+            self._add_cluster(obj)
         elif isinstance(obj, Node):
             self._remove_node(obj.name)
             self._nodes[obj.name] = obj
+            self._nodes_changed = True
             for ip in obj.addresses:
                 self._claim(ip).nodes.add(obj.name)
                 self._dirty_ips.add(ip)
@@ -371,6 +525,8 @@ class Index:
                 self._relabel_namespace(name)
         elif kind is Kind.NODE:
             self._remove_node(name)
+        elif kind in CLUSTER_POLICY_KINDS:
+            self._remove_cluster(key)
 
     def _claim(self, ip: str) -> _Claims:
         claims = self._claims.get(ip)
@@ -641,12 +797,78 @@ class Index:
             self._dir_cache_by_serial[serial].add(cache_key)
         return compiled
 
+    # cluster-scoped policies ------------------------------------------------------
+
+    def _subject_identities(self, cluster: _Cluster) -> Iterable[int]:
+        sel = self._selectors[cluster.subject]
+        return [i for i in self._candidate_identities(sel) if sel.id in self._identity_by_id[i].selectors]
+
+    def _add_cluster(self, obj: ClusterPolicy) -> None:
+        self._serial += 1
+        cluster = _Cluster(self._serial, obj, tiers.subject_key(obj), tiers.peer_keys(obj))
+        self._cluster[obj.key] = cluster
+        self._cluster_by_serial[cluster.serial] = cluster
+        self._ref_selector(cluster.subject)
+        for key in cluster.peer_keys:
+            if not key.is_any_pod:
+                self._ref_selector(key)
+        self._cluster_by_subject[self._selectors[cluster.subject].id].add(cluster.serial)
+        self._dirty_idents.update(self._subject_identities(cluster))
+        for other in self._cluster.values():
+            if other is not cluster and (other.obj.tier, other.obj.priority) == (obj.tier, obj.priority):
+                first, second = sorted((obj, other.obj), key=lambda c: c.order)
+                log.warning(
+                    "%s and %s share the %s tier priority %d: the API leaves their order undefined; "
+                    "%s is read first (by name)",
+                    first.ref,
+                    second.ref,
+                    obj.tier.value,
+                    obj.priority,
+                    first.ref,
+                )
+
+    def _remove_cluster(self, key: ObjectKey) -> None:
+        cluster = self._cluster.pop(key, None)
+        if cluster is None:
+            return
+        del self._cluster_by_serial[cluster.serial]
+        self._dirty_idents.update(self._subject_identities(cluster))
+        sid = self._selectors[cluster.subject].id
+        self._cluster_by_subject[sid].discard(cluster.serial)
+        if not self._cluster_by_subject[sid]:
+            del self._cluster_by_subject[sid]
+        self._unref_selector(cluster.subject)
+        for peer in cluster.peer_keys:
+            if not peer.is_any_pod:
+                self._unref_selector(peer)
+        # compiled directions that name the serial can never be asked for again
+        for cache_key in [k for k in self._cluster_cache if cluster.serial in k[1]]:
+            del self._cluster_cache[cache_key]
+
+    def _cluster_dirs(self, ident: _Identity) -> tuple[ClusterDir | None, ClusterDir | None]:
+        by_subject = self._cluster_by_subject
+        serials = frozenset(s for sid in ident.selectors if sid in by_subject for s in by_subject[sid])
+        if not serials:
+            return None, None
+        out: list[ClusterDir | None] = []
+        for direction in ("ingress", "egress"):
+            cache_key = (direction, serials)
+            if cache_key not in self._cluster_cache:
+                self._cluster_cache[cache_key] = tiers.compile_direction(
+                    direction,
+                    [self._cluster_by_serial[s].obj for s in serials],
+                    lambda k: self._selectors[k].id,
+                )
+            out.append(self._cluster_cache[cache_key])
+        return out[0], out[1]
+
     # nodes -----------------------------------------------------------------------
 
     def _remove_node(self, name: str) -> None:
         node = self._nodes.pop(name, None)
         if node is None:
             return
+        self._nodes_changed = True
         for ip in node.addresses:
             claims = self._claims.get(ip)
             if claims is not None:
@@ -705,6 +927,7 @@ class Index:
                 continue
             ingress = ident.policies.get(INGRESS)
             egress = ident.policies.get(EGRESS)
+            c_ingress, c_egress = self._cluster_dirs(ident) if self._cluster_by_subject else (None, None)
             self._views.set(
                 ident_id,
                 IdentityView(
@@ -713,11 +936,20 @@ class Index:
                     frozenset(ident.selectors),
                     self._dir_for(INGRESS, ingress),
                     self._dir_for(EGRESS, egress),
+                    c_ingress,
+                    c_egress,
                 ),
             )
         self._dirty_ips.clear()
         self._dirty_idents.clear()
-        self._gen = Generation(self._gen.number + 1, self._addr.freeze(), self._views.freeze())
+        if not self._cluster:
+            self._node_labels = None
+        elif self._node_labels is None or self._nodes_changed:
+            self._node_labels = {name: node.labels for name, node in self._nodes.items()}
+        self._nodes_changed = False
+        self._gen = Generation(
+            self._gen.number + 1, self._addr.freeze(), self._views.freeze(), self._node_labels
+        )
 
     def _dir_for(self, direction: str, serials: frozenset[int] | None) -> DirPolicy | None:
         if not serials:
@@ -746,6 +978,13 @@ class Index:
                     assert (da is None) == (db is None), f"{ip}: isolation differs"
                     if da is not None and db is not None:
                         assert da.isolating == db.isolating, f"{ip}: isolating policies differ"
+                for ca, cb in (
+                    (va.cluster_ingress, vb.cluster_ingress),
+                    (va.cluster_egress, vb.cluster_egress),
+                ):
+                    refs_a = [r.ref for r in ca.rules] if ca is not None else []
+                    refs_b = [r.ref for r in cb.rules] if cb is not None else []
+                    assert refs_a == refs_b, f"{ip}: cluster policy rules differ"
         assert len(self._views) == len(self._identity_by_id), "published identities differ from writer's"
         for ident in self._identity_by_id.values():
             assert ident.pods, f"identity {ident.id} has no pods"

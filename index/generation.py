@@ -19,18 +19,25 @@ Shape and why:
   never rewrites the pods' address entries.
 - :class:`DirPolicy` — the compiled policy of one identity for one direction,
   shared by every identity selected by the same set of policies.
+- :class:`ClusterDir` — the cluster-scoped policy rules (ClusterNetworkPolicy,
+  AdminNetworkPolicy, BaselineAdminNetworkPolicy) of one identity for one
+  direction, in evaluation order, shared like :class:`DirPolicy`.  A generation
+  of a world without them has ``clustered`` False and the decision path never
+  looks at them.
 - **Decision cache** keyed by the flow itself, owned by the generation, so a new
   generation starts with an empty one: invalidation by generation is free.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind
+from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind, TierRuleRef
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.ipblocks import IPBlockMatcher
+from netpol_pdp.index.model import LabelSelector
 from netpol_pdp.index.ports import PortIndex
 
 SHARD_BITS = 8
@@ -113,6 +120,37 @@ class DirPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRule:
+    """One cluster policy rule ready to test a peer (``networks`` live in the
+    direction's :class:`IPBlockMatcher`, ports in its :class:`PortIndex`).
+
+    ``deny``/``pass_`` give the action (neither: Accept); ``nodes`` the ``nodes``
+    peers' selectors; ``domain_note`` the note a passed-over ``domainNames`` rule adds.
+    """
+
+    ref: TierRuleRef
+    deny: bool
+    pass_: bool
+    any_pod: bool
+    selectors: frozenset[int]
+    nodes: tuple[LabelSelector, ...]
+    domain_note: str | None
+    #: the rule has ``networks`` peers (in the direction's IPBlockMatcher)
+    networks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDir:
+    """The cluster rules of an identity for one direction: ``rules[:admin]`` are the
+    Admin tier's, the rest the Baseline tier's, each in evaluation order."""
+
+    rules: tuple[TierRule, ...]
+    admin: int
+    ports: PortIndex
+    ipblocks: IPBlockMatcher | None
+
+
+@dataclass(frozen=True, slots=True)
 class IdentityView:
     """What readers know of an identity: its selector memberships and compiled policy."""
 
@@ -121,6 +159,8 @@ class IdentityView:
     selectors: frozenset[int]
     ingress: DirPolicy | None
     egress: DirPolicy | None
+    cluster_ingress: ClusterDir | None = None
+    cluster_egress: ClusterDir | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,17 +191,21 @@ Entry = PodEntry | NodeEntry
 class Generation:
     """One published, immutable state of the index (plus its private decision cache)."""
 
-    __slots__ = ("addresses", "cache", "identities", "number")
+    __slots__ = ("addresses", "cache", "clustered", "identities", "node_labels", "number")
 
     def __init__(
         self,
         number: int,
         addresses: tuple[dict[str, Entry], ...],
         identities: tuple[dict[int, IdentityView], ...],
+        node_labels: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.number = number
         self.addresses = addresses
         self.identities = identities
+        #: node name -> labels, present iff some cluster-scoped policy exists
+        self.node_labels = node_labels
+        self.clustered = node_labels is not None
         self.cache: dict[Flow, Decision] = {}
 
     def entry(self, ip: str) -> Entry | None:

@@ -41,6 +41,8 @@ class ResourceState:
     #: seconds since the watch last worked, while it does not (0.0 while it does)
     seconds_without_watch: float
     stale: bool
+    #: False while the collection's CRD is not installed (404): normal, synced, empty, not stale
+    installed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,14 @@ class ResourceStatus:
         self._last_error_time: float | None = None
         self._last_invalid: str | None = None
         self._down_since: float | None = None  # monotonic; None while the watch works
+        #: None until known; False while the API server does not serve the collection (404)
+        self._installed: bool | None = None
+
+    @property
+    def installed(self) -> bool:
+        """Whether the collection was served at its last list (True until known otherwise)."""
+        with self._lock:
+            return self._installed is not False
 
     # written by the watcher ---------------------------------------------------------------
 
@@ -72,6 +82,16 @@ class ResourceStatus:
         with self._lock:
             self._rv = rv
             self._invalid_objects = invalid
+            self._down_since = None
+            self._installed = True
+
+    def absent(self) -> None:
+        """404: the collection's CRD is not installed; that is normal, not a failure."""
+        with self._lock:
+            self._installed = False
+            self._watching = False
+            self._rv = ""
+            self._invalid_objects = 0
             self._down_since = None
 
     def watching(self, rv: str) -> None:
@@ -150,4 +170,5 @@ class ResourceStatus:
                 last_invalid=self._last_invalid,
                 seconds_without_watch=round(down, 3),
                 stale=self._down_since is not None and down >= stale_after,
+                installed=self._installed is not False,
             )

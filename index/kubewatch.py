@@ -1,8 +1,9 @@
 """List-then-watch of one Kubernetes collection, on its own thread.
 
 One :class:`Watcher` per collection (Namespaces, Pods, Nodes, NetworkPolicies,
-all namespaces).  It does what client-go's reflector does, with the official
-``kubernetes`` client underneath:
+all namespaces; the cluster-scoped ClusterNetworkPolicies, AdminNetworkPolicies
+and BaselineAdminNetworkPolicies of policy.networking.k8s.io).  It does what
+client-go's reflector does, with the official ``kubernetes`` client underneath:
 
 1. **list** (paged, ``limit`` + ``continue``, one consistent snapshot) and hand
    the whole snapshot to the applier as one :class:`Listed` message; the applier
@@ -16,7 +17,12 @@ all namespaces).  It does what client-go's reflector does, with the official
    replayed;
 3. ``410 Gone`` (an HTTP 410, or an ERROR event carrying a 410 Status: the
    resourceVersion was compacted away) -> back to 1 at once;
-4. any other failure (connection refused or broken, read timeout, 5xx, a
+4. a collection backed by a CRD (``optional``) that answers ``404 Not Found`` is
+   not installed: that is normal, not a failure.  The watcher hands the applier
+   an empty list (so the collection counts as synced, and objects it held before
+   the CRD was removed are deleted), reports ``installed: false`` in status, and
+   lists again every ``absent_poll`` seconds, picking the CRD up once installed;
+5. any other failure (connection refused or broken, read timeout, 5xx, a
    garbled line) -> capped exponential back-off with jitter, then resume the
    watch from the last resourceVersion (or re-list if there is none yet).
 
@@ -34,6 +40,7 @@ An object the API returns but validation rejects is reported (status counter,
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -68,6 +75,15 @@ class Collection:
     plural: str
     namespaced: bool
     list_call: Callable[[client.ApiClient], ListCall]
+    #: served by a CRD that may not be installed: 404 means "absent", not an error
+    optional: bool = False
+
+
+def _custom(version: str, plural: str) -> Callable[[client.ApiClient], ListCall]:
+    """The list/watch call of a cluster-scoped custom resource of policy.networking.k8s.io."""
+    return lambda c: functools.partial(
+        client.CustomObjectsApi(c).list_cluster_custom_object, "policy.networking.k8s.io", version, plural
+    )
 
 
 COLLECTIONS: tuple[Collection, ...] = (
@@ -80,6 +96,30 @@ COLLECTIONS: tuple[Collection, ...] = (
         "networkpolicies",
         True,
         lambda c: client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
+    ),
+    Collection(
+        Kind.CLUSTER_NETWORK_POLICY,
+        "policy.networking.k8s.io",
+        "clusternetworkpolicies",
+        False,
+        _custom("v1alpha2", "clusternetworkpolicies"),
+        optional=True,
+    ),
+    Collection(
+        Kind.ADMIN_NETWORK_POLICY,
+        "policy.networking.k8s.io",
+        "adminnetworkpolicies",
+        False,
+        _custom("v1alpha1", "adminnetworkpolicies"),
+        optional=True,
+    ),
+    Collection(
+        Kind.BASELINE_ADMIN_NETWORK_POLICY,
+        "policy.networking.k8s.io",
+        "baselineadminnetworkpolicies",
+        False,
+        _custom("v1alpha1", "baselineadminnetworkpolicies"),
+        optional=True,
     ),
 )
 
@@ -170,6 +210,8 @@ class WatchOptions:
     #: ``limit`` of each list page.
     page_size: int = 500
     backoff: Backoff = Backoff()
+    #: how often a collection whose CRD is not installed is listed again
+    absent_poll: float = 30.0
 
 
 class Watcher:
@@ -212,6 +254,12 @@ class Watcher:
                     self._list()
                     attempt = 0
                 self._watch()
+            except ApiException as e:
+                if not (self.coll.optional and e.status == 404):
+                    attempt = self._failed(e, attempt)
+                    continue
+                self._absent()
+                self._stopping.wait(self._opts.absent_poll)
             except Expired as e:
                 self.status.expired(str(e))
                 expired = 0 if self._progress else expired + 1
@@ -220,17 +268,30 @@ class Watcher:
                 if expired > 1:  # a server that expires every fresh list must not be hammered
                     self._stopping.wait(self._opts.backoff.delay(expired - 2, self._rng))
             except Exception as e:
-                if self._stopping.is_set():
-                    break
-                if self._progress:  # the stream worked for a while: start the back-off over
-                    attempt = 0
-                self.status.failed(_describe(e))
-                delay = self._opts.backoff.delay(attempt, self._rng)
-                attempt += 1
-                log.warning("%s: %s; retrying in %.1fs", self.coll.plural, _describe(e), delay)
-                self._stopping.wait(delay)
+                attempt = self._failed(e, attempt)
             else:
                 attempt = 0
+
+    def _failed(self, e: Exception, attempt: int) -> int:
+        """Report a failure and back off; returns the next attempt number."""
+        if self._stopping.is_set():
+            return attempt
+        if self._progress:  # the stream worked for a while: start the back-off over
+            attempt = 0
+        self.status.failed(_describe(e))
+        delay = self._opts.backoff.delay(attempt, self._rng)
+        log.warning("%s: %s; retrying in %.1fs", self.coll.plural, _describe(e), delay)
+        self._stopping.wait(delay)
+        return attempt + 1
+
+    def _absent(self) -> None:
+        """The CRD is not installed (or was removed): an empty, synced collection."""
+        if self.status.installed:
+            log.info("%s: not served by the API server (CRD not installed); polling", self.coll.plural)
+            self._out.put(Listed(self.coll.kind, {}, frozenset(), ""))
+        self.status.absent()
+        self.rv = None
+        self._invalid = set()
 
     def interrupt(self) -> None:
         """Break the open watch connection (called by stop(), from another thread)."""
@@ -282,6 +343,8 @@ class Watcher:
         if not rv:
             raise WatchProtocolError(f"{self.coll.kind}List without metadata.resourceVersion")
         self._invalid = invalid
+        if not self.status.installed:
+            log.info("%s: now served by the API server", self.coll.plural)
         self.status.listed(rv, len(invalid))
         self._out.put(Listed(self.coll.kind, objects, frozenset(invalid), rv))
         self.rv = rv

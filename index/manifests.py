@@ -52,7 +52,7 @@ import watchfiles
 
 from netpol_pdp.index.documents import DocumentError, json_document, yaml_documents
 from netpol_pdp.index.errors import SourceError, ValidationError, capped
-from netpol_pdp.index.model import Delete, Event, Kind, Object, ObjectKey, Upsert
+from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Delete, Event, Kind, Object, ObjectKey, Upsert
 from netpol_pdp.index.validation import parse_object
 
 if TYPE_CHECKING:
@@ -73,10 +73,14 @@ _API_VERSIONS = {
     Kind.POD.value: "v1",
     Kind.NODE.value: "v1",
     Kind.NETWORK_POLICY.value: "networking.k8s.io/v1",
+    Kind.CLUSTER_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha2",
+    Kind.ADMIN_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha1",
+    Kind.BASELINE_ADMIN_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha1",
 }
 
 #: Apply order of upserts (and reverse order of deletes): referenced kinds first.
 _KIND_ORDER = {Kind.NAMESPACE: 0, Kind.NODE: 1, Kind.POD: 2, Kind.NETWORK_POLICY: 3}
+_KIND_ORDER.update(dict.fromkeys(CLUSTER_POLICY_KINDS, 4))
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -98,10 +102,11 @@ class LoadResult:
         return not self.objects
 
     def counts(self) -> dict[str, int]:
-        """Objects per kind, every kind present (zero included), in :class:`Kind` order."""
-        out = {k.value: 0 for k in Kind}
+        """Objects per kind in :class:`Kind` order: the four core kinds always (zero
+        included), the cluster-scoped policy kinds when some were read."""
+        out = {k.value: 0 for k in Kind if k not in CLUSTER_POLICY_KINDS}
         for kind, _ns, _name in self.objects:
-            out[kind.value] += 1
+            out[kind.value] = out.get(kind.value, 0) + 1
         return out
 
 
@@ -113,7 +118,7 @@ def _object_name(doc: Mapping[str, Any]) -> str:
     ns = meta.get("namespace") if isinstance(meta, Mapping) else None
     if not isinstance(name, str):
         return str(kind)
-    if kind in (Kind.NAMESPACE.value, Kind.NODE.value):
+    if kind in (Kind.NAMESPACE.value, Kind.NODE.value) or kind in {k.value for k in CLUSTER_POLICY_KINDS}:
         return f"{kind} {name}"
     return f"{kind} {ns if isinstance(ns, str) and ns else 'default'}/{name}"
 

@@ -29,6 +29,17 @@ class Kind(StrEnum):
     POD = "Pod"
     NODE = "Node"
     NETWORK_POLICY = "NetworkPolicy"
+    CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
+    ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
+    BASELINE_ADMIN_NETWORK_POLICY = "BaselineAdminNetworkPolicy"
+
+
+#: The cluster-scoped policy kinds (policy.networking.k8s.io), read as tiers.
+CLUSTER_POLICY_KINDS = (
+    Kind.CLUSTER_NETWORK_POLICY,
+    Kind.ADMIN_NETWORK_POLICY,
+    Kind.BASELINE_ADMIN_NETWORK_POLICY,
+)
 
 
 class Operator(StrEnum):
@@ -163,6 +174,8 @@ class Pod:
 class Node:
     name: str
     addresses: tuple[str, ...] = ()
+    #: read by ClusterNetworkPolicy ``nodes`` peers only
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     kind: Literal[Kind.NODE] = Kind.NODE
 
@@ -205,7 +218,97 @@ class NetworkPolicy:
         return f"{self.namespace}/{self.name}"
 
 
-Object: TypeAlias = Namespace | Pod | Node | NetworkPolicy
+class Tier(StrEnum):
+    """The two tiers of cluster-scoped policy (NetworkPolicy sits between them)."""
+
+    ADMIN = "Admin"
+    BASELINE = "Baseline"
+
+
+class Action(StrEnum):
+    """A cluster policy rule's action; v1alpha1 ``Allow`` is read as ``Accept``."""
+
+    ACCEPT = "Accept"
+    DENY = "Deny"
+    PASS = "Pass"
+
+
+#: ``PolicyPort.protocol`` of a cluster policy's named port: the protocol is the
+#: named container port's own (``destinationNamedPort`` / ``namedPort`` carry none).
+NAMED_PORT_PROTOCOL = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPeer:
+    """One peer (or subject) of a cluster policy; exactly one kind is set.
+
+    - ``namespaces``: ``namespace_selector`` set, ``pod_selector`` None (every pod of
+      the matching namespaces);
+    - ``pods``: both selectors set;
+    - ``nodes``: ``node_selector`` (egress only);
+    - ``networks``: ``networks`` (egress only; any address, pod addresses included);
+    - ``domainNames``: ``domain_names`` (egress, Accept only; never matches an IP).
+    """
+
+    namespace_selector: LabelSelector | None = None
+    pod_selector: LabelSelector | None = None
+    node_selector: LabelSelector | None = None
+    networks: tuple[IPNetwork, ...] = ()
+    domain_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRule:
+    """One ingress/egress rule: ``action`` when a peer and a port match.
+
+    ``ports`` empty means any port of any protocol; a named port has protocol
+    :data:`NAMED_PORT_PROTOCOL`.
+    """
+
+    name: str
+    action: Action
+    peers: tuple[ClusterPeer, ...]
+    ports: tuple[PolicyPort, ...] = ()
+
+
+#: The order of kinds inside one (tier, priority, name), so that an ANP and a CNP
+#: with the same name and priority still have a fixed order.
+_KIND_ORDER = {k: i for i, k in enumerate(CLUSTER_POLICY_KINDS)}
+#: A BaselineAdminNetworkPolicy has no priority: it is read after every Baseline CNP.
+BANP_PRIORITY = 1001
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPolicy:
+    """A ClusterNetworkPolicy (v1alpha2), AdminNetworkPolicy or BaselineAdminNetworkPolicy.
+
+    Cluster-scoped: the key has no namespace.  ``subject`` is a ClusterPeer with
+    ``namespaces`` or ``pods`` set.  ``priority`` of a BANP is :data:`BANP_PRIORITY`.
+    """
+
+    kind: Kind
+    name: str
+    tier: Tier
+    priority: int
+    subject: ClusterPeer
+    ingress: tuple[ClusterRule, ...] = ()
+    egress: tuple[ClusterRule, ...] = ()
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.kind, "", self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.value} {self.name}"
+
+    @property
+    def order(self) -> tuple[int, int, str, int]:
+        """Evaluation order: tier, ascending priority, then name (the API leaves ties open)."""
+        return (0 if self.tier is Tier.ADMIN else 1, self.priority, self.name, _KIND_ORDER[self.kind])
+
+
+Object: TypeAlias = Namespace | Pod | Node | NetworkPolicy | ClusterPolicy
 #: (kind, namespace or "", name): identifies an object across updates.
 ObjectKey: TypeAlias = tuple[Kind, str, str]
 

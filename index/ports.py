@@ -86,6 +86,11 @@ class PortIndex:
             for proto, by_name in named.items()
         }
 
+    @property
+    def portless(self) -> tuple[int, ...]:
+        """The ids of the rules without ports, ascending (``candidates`` may return this very tuple)."""
+        return self._portless
+
     def candidates(
         self, protocol: str, port: int, dst_ports: frozenset[tuple[str, str, int]] | None
     ) -> list[int] | tuple[int, ...]:

@@ -85,6 +85,41 @@ R25. Each evaluated direction reports the pod (``ns/name``), whether isolated,
      sorted by (policy, rule index).  A direction that is not isolated is allowed
      with no isolating policy and no rule.  The reference always answers at
      generation 0.
+
+Cluster-scoped policy tiers (section 6; ClusterNetworkPolicy v1alpha2, and
+AdminNetworkPolicy / BaselineAdminNetworkPolicy v1alpha1 read as the same tiers):
+
+R26. A direction is judged at its own pod, as in R12.  Its cluster rules are those
+     of every cluster policy whose subject selects the pod (``namespaces``: the
+     pod's namespace labels match; ``pods``: namespace labels and pod labels
+     match), the policy's ingress or egress rules, ordered by (tier, priority,
+     name, kind) and then rule index.
+R27. Admin tier first: the first rule that matches decides -- Accept allows, Deny
+     denies, and nothing else is consulted for that direction; Pass ends the Admin
+     tier.  Then NetworkPolicy: if the pod is isolated (R13) it decides as in R15.
+     Otherwise the Baseline tier, the same way (its Pass ends it).  Otherwise allow.
+R28. A cluster rule matches when one of its peers matches and (no ports, or the
+     flow's protocol is TCP/UDP/SCTP and a port entry matches).  Peers:
+     ``namespaces``/``pods`` match a pod end as in R26 (never a node, hostNetwork
+     pod or external address); ``networks`` match the peer's address (any
+     resolution, same family); ``nodes`` match an end that resolves to a node
+     whose Node object's labels match; ``domainNames`` never match.
+R29. Port entries: a number or ``start..end`` of a protocol as in R23; a named
+     port matches when the destination pod has a container port of that name with
+     the flow's protocol and port.
+R30. A rule with a ``domainNames`` peer whose ports match but which did not match
+     adds the note ``domain-names: <Kind name> egress rule <i> (<name>) names
+     domains, which no IP can be matched against: skipped`` when it is passed over
+     in a tier that was evaluated.
+R31. Reasons: a denial by an Admin rule gives ``denied-by-admin-policy``; else a
+     NetworkPolicy denial gives R16's reason for the directions NetworkPolicy
+     denied; else ``denied-by-baseline-policy``.  Allowed: an Admin Accept gives
+     ``allowed-by-admin-policy``; else a NetworkPolicy-isolated direction gives
+     ``allowed-by-policy``; else a Baseline Accept ``allowed-by-baseline-policy``;
+     else ``not-isolated``.
+R32. The trace of a direction names the deciding cluster rule (``decided_by``) and
+     the Pass rules that matched (``passed``); ``isolated``/``isolating`` always
+     describe NetworkPolicy, ``allowed_by`` is filled when NetworkPolicy decided.
 """
 
 from __future__ import annotations
@@ -100,11 +135,17 @@ from netpol_pdp.index.decision import (
     EndpointKind,
     Reason,
     RuleRef,
+    TierRuleRef,
     Verdict,
 )
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import (
+    NAMED_PORT_PROTOCOL,
     NAMESPACE_NAME_LABEL,
+    Action,
+    ClusterPeer,
+    ClusterPolicy,
+    ClusterRule,
     LabelSelector,
     Namespace,
     NetworkPolicy,
@@ -115,6 +156,7 @@ from netpol_pdp.index.model import (
     Pod,
     PolicyPort,
     Rule,
+    Tier,
 )
 
 _PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -149,6 +191,9 @@ class ReferenceEvaluator:
         self.pods = [o for o in world.values() if isinstance(o, Pod)]
         self.nodes = [o for o in world.values() if isinstance(o, Node)]
         self.policies = [o for o in world.values() if isinstance(o, NetworkPolicy)]
+        self.cluster_policies = sorted(
+            (o for o in world.values() if isinstance(o, ClusterPolicy)), key=lambda c: c.order
+        )
 
     # --- section 1: addresses -----------------------------------------------------------
 
@@ -276,7 +321,7 @@ class ReferenceEvaluator:
 
     # --- section 3: directions ----------------------------------------------------------
 
-    def _direction(
+    def _np_direction(
         self, direction: str, pod: Pod, flow: Flow, peer: _End, destination: Pod | None
     ) -> DirectionTrace:
         policy_type = "Egress" if direction == "egress" else "Ingress"
@@ -310,6 +355,119 @@ class ReferenceEvaluator:
             isolating=tuple(p.qualified_name for p in isolating),
             allowed_by=tuple(allowed_by),
         )
+
+    # --- section 6: cluster policy tiers ------------------------------------------------
+
+    def _pod_in(self, peer: ClusterPeer, pod: Pod) -> bool:
+        # R26, R28 (namespaces / pods)
+        if peer.namespace_selector is None:
+            return False
+        if not self._selector_matches(peer.namespace_selector, self._namespace_labels(pod.namespace)):
+            return False
+        return peer.pod_selector is None or self._selector_matches(peer.pod_selector, pod.labels)
+
+    def _cluster_peer_matches(self, peer: ClusterPeer, other: _End) -> bool:
+        # R28
+        if peer.namespace_selector is not None:
+            return other.pod is not None and self._pod_in(peer, other.pod)
+        if peer.networks:
+            address = ipaddress.ip_address(other.ip)
+            return any(address.version == net.version and address in net for net in peer.networks)
+        if peer.node_selector is not None:
+            if other.endpoint.kind is not EndpointKind.NODE:
+                return False
+            return any(
+                n.name == other.endpoint.name and self._selector_matches(peer.node_selector, n.labels)
+                for n in self.nodes
+            )
+        return False  # domainNames
+
+    def _cluster_ports_match(self, rule: ClusterRule, flow: Flow, destination: Pod | None) -> bool:
+        if not rule.ports:
+            return True
+        if flow.protocol not in _PORT_PROTOCOLS:
+            return False  # R24
+        for entry in rule.ports:
+            if entry.protocol == NAMED_PORT_PROTOCOL:
+                # R29
+                if destination is not None and any(
+                    cp.name == entry.port and cp.protocol == flow.protocol and cp.port == flow.dst_port
+                    for cp in destination.ports
+                ):
+                    return True
+            elif self._port_matches(entry, flow, destination):
+                return True
+        return False
+
+    def _tier(
+        self,
+        tier: Tier,
+        direction: str,
+        pod: Pod,
+        flow: Flow,
+        peer: _End,
+        destination: Pod | None,
+        notes: list[str],
+    ) -> tuple[TierRuleRef | None, TierRuleRef | None]:
+        """(the deciding Accept/Deny rule, the Pass rule) of one tier; both None: no match."""
+        for policy in self.cluster_policies:  # R26: already in (tier, priority, name, kind) order
+            if policy.tier is not tier or not self._pod_in(policy.subject, pod):
+                continue
+            rules = policy.egress if direction == "egress" else policy.ingress
+            for i, rule in enumerate(rules):
+                ports_ok = self._cluster_ports_match(rule, flow, destination)
+                if ports_ok and any(self._cluster_peer_matches(p, peer) for p in rule.peers):
+                    ref = TierRuleRef(tier.value, policy.ref, i, rule.name, rule.action.value)
+                    if rule.action is Action.PASS:
+                        return None, ref
+                    return ref, None
+                if ports_ok and any(p.domain_names for p in rule.peers):
+                    # R30
+                    named = f" ({rule.name})" if rule.name else ""
+                    notes.append(
+                        f"domain-names: {policy.ref} {direction} rule {i}{named} names domains, "
+                        "which no IP can be matched against: skipped"
+                    )
+        return None, None
+
+    def _direction(
+        self, direction: str, pod: Pod, flow: Flow, peer: _End, destination: Pod | None, notes: list[str]
+    ) -> tuple[DirectionTrace, str]:
+        """The trace and which stage decided: ``admin``, ``policy``, ``baseline`` or ``none``."""
+        np_trace = self._np_direction(direction, pod, flow, peer, destination)
+        passed: list[TierRuleRef] = []
+        # R27
+        decided, passed_by = self._tier(Tier.ADMIN, direction, pod, flow, peer, destination, notes)
+        stage = "admin"
+        if decided is None:
+            if passed_by is not None:
+                passed.append(passed_by)
+            if np_trace.isolated:
+                return DirectionTrace(
+                    direction,
+                    np_trace.pod,
+                    True,
+                    np_trace.allowed,
+                    np_trace.isolating,
+                    np_trace.allowed_by,
+                    passed=tuple(passed),
+                ), "policy"
+            decided, passed_by = self._tier(Tier.BASELINE, direction, pod, flow, peer, destination, notes)
+            stage = "baseline"
+            if decided is None:
+                if passed_by is not None:
+                    passed.append(passed_by)
+                return DirectionTrace(direction, np_trace.pod, False, True, passed=tuple(passed)), "none"
+        # R32
+        return DirectionTrace(
+            direction,
+            np_trace.pod,
+            np_trace.isolated,
+            decided.action == Action.ACCEPT.value,
+            np_trace.isolating,
+            decided_by=decided,
+            passed=tuple(passed),
+        ), stage
 
     # --- the decision -------------------------------------------------------------------
 
@@ -346,19 +504,32 @@ class ReferenceEvaluator:
             return exempt(Reason.NO_POD)
 
         # R12
-        egress = self._direction("egress", src.pod, flow, dst, dst.pod) if src.pod is not None else None
-        ingress = self._direction("ingress", dst.pod, flow, src, dst.pod) if dst.pod is not None else None
+        egress = ingress = None
+        stages: dict[str, str] = {}
+        if src.pod is not None:
+            egress, stages["egress"] = self._direction("egress", src.pod, flow, dst, dst.pod, notes)
+        if dst.pod is not None:
+            ingress, stages["ingress"] = self._direction("ingress", dst.pod, flow, src, dst.pod, notes)
         egress_ok = egress is None or egress.allowed
         ingress_ok = ingress is None or ingress.allowed
-        # R16
-        if not egress_ok and not ingress_ok:
+        denied = [d for d, t in (("egress", egress), ("ingress", ingress)) if t is not None and not t.allowed]
+        allowed = [d for d, t in (("egress", egress), ("ingress", ingress)) if t is not None and t.allowed]
+        np_denied = [d for d in denied if stages[d] == "policy"]
+        # R16, R31
+        if any(stages[d] == "admin" for d in denied):
+            reason = Reason.DENIED_BY_ADMIN
+        elif len(np_denied) == 2:
             reason = Reason.DENIED_BOTH
-        elif not egress_ok:
-            reason = Reason.DENIED_EGRESS
-        elif not ingress_ok:
-            reason = Reason.DENIED_INGRESS
-        elif any(t is not None and t.isolated for t in (egress, ingress)):
+        elif np_denied:
+            reason = Reason.DENIED_EGRESS if np_denied == ["egress"] else Reason.DENIED_INGRESS
+        elif denied:
+            reason = Reason.DENIED_BY_BASELINE
+        elif any(stages[d] == "admin" for d in allowed):
+            reason = Reason.ALLOWED_BY_ADMIN
+        elif any(stages[d] == "policy" for d in allowed):
             reason = Reason.ALLOWED_BY_POLICY
+        elif any(stages[d] == "baseline" for d in allowed):
+            reason = Reason.ALLOWED_BY_BASELINE
         else:
             reason = Reason.NOT_ISOLATED
         verdict = Verdict.ALLOW if egress_ok and ingress_ok else Verdict.DENY

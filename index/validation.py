@@ -451,7 +451,7 @@ def parse_pod(doc: Mapping[str, Any]) -> Pod:
 def parse_node(doc: Mapping[str, Any]) -> Node:
     errs = _Errors()
     _, name, meta = _metadata(doc, errs, namespaced=False, name_re=_DNS_SUBDOMAIN)
-    _labels(meta.get("labels"), FieldPath("metadata").child("labels"), errs)  # unused, but must be valid
+    labels = _labels(meta.get("labels"), FieldPath("metadata").child("labels"), errs)
     status_path = FieldPath("status")
     status = _map(doc.get("status"), status_path, errs)
     addresses: list[str] = []
@@ -465,7 +465,7 @@ def parse_node(doc: Mapping[str, Any]) -> Node:
             addresses.append(ip)
     if errs.items:
         raise ValidationError(_ref("Node", "", name), errs.items)
-    return Node(name, tuple(addresses))
+    return Node(name, tuple(addresses), labels)
 
 
 def parse_network_policy(doc: Mapping[str, Any]) -> NetworkPolicy:
@@ -509,6 +509,14 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Object]] = {
 }
 
 
+#: Cluster-scoped policy kinds and their parser in validation_cnp.py.
+_CLUSTER_KINDS = {
+    Kind.CLUSTER_NETWORK_POLICY.value: "parse_cluster_network_policy",
+    Kind.ADMIN_NETWORK_POLICY.value: "parse_admin_network_policy",
+    Kind.BASELINE_ADMIN_NETWORK_POLICY.value: "parse_baseline_admin_network_policy",
+}
+
+
 def parse_object(doc: Mapping[str, Any]) -> Object | None:
     """Validate one manifest; None for a kind this engine does not read.
 
@@ -520,6 +528,10 @@ def parse_object(doc: Mapping[str, Any]) -> Object | None:
     if kind is not None and not isinstance(kind, str):
         raise ValidationError("document", [FieldError("kind", "must be a string", kind)])
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None and kind in _CLUSTER_KINDS:
+        from netpol_pdp.index import validation_cnp  # noqa: PLC0415 (it imports this module)
+
+        parser = getattr(validation_cnp, _CLUSTER_KINDS[kind])
     if parser is None:
         if kind is None:
             raise ValidationError("document", [FieldError("kind", "is required")])

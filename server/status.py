@@ -149,4 +149,5 @@ def _resource_pb(r: ResourceState) -> pb.ResourceStatus:
         last_invalid=r.last_invalid or "",
         seconds_without_watch=r.seconds_without_watch,
         stale=r.stale,
+        not_installed=not r.installed,
     )

@@ -19,6 +19,11 @@ the protocol the feed relies on, the way kube-apiserver does it:
   history; resuming a watch from a compacted revision gets ``410 Gone`` — as an
   ``ERROR`` event with a ``Status`` object (what kube-apiserver does) or, with
   ``expired_as_http=True``, as an HTTP 410 response.
+- The cluster-scoped policy collections (``/apis/policy.networking.k8s.io/...``)
+  are CRDs, installed unless ``crds=()`` (or another subset) is given; one not
+  installed answers ``404 Not Found`` as an API server without the CRD does, until
+  :meth:`install_crd`; :meth:`uninstall_crd` deletes the CRD's objects
+  and ends its watches, as deleting a CRD does.
 - Test controls: :meth:`drop_watches` cuts every open watch mid-stream (no final
   chunk, so the client sees a broken stream), :meth:`go_down` stops listening and
   closes every connection, :meth:`come_back` listens again on the same port.
@@ -50,6 +55,8 @@ class Resource:
     kind: str
     api_version: str
     namespaced: bool
+    #: served only while its CRD is installed (404 otherwise)
+    crd: bool = False
 
 
 RESOURCES: dict[str, Resource] = {
@@ -59,6 +66,27 @@ RESOURCES: dict[str, Resource] = {
         Resource("/api/v1/pods", "Pod", "v1", True),
         Resource("/api/v1/nodes", "Node", "v1", False),
         Resource("/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy", "networking.k8s.io/v1", True),
+        Resource(
+            "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+            "ClusterNetworkPolicy",
+            "policy.networking.k8s.io/v1alpha2",
+            False,
+            crd=True,
+        ),
+        Resource(
+            "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+            "AdminNetworkPolicy",
+            "policy.networking.k8s.io/v1alpha1",
+            False,
+            crd=True,
+        ),
+        Resource(
+            "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
+            "BaselineAdminNetworkPolicy",
+            "policy.networking.k8s.io/v1alpha1",
+            False,
+            crd=True,
+        ),
     )
 }
 _BY_PATH = {r.path: r for r in RESOURCES.values()}
@@ -96,7 +124,13 @@ class FakeKubeAPI:
     return the new revision.
     """
 
-    def __init__(self, *, bookmark_interval: float = 0.5, expired_as_http: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        bookmark_interval: float = 0.5,
+        expired_as_http: bool = False,
+        crds: tuple[str, ...] | None = None,
+    ) -> None:
         self.bookmark_interval = bookmark_interval
         self.expired_as_http = expired_as_http
         self._cond = threading.Condition()
@@ -114,6 +148,10 @@ class FakeKubeAPI:
         self._failing: dict[str, int] = {}
         #: every request line served, for tests that check what the client asked for
         self.requests: list[str] = []
+        #: kinds whose CRD is installed (the others answer 404); default: every CRD
+        self._crds: set[str] = set(
+            crds if crds is not None else (r.kind for r in RESOURCES.values() if r.crd)
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -165,6 +203,18 @@ class FakeKubeAPI:
             self._failing.pop(kind, None)
         else:
             self._failing[kind] = code
+
+    def install_crd(self, kind: str) -> None:
+        """Start serving the CRD-backed collection ``kind``."""
+        assert RESOURCES[kind].crd, kind
+        self._crds.add(kind)
+
+    def uninstall_crd(self, kind: str) -> None:
+        """Delete the CRD: its objects go (DELETED events), its watches end, then 404."""
+        for obj in self.objects(kind):
+            self.delete(kind, "", obj["metadata"]["name"])
+        self._crds.discard(kind)
+        self.drop_watches()
 
     def drop_watches(self) -> None:
         """Cut every open watch stream mid-way (the connection just breaks)."""
@@ -336,6 +386,10 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             res = _BY_PATH.get(parts.path)
             if res is None:
                 self._send_json(404, _status(404, "NotFound", f"the server could not find {parts.path}"))
+                return
+            if res.crd and res.kind not in api._crds:
+                missing = _status(404, "NotFound", "the server could not find the requested resource")
+                self._send_json(404, missing)
                 return
             code = api._failing.get(res.kind)
             if code is not None:

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from netpol_pdp.index.flows import Flow, make_flow
-from netpol_pdp.index.model import Delete, Event, Node, Object, ObjectKey, Pod, Upsert
+from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Delete, Event, Node, Object, ObjectKey, Pod, Upsert
 from netpol_pdp.index.validation import parse_object
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -294,6 +294,119 @@ def policy_manifests(draw: Draw, namespace: str | None = None, name: str | None 
     }
 
 
+# --- cluster-scoped policies (ClusterNetworkPolicy v1alpha2, ANP/BANP v1alpha1) ------------
+
+CLUSTER_POLICY_NAMES = ["c1", "c2", "c3"]
+PRIORITIES = [0, 5, 5, 10, 1000]  # ties on purpose: the order by name decides them
+DOMAIN_NAMES = ["example.com", "*.example.com", "kubernetes.io"]
+NODE_LABELS = st.dictionaries(
+    st.sampled_from(["role", "zone"]), st.sampled_from(["infra", "a", "b"]), max_size=2
+)
+
+
+@st.composite
+def labelled_node_manifests(draw: Draw, name: str | None = None) -> Manifest:
+    doc = draw(node_manifests(name))
+    doc["metadata"]["labels"] = draw(NODE_LABELS)
+    return doc
+
+
+@st.composite
+def _namespaced_pods(draw: Draw) -> Manifest:
+    body: Manifest = {"podSelector": draw(selectors())}
+    if draw(st.booleans()):
+        body["namespaceSelector"] = draw(namespace_selectors())
+    return {"pods": body}
+
+
+@st.composite
+def _cluster_peer(draw: Draw, egress: bool, domains: bool) -> Manifest:
+    kinds = ["namespaces", "pods", "pods"]
+    if egress:
+        kinds += ["networks", "networks", "nodes"] + (["domainNames"] if domains else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "namespaces":
+        return {"namespaces": draw(st.one_of(st.just({}), namespace_selectors()))}
+    if kind == "pods":
+        return draw(_namespaced_pods())
+    if kind == "nodes":
+        return {"nodes": draw(selectors())}
+    if kind == "networks":
+        return {"networks": draw(st.lists(st.sampled_from(CIDRS), min_size=1, max_size=3, unique=True))}
+    return {"domainNames": draw(st.lists(st.sampled_from(DOMAIN_NAMES), min_size=1, max_size=2, unique=True))}
+
+
+@st.composite
+def _cluster_port(draw: Draw, v1alpha2: bool, named_ok: bool) -> Manifest:
+    kind = draw(st.sampled_from(["number", "number", "range"] + (["name"] if named_ok else [])))
+    protocol = draw(st.sampled_from(PROTOCOLS))
+    if kind == "name":
+        name = draw(st.sampled_from(PORT_NAMES))
+        return {"destinationNamedPort": name} if v1alpha2 else {"namedPort": name}
+    if kind == "number":
+        number = draw(st.sampled_from(PORTS))
+        if v1alpha2:
+            return {protocol.lower(): {"destinationPort": {"number": number}}}
+        return {"portNumber": {"protocol": protocol, "port": number}}
+    start = draw(st.sampled_from(PORTS))
+    end = draw(st.sampled_from([start + 1, *[p for p in PORTS if p > start], 65535]))
+    if v1alpha2:
+        return {protocol.lower(): {"destinationPort": {"range": {"start": start, "end": end}}}}
+    return {"portRange": {"protocol": protocol, "start": start, "end": end}}
+
+
+@st.composite
+def _cluster_rule(draw: Draw, egress: bool, actions: list[str], v1alpha2: bool, banp: bool) -> Manifest:
+    action = draw(st.sampled_from(actions))
+    domains = not banp and action in ("Accept", "Allow")
+    to = draw(st.lists(_cluster_peer(egress, domains), min_size=1, max_size=3))
+    rule: Manifest = {"action": action, "to" if egress else "from": to}
+    if draw(st.booleans()):
+        rule["name"] = draw(st.sampled_from(["r", "allow-dns", "x" * 100]))
+    if draw(st.booleans()):
+        named_ok = not (egress and any(set(p) & {"networks", "nodes", "domainNames"} for p in to))
+        ports = draw(st.lists(_cluster_port(v1alpha2, named_ok), min_size=1, max_size=3))
+        rule["protocols" if v1alpha2 else "ports"] = ports
+    return rule
+
+
+@st.composite
+def cluster_policy_manifests(draw: Draw, kind: str | None = None, name: str | None = None) -> Manifest:
+    """A ClusterNetworkPolicy (either tier), an AdminNetworkPolicy or the BaselineAdminNetworkPolicy."""
+    kind = kind or draw(
+        st.sampled_from(["ClusterNetworkPolicy"] * 3 + ["AdminNetworkPolicy", "BaselineAdminNetworkPolicy"])
+    )
+    v1alpha2 = kind == "ClusterNetworkPolicy"
+    banp = kind == "BaselineAdminNetworkPolicy"
+    name = "default" if banp else name or draw(st.sampled_from(CLUSTER_POLICY_NAMES))
+    spec: Manifest = {}
+    if v1alpha2:
+        spec["tier"] = draw(st.sampled_from(["Admin", "Baseline"]))
+        actions = ["Accept", "Deny", "Pass"]
+    else:
+        actions = ["Allow", "Deny"] if banp else ["Allow", "Deny", "Pass"]
+    if not banp:
+        spec["priority"] = draw(st.sampled_from(PRIORITIES))
+    spec["subject"] = draw(  # every namespace a third of the time: subjects that select
+        st.one_of(
+            st.just({"namespaces": {}}),
+            st.builds(lambda s: {"namespaces": s}, namespace_selectors()),
+            _namespaced_pods(),
+        )
+    )
+    for direction, egress in (("ingress", False), ("egress", True)):
+        rules = draw(st.lists(_cluster_rule(egress, actions, v1alpha2, banp), max_size=3))
+        if rules or draw(st.booleans()):
+            spec[direction] = rules
+    version = "v1alpha2" if v1alpha2 else "v1alpha1"
+    return {
+        "apiVersion": f"policy.networking.k8s.io/{version}",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
 def parse(doc: Manifest) -> Object:
     """A generated manifest is valid by construction: validation must accept it."""
     obj = parse_object(doc)
@@ -311,14 +424,24 @@ any_manifest = st.one_of(
 )
 
 
+any_cluster_manifest = st.one_of(
+    any_manifest, labelled_node_manifests(), cluster_policy_manifests(), cluster_policy_manifests()
+)
+
+
 @st.composite
-def world_manifests(draw: Draw) -> list[Manifest]:
-    """A cluster: some namespaces (others stay undeclared), nodes, pods and policies."""
+def world_manifests(draw: Draw, cluster: bool = False) -> list[Manifest]:
+    """A cluster: some namespaces (others stay undeclared), nodes, pods and policies.
+
+    ``cluster``: nodes carry labels and 1-4 cluster-scoped policies join the NetworkPolicies.
+    """
     docs: list[Manifest] = []
     docs += draw(st.lists(namespace_manifests(), max_size=3))
-    docs += draw(st.lists(node_manifests(), max_size=3))
+    docs += draw(st.lists(labelled_node_manifests() if cluster else node_manifests(), max_size=3))
     docs += draw(st.lists(pod_manifests(), min_size=1, max_size=8))
-    docs += draw(st.lists(policy_manifests(), min_size=1, max_size=5))
+    docs += draw(st.lists(policy_manifests(), min_size=0 if cluster else 1, max_size=2 if cluster else 5))
+    if cluster:
+        docs += draw(st.lists(cluster_policy_manifests(), min_size=1, max_size=4))
     return docs
 
 
@@ -332,6 +455,7 @@ def to_world(docs: list[Manifest]) -> list[Object]:
 
 
 worlds: st.SearchStrategy[list[Object]] = world_manifests().map(to_world)
+cluster_worlds: st.SearchStrategy[list[Object]] = world_manifests(cluster=True).map(to_world)
 
 # --- flows -------------------------------------------------------------------------------
 
@@ -390,8 +514,8 @@ class WorldAndFlows:
 
 
 @st.composite
-def worlds_and_flows(draw: Draw, max_flows: int = 12) -> WorldAndFlows:
-    world = draw(worlds)
+def worlds_and_flows(draw: Draw, max_flows: int = 12, cluster: bool = False) -> WorldAndFlows:
+    world = draw(cluster_worlds if cluster else worlds)
     return WorldAndFlows(world, draw(st.lists(flows(world), min_size=1, max_size=max_flows)))
 
 
@@ -407,22 +531,28 @@ class History:
     final: list[Object]
 
 
-def _replacement(key: ObjectKey) -> st.SearchStrategy[Manifest]:
+def _replacement(key: ObjectKey, cluster: bool = False) -> st.SearchStrategy[Manifest]:
     """A new manifest for an existing object (a relabel, new IPs, new rules...)."""
     kind, namespace, name = key
     if kind == "Namespace":
         return namespace_manifests(name)
     if kind == "Node":
-        return node_manifests(name)
+        return labelled_node_manifests(name) if cluster else node_manifests(name)
+    if kind in CLUSTER_POLICY_KINDS:
+        return cluster_policy_manifests(kind.value, name)
     if kind == "Pod":
         return pod_manifests(namespace, name)
     return policy_manifests(namespace, name)
 
 
 @st.composite
-def histories(draw: Draw, max_events: int = 14) -> History:
-    """Random upserts (new objects, changed objects), deletes (present or not), in 1-4 batches."""
-    initial = to_world(draw(world_manifests()))
+def histories(draw: Draw, max_events: int = 14, cluster: bool = False) -> History:
+    """Random upserts (new objects, changed objects), deletes (present or not), in 1-4 batches.
+
+    ``cluster``: the worlds and the new objects include cluster-scoped policies.
+    """
+    manifests = any_cluster_manifest if cluster else any_manifest
+    initial = to_world(draw(world_manifests(cluster)))
     current: dict[ObjectKey, Object] = {o.key: o for o in initial}
     events: list[Event] = []
     for _ in range(draw(st.integers(1, max_events))):
@@ -433,14 +563,14 @@ def histories(draw: Draw, max_events: int = 14) -> History:
                 events.append(Delete(key))
                 del current[key]
                 continue
-            obj = parse(draw(_replacement(key)))
+            obj = parse(draw(_replacement(key, cluster)))
         elif action == "delete-missing":
-            obj = parse(draw(any_manifest))
+            obj = parse(draw(manifests))
             if obj.key not in current:
                 events.append(Delete(obj.key))
                 continue
         else:
-            obj = parse(draw(any_manifest))
+            obj = parse(draw(manifests))
         events.append(Upsert(obj))
         current[obj.key] = obj
     cuts = sorted(draw(st.lists(st.integers(0, len(events)), max_size=3)))

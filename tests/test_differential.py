@@ -4,6 +4,9 @@
     ``ReferenceEvaluator(world)`` give the same verdict, reason, endpoints, notes
     and, when explained, the same traces (everything but the generation); the
     order the objects come in does not change the index.
+(c) The same two on worlds that mix cluster-scoped policies (ClusterNetworkPolicy
+    in both tiers, AdminNetworkPolicy, BaselineAdminNetworkPolicy) with
+    NetworkPolicies, incremental updates included.
 (b) After random upserts/deletes applied incrementally with ``Index.apply`` in
     several batches, the index (checked with ``idx.check()`` after every step)
     agrees with the reference on the world so far, and at the end with a fresh
@@ -183,3 +186,36 @@ def test_reference_resolves_every_known_address_consistently(case: WorldAndFlows
             forward = reference.decide(Flow(ip, flow.dst_ip, flow.protocol, flow.dst_port))
             backward = reference.decide(Flow(flow.dst_ip, ip, flow.protocol, flow.dst_port))
             assert forward.src == backward.dst
+
+
+# --- (c) cluster policy tiers ----------------------------------------------------------------
+
+
+@needs_index
+@given(worlds_and_flows(cluster=True))
+def test_index_agrees_with_reference_on_worlds_with_cluster_policies(case: WorldAndFlows) -> None:
+    index = _index_class().from_objects(case.world)
+    index.check()
+    assert_agree(index, ReferenceEvaluator(case.world), case.flows, case.world)
+
+
+@needs_index
+@given(histories(cluster=True), st.data())
+def test_incremental_cluster_policy_updates_agree_with_the_reference(
+    history: History, data: st.DataObject
+) -> None:
+    index = _index_class().from_objects(history.initial)
+    world = {o.key: o for o in history.initial}
+    probe = data.draw(
+        st.lists(flows([*history.initial, *history.final]), min_size=1, max_size=6), label="flows"
+    )
+    for batch in history.batches:
+        index.apply(batch)
+        index.check()
+        _apply_to(world, batch)
+        assert index.objects() == world
+        current = list(world.values())
+        assert_agree(index, ReferenceEvaluator(current), probe, current)
+    fresh = _index_class().from_objects(history.final)
+    for flow in probe:
+        assert comparable(index.decide(flow, explain=True)) == comparable(fresh.decide(flow, explain=True))

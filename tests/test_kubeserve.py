@@ -74,6 +74,9 @@ def test_get_status_shows_every_collection_synced_and_decisions_follow_the_clust
         "Pod": True,
         "Node": True,
         "NetworkPolicy": True,
+        "ClusterNetworkPolicy": True,
+        "AdminNetworkPolicy": True,
+        "BaselineAdminNetworkPolicy": True,
     }
     assert {r["kind"]: r["objects"] for r in feed["resources"]}["Pod"] == 3
     assert all(r["resource_version"] for r in feed["resources"])

@@ -145,7 +145,12 @@ class AuditSummary:
             decision = explain(self.denied_examples[pair])
             policies: list[str] = []
             for trace in (decision.egress, decision.ingress):
-                if trace is not None and trace.isolated and not trace.allowed:
+                if trace is None or trace.allowed:
+                    continue
+                if trace.decided_by is not None:  # a cluster policy Deny: it is the one to name
+                    if trace.decided_by.policy not in policies:
+                        policies.append(trace.decided_by.policy)
+                elif trace.isolated:
                     policies.extend(p for p in trace.isolating if p not in policies)
             self.isolating[pair] = policies
 

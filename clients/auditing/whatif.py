@@ -25,7 +25,7 @@ from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import NetpolPdpError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.manifests import ManifestSource
-from netpol_pdp.index.model import Kind, Object, ObjectKey
+from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Kind, Object, ObjectKey
 
 
 class WhatIfError(NetpolPdpError):
@@ -33,14 +33,34 @@ class WhatIfError(NetpolPdpError):
 
 
 def policy_key(text: str) -> ObjectKey:
+    """``ns/name``: a NetworkPolicy; a bare ``name``: a cluster-scoped policy (resolved by ``apply``)."""
     namespace, sep, name = text.partition("/")
+    if not sep and namespace:
+        return (Kind.CLUSTER_NETWORK_POLICY, "", namespace)
     if not sep or not namespace or not name or "/" in name:
-        raise WhatIfError(f"--without {text!r}: must be NAMESPACE/NAME of a NetworkPolicy")
+        raise WhatIfError(
+            f"--without {text!r}: must be NAMESPACE/NAME of a NetworkPolicy "
+            "or NAME of a cluster-scoped policy"
+        )
     return (Kind.NETWORK_POLICY, namespace, name)
 
 
 def policy_name(key: ObjectKey) -> str:
-    return f"{key[1]}/{key[2]}"
+    """``ns/name`` of a NetworkPolicy, ``Kind name`` of a cluster-scoped policy (as traces name them)."""
+    return f"{key[1]}/{key[2]}" if key[1] else f"{key[0].value} {key[2]}"
+
+
+def _resolve(key: ObjectKey, world: Mapping[ObjectKey, Object]) -> ObjectKey:
+    """A bare cluster-scoped name: whichever of the three kinds holds it (in CLUSTER_POLICY_KINDS order)."""
+    if key[1] or key[0] not in CLUSTER_POLICY_KINDS:
+        return key
+    for kind in CLUSTER_POLICY_KINDS:
+        if (kind, "", key[2]) in world:
+            return (kind, "", key[2])
+    raise WhatIfError(
+        f"--without {key[2]}: no such cluster-scoped policy in the source "
+        "(must be NAMESPACE/NAME of a NetworkPolicy or NAME of a cluster-scoped policy)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +78,8 @@ class WorldChange:
 
     def apply(self, current: Mapping[ObjectKey, Object]) -> dict[ObjectKey, Object]:
         world = dict(current)
-        for key in self.removals:
+        for removal in self.removals:
+            key = _resolve(removal, world)
             if key not in world:
                 raise WhatIfError(f"--without {policy_name(key)}: no such NetworkPolicy in the source")
             del world[key]
@@ -67,14 +88,18 @@ class WorldChange:
 
     def changed_policies(self, current: Mapping[ObjectKey, Object]) -> set[str]:
         """``ns/name`` of every policy removed, added or replaced by a different one."""
-        names = {policy_name(k) for k in self.removals}
+        names = {policy_name(_resolve(k, current)) for k in self.removals}
         for key, obj in self.upserts.items():
-            if key[0] is Kind.NETWORK_POLICY and current.get(key) != obj:
+            is_policy = key[0] is Kind.NETWORK_POLICY or key[0] in CLUSTER_POLICY_KINDS
+            if is_policy and current.get(key) != obj:
                 names.add(policy_name(key))
         return names
 
     def describe(self, current: Mapping[ObjectKey, Object]) -> list[str]:
-        out = [f"remove NetworkPolicy {policy_name(k)}" for k in self.removals]
+        out = []
+        for k in self.removals:
+            key = _resolve(k, current)
+            out.append(f"remove NetworkPolicy {policy_name(key)}" if key[1] else f"remove {policy_name(key)}")
         for key in sorted(self.upserts, key=lambda k: (k[0].value, k[1], k[2])):
             verb = "replace" if key in current else "add"
             if current.get(key) != self.upserts[key]:
@@ -91,7 +116,11 @@ def policies_of(decision: Decision) -> tuple[list[str], list[str]]:
         if trace is None:
             continue
         allowed.extend(r.policy for r in trace.allowed_by if r.policy not in allowed)
-        if trace.isolated and not trace.allowed:
+        if trace.decided_by is not None:  # a cluster policy tier decided the direction
+            into = allowed if trace.allowed else isolating
+            if trace.decided_by.policy not in into:
+                into.append(trace.decided_by.policy)
+        elif trace.isolated and not trace.allowed:
             isolating.extend(p for p in trace.isolating if p not in isolating)
     return allowed, isolating
 

@@ -11,6 +11,7 @@ from netpol_pdp.index.decision import (
     EndpointKind,
     Reason,
     RuleRef,
+    TierRuleRef,
     Verdict,
 )
 from netpol_pdp.index.flows import Flow, make_flow
@@ -53,6 +54,27 @@ EXPLAINED = Decision(
     "decision",
     [
         pytest.param(EXPLAINED, id="explained, both directions"),
+        pytest.param(
+            Decision(
+                Verdict.DENY,
+                Reason.DENIED_BY_BASELINE,
+                7,
+                Endpoint(EndpointKind.POD, "a/b", "a"),
+                Endpoint(EndpointKind.POD, "c/d", "c"),
+                ("domain-names: ClusterNetworkPolicy x egress rule 0 names domains, skipped",),
+                egress=DirectionTrace("egress", "a/b", False, True),
+                ingress=DirectionTrace(
+                    "ingress",
+                    "c/d",
+                    False,
+                    False,
+                    decided_by=TierRuleRef("Baseline", "ClusterNetworkPolicy base", 1, "deny", "Deny"),
+                    passed=(TierRuleRef("Admin", "AdminNetworkPolicy hand-off", 0, "", "Pass"),),
+                ),
+                explained=True,
+            ),
+            id="a cluster policy tier decided, after a Pass",
+        ),
         pytest.param(
             Decision(
                 Verdict.ALLOW,

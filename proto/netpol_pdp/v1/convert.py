@@ -19,6 +19,7 @@ from netpol_pdp.index.decision import (
     EndpointKind,
     Reason,
     RuleRef,
+    TierRuleRef,
     Verdict,
 )
 from netpol_pdp.index.errors import FlowError
@@ -135,6 +136,19 @@ def _fill_trace(out: pb.DirectionTrace, trace: DirectionTrace) -> None:
     out.isolating_policies.extend(trace.isolating)
     for ref in trace.allowed_by:
         out.allowed_by.add(policy=ref.policy, rule=ref.rule)
+    if trace.decided_by is not None:
+        _fill_tier_ref(out.decided_by, trace.decided_by)
+    for tier_ref in trace.passed:
+        _fill_tier_ref(out.passed.add(), tier_ref)
+
+
+def _fill_tier_ref(out: pb.TierRuleRef, ref: TierRuleRef) -> None:
+    out.tier, out.policy, out.rule = ref.tier, ref.policy, ref.rule
+    out.name, out.action = ref.name, ref.action
+
+
+def _tier_ref_from_pb(msg: pb.TierRuleRef) -> TierRuleRef:
+    return TierRuleRef(msg.tier, msg.policy, msg.rule, msg.name, msg.action)
 
 
 def fill_decision(out: pb.Decision, d: Decision) -> None:
@@ -178,6 +192,8 @@ def _trace_from_pb(msg: pb.DirectionTrace) -> DirectionTrace:
         allowed=msg.allowed,
         isolating=tuple(msg.isolating_policies),
         allowed_by=tuple(RuleRef(r.policy, r.rule) for r in msg.allowed_by),
+        decided_by=_tier_ref_from_pb(msg.decided_by) if msg.HasField("decided_by") else None,
+        passed=tuple(_tier_ref_from_pb(r) for r in msg.passed),
     )
 
 

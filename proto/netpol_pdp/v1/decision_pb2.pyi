@@ -34,6 +34,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_DENIED_ON_INGRESS: _ClassVar[Reason]
     REASON_DENIED_ON_EGRESS: _ClassVar[Reason]
     REASON_DENIED_ON_BOTH: _ClassVar[Reason]
+    REASON_ALLOWED_BY_ADMIN_POLICY: _ClassVar[Reason]
+    REASON_DENIED_BY_ADMIN_POLICY: _ClassVar[Reason]
+    REASON_ALLOWED_BY_BASELINE_POLICY: _ClassVar[Reason]
+    REASON_DENIED_BY_BASELINE_POLICY: _ClassVar[Reason]
 
 class EndpointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -60,6 +64,10 @@ REASON_ALLOWED_BY_POLICY: Reason
 REASON_DENIED_ON_INGRESS: Reason
 REASON_DENIED_ON_EGRESS: Reason
 REASON_DENIED_ON_BOTH: Reason
+REASON_ALLOWED_BY_ADMIN_POLICY: Reason
+REASON_DENIED_BY_ADMIN_POLICY: Reason
+REASON_ALLOWED_BY_BASELINE_POLICY: Reason
+REASON_DENIED_BY_BASELINE_POLICY: Reason
 ENDPOINT_KIND_UNSPECIFIED: EndpointKind
 ENDPOINT_KIND_POD: EndpointKind
 ENDPOINT_KIND_NODE: EndpointKind
@@ -101,21 +109,39 @@ class RuleRef(_message.Message):
     rule: int
     def __init__(self, policy: _Optional[str] = ..., rule: _Optional[int] = ...) -> None: ...
 
+class TierRuleRef(_message.Message):
+    __slots__ = ("tier", "policy", "rule", "name", "action")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    policy: str
+    rule: int
+    name: str
+    action: str
+    def __init__(self, tier: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[int] = ..., name: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
 class DirectionTrace(_message.Message):
-    __slots__ = ("direction", "pod", "isolated", "allowed", "isolating_policies", "allowed_by")
+    __slots__ = ("direction", "pod", "isolated", "allowed", "isolating_policies", "allowed_by", "decided_by", "passed")
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     ISOLATED_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     ISOLATING_POLICIES_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
     direction: str
     pod: str
     isolated: bool
     allowed: bool
     isolating_policies: _containers.RepeatedScalarFieldContainer[str]
     allowed_by: _containers.RepeatedCompositeFieldContainer[RuleRef]
-    def __init__(self, direction: _Optional[str] = ..., pod: _Optional[str] = ..., isolated: _Optional[bool] = ..., allowed: _Optional[bool] = ..., isolating_policies: _Optional[_Iterable[str]] = ..., allowed_by: _Optional[_Iterable[_Union[RuleRef, _Mapping]]] = ...) -> None: ...
+    decided_by: TierRuleRef
+    passed: _containers.RepeatedCompositeFieldContainer[TierRuleRef]
+    def __init__(self, direction: _Optional[str] = ..., pod: _Optional[str] = ..., isolated: _Optional[bool] = ..., allowed: _Optional[bool] = ..., isolating_policies: _Optional[_Iterable[str]] = ..., allowed_by: _Optional[_Iterable[_Union[RuleRef, _Mapping]]] = ..., decided_by: _Optional[_Union[TierRuleRef, _Mapping]] = ..., passed: _Optional[_Iterable[_Union[TierRuleRef, _Mapping]]] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("egress", "ingress")
@@ -224,7 +250,7 @@ class FeedStatus(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., loads: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., last_load_unix: _Optional[float] = ..., last_error_unix: _Optional[float] = ..., stale: _Optional[bool] = ..., resources: _Optional[_Iterable[_Union[ResourceStatus, _Mapping]]] = ..., stopped: _Optional[str] = ..., empty: _Optional[bool] = ...) -> None: ...
 
 class ResourceStatus(_message.Message):
-    __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale")
+    __slots__ = ("kind", "synced", "resource_version", "objects", "invalid_objects", "watching", "events", "last_event_unix", "reconnects", "relists", "last_error", "last_error_unix", "last_invalid", "seconds_without_watch", "stale", "not_installed")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SYNCED_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +266,7 @@ class ResourceStatus(_message.Message):
     LAST_INVALID_FIELD_NUMBER: _ClassVar[int]
     SECONDS_WITHOUT_WATCH_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
+    NOT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
     kind: str
     synced: bool
     resource_version: str
@@ -255,7 +282,8 @@ class ResourceStatus(_message.Message):
     last_invalid: str
     seconds_without_watch: float
     stale: bool
-    def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ...) -> None: ...
+    not_installed: bool
+    def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ..., not_installed: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("generation", "ready", "synced", "object_counts", "feed", "uptime_seconds", "version", "max_batch_flows")
