@@ -60,6 +60,8 @@ def json_object(text: str, what: str = "line") -> dict[str, Any]:
         raise LineError("", f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:  # json's parser recurses per level: a line of 100,000 '[' exhausts it
         raise LineError("", "not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits: int()'s own limit
+        raise LineError("", f"not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise LineError(what, f"must be an object (got {type(value).__name__})")
     return value
@@ -115,8 +117,12 @@ def is_port_protocol(flow: Flow) -> bool:
     return flow.protocol in PORT_PROTOCOLS
 
 
-def epoch_to_iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def epoch_to_iso(seconds: int, field: str = "start") -> str:
+    """Seconds since the epoch as ISO 8601 text; a time the platform cannot represent is a bad field."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        raise LineError(field, f"is not a time that can be represented (got {seconds})") from None
 
 
 def dig(obj: Mapping[str, Any], *path: str) -> Any:
