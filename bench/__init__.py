@@ -21,6 +21,7 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``grpc_quick.py`` a short gRPC run (sync/aio, unary/batch/stream, workers, p50/p99 under reloads);
 - ``envoy_check.py`` Envoy ``Authorization/Check`` calls/s and latency next to unary Decide;
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
+- ``flowlog_parsers.py`` one log: json/msgspec/orjson bare parse and orjson parse+dump vs the audit pass;
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
