@@ -78,10 +78,10 @@ def main() -> int:
     try:
         import orjson  # optional: the yardstick, not a dependency
     except ImportError:
-        orjson = None
-    if orjson is not None:
-        rows.append(("orjson bare parse", best(each_line(args.log, orjson.loads), args.repeat)))
+        pass
+    else:
         dumps, loads = orjson.dumps, orjson.loads
+        rows.append(("orjson bare parse", best(each_line(args.log, loads), args.repeat)))
         rows.append(("orjson parse+dump", best(each_line(args.log, lambda b: dumps(loads(b))), args.repeat)))
     index = Index.from_objects(ManifestSource(args.source).load().objects.values())
     rows.append(("audit pass (after load)", best(audit_pass(args.log, index), args.repeat)))
