@@ -23,6 +23,24 @@ IANA_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPV6", 132: "SCTP"}
 OTHER_PROTOCOLS = frozenset({"ICMP", "ICMPV6", "GRE", "ESP", "AH", "IGMP"})
 
 
+#: The most digits a number read from text may have: far above any port, protocol
+#: or epoch second, far below Python's 4,300-digit limit on int() of a string.
+MAX_DIGITS = 20
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` (surrounding blanks allowed) as a non-negative integer of ASCII digits, else None.
+
+    ``str.isdigit`` and ``int`` accept Unicode digits ('²', Arabic-Indic '٨'), which
+    no log or manifest means as a number; a string of more than :data:`MAX_DIGITS`
+    digits is no port, protocol or time either (and ``int`` refuses more than 4,300).
+    """
+    text = text.strip()
+    if not text or len(text) > MAX_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 class Flow(NamedTuple):
     src_ip: str
     dst_ip: str
@@ -62,16 +80,19 @@ def normalize_protocol(value: object, field: str = "protocol") -> str:
         text = value.strip().upper()
         if text in PORT_PROTOCOLS or text in OTHER_PROTOCOLS:
             return text
-        if text.isdigit():
-            return normalize_protocol(int(text), field)
+        number = ascii_int(text)
+        if number is not None:
+            return normalize_protocol(number, field)
     raise FlowError(
         field, f"unknown protocol {value!r}: must be TCP, UDP, SCTP, ICMP, ICMPv6 or an IANA number"
     )
 
 
 def normalize_port(value: object, protocol: str, field: str = "dst_port") -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        number = ascii_int(value)
+        if number is not None:
+            value = number
     if value is None and protocol not in PORT_PROTOCOLS:
         return 0
     if not isinstance(value, int) or isinstance(value, bool):

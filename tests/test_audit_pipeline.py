@@ -1,7 +1,8 @@
 """The audit pass's fast paths answer exactly what the plain code would.
 
-- lines parse through JSON's C scanner, with ``json.loads`` (and its messages)
-  for everything the scanner alone would not answer the same;
+- lines parse through msgspec, with ``json.loads`` (and its messages) for
+  everything msgspec refuses; where msgspec answers it answers as ``json.loads``
+  (property test over generated JSON, numbers of every size included);
 - deciding goes batch by batch, each distinct flow once, also when the memo of
   distinct flows overflows in the middle of a batch;
 - the pass runs with fewer cycle collections and gives the thresholds back.
@@ -14,6 +15,8 @@ import json
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netpol_pdp.clients.auditing.audit import fewer_collections
 from netpol_pdp.clients.auditing.deciding import DedupStats, decide_batches, decide_records
@@ -53,6 +56,47 @@ def test_a_malformed_line_gets_json_loads_message(text: str, message: str) -> No
     with pytest.raises(LineError) as caught:
         json_object(text)
     assert caught.value.message == message
+
+
+#: JSON values of every kind json.loads reads: big and tiny numbers, NaN/Infinity,
+#: escapes and lone surrogates, nesting.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+NUMBER_TEXT = st.sampled_from(["1e400", "-1e400", "1" + "0" * 30, "-0", "-0.0", "5e-324", "2.4e-320", "1E5"])
+
+
+def same_answer(text: str) -> None:
+    """``json_object`` gives what ``json.loads`` gives (compared by repr: NaN), or the same error."""
+    try:
+        expected: object = json.loads(text.strip())
+    except (ValueError, RecursionError):
+        expected = LineError
+    else:
+        if not isinstance(expected, dict):
+            expected = LineError
+    try:
+        got: object = json_object(text)
+    except LineError:
+        got = LineError
+    assert repr(got) == repr(expected)
+
+
+@given(st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=6), st.booleans())
+def test_json_object_reads_every_object_as_json_loads_does(value: dict[str, object], compact: bool) -> None:
+    same_answer(json.dumps(value, separators=(",", ":") if compact else None, ensure_ascii=compact))
+
+
+@given(st.lists(NUMBER_TEXT | st.integers().map(str), min_size=1, max_size=4), st.integers(0, 3))
+def test_numbers_written_in_every_way_read_as_json_loads_reads_them(numbers: list[str], cut: int) -> None:
+    text = "{" + ", ".join(f'"k{i}": {n}' for i, n in enumerate(numbers)) + "}"
+    same_answer(text[: len(text) - cut])
 
 
 def _record(n: int, flow: Flow) -> FlowRecord:

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from netpol_pdp.clients.flowlogs.base import build_flow, epoch_to_iso, is_port_protocol
-from netpol_pdp.clients.flowlogs.errors import LineError
+from netpol_pdp.clients.flowlogs.errors import LineError, clip
 from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord, Skip
 from netpol_pdp.index.decision import Verdict
+from netpol_pdp.index.flows import ascii_int
 
 DEFAULT_FIELDS = (
     *("version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport"),
@@ -63,7 +64,7 @@ class AwsVpcReader:
         tokens = lines[0].split()
         if is_header(tokens):
             return True
-        return len(tokens) == len(DEFAULT_FIELDS) and tokens[0] == "2" and tokens[7].isdigit()
+        return len(tokens) == len(DEFAULT_FIELDS) and tokens[0] == "2" and ascii_int(tokens[7]) is not None
 
     def parse(self, line: int, text: str) -> FlowRecord | Skip:
         tokens = text.split()
@@ -87,17 +88,19 @@ class AwsVpcReader:
         dst = row["dstaddr"] if row.get("pkt-dstaddr", "-") == "-" else row["pkt-dstaddr"]
         if "-" in (src, dst, row["protocol"], row["dstport"]):
             return Skip("missing-fields")
-        if not row["protocol"].isdigit():
-            raise LineError("protocol", f"must be an IANA protocol number (got {row['protocol']!r})")
+        protocol = ascii_int(row["protocol"])
+        if protocol is None:
+            raise LineError("protocol", f"must be an IANA protocol number (got {clip(row['protocol'])!r})")
         names = {"src_ip": "srcaddr", "dst_ip": "dstaddr", "protocol": "protocol", "dst_port": "dstport"}
-        flow = build_flow(src, dst, int(row["protocol"]), row["dstport"], names)
+        flow = build_flow(src, dst, protocol, row["dstport"], names)
         if not is_port_protocol(flow):
             return Skip("non-l4")
         flags = row.get("tcp-flags", "-")
         if flags != "-":
-            if not flags.isdigit():
-                raise LineError("tcp-flags", f"must be a number (got {flags!r})")
-            if int(flags) & SYN_ACK_BIT:
+            flag_bits = ascii_int(flags)
+            if flag_bits is None:
+                raise LineError("tcp-flags", f"must be a number (got {clip(flags)!r})")
+            if flag_bits & SYN_ACK_BIT:
                 return Skip("reply")
 
         action = row.get("action", "-")
@@ -107,13 +110,14 @@ class AwsVpcReader:
         if direction_text not in ("-", "ingress", "egress"):
             raise LineError("flow-direction", f"must be ingress or egress (got {direction_text!r})")
         start = row.get("start", "-")
-        if start != "-" and not start.isdigit():
-            raise LineError("start", f"must be seconds since the epoch (got {start!r})")
+        seconds = None if start == "-" else ascii_int(start)
+        if start != "-" and seconds is None:
+            raise LineError("start", f"must be seconds since the epoch (got {clip(start)!r})")
         return FlowRecord(
             line=line,
             flow=flow,
             fields={k: v for k, v in row.items() if v != "-"},
             observed=ACTIONS.get(action),
             direction=None if direction_text == "-" else Direction(direction_text),
-            time=epoch_to_iso(int(start)) if start != "-" else None,
+            time=None if seconds is None else epoch_to_iso(seconds),
         )

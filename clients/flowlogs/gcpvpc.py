@@ -22,7 +22,7 @@ from netpol_pdp.clients.flowlogs.base import (
     is_port_protocol,
     json_object,
 )
-from netpol_pdp.clients.flowlogs.errors import LineError
+from netpol_pdp.clients.flowlogs.errors import LineError, clip
 from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord, Skip
 from netpol_pdp.index.decision import Verdict
 
@@ -76,8 +76,9 @@ class GcpVpcReader:
         if not is_port_protocol(flow):
             return Skip("non-l4")
         disposition = payload.get("disposition")
-        if disposition is not None and disposition not in DISPOSITIONS:
-            raise LineError(f"{prefix}disposition", f"must be ALLOWED or DENIED (got {disposition!r})")
+        if disposition is not None and (type(disposition) is not str or disposition not in DISPOSITIONS):
+            got = clip(repr(disposition))
+            raise LineError(f"{prefix}disposition", f"must be ALLOWED or DENIED (got {got})")
         reporter = payload.get("reporter")
         time = payload.get("start_time") or entry.get("timestamp")
         fields: dict[str, Any] = {

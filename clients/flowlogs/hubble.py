@@ -111,7 +111,7 @@ class HubbleReader:
         observed: Verdict | None = None
         if verdict == "FORWARDED":
             observed = Verdict.ALLOW
-        elif verdict == "DROPPED" and drop_reason in POLICY_DROP_REASONS:
+        elif verdict == "DROPPED" and type(drop_reason) is str and drop_reason in POLICY_DROP_REASONS:
             observed = Verdict.DENY
         direction_text = flow.get("traffic_direction")
         direction = DIRECTIONS.get(direction_text) if type(direction_text) is str else None

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from netpol_pdp.clients.flowlogs.base import Reader
 from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
-from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError
+from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError, clip
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
 from netpol_pdp.clients.flowlogs.source import Undecodable, iter_lines, open_binary
 
@@ -71,7 +71,7 @@ class FlowLog:
             return FORMATS["jsonl"]  # an empty log is empty in every format
         reader = detect_format(first)
         if reader is None:
-            shown = first[0] if len(first[0]) <= 80 else first[0][:77] + "..."
+            shown = clip(first[0])
             raise FlowLogError(
                 self.path,
                 0,

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, cast
 
@@ -78,7 +79,7 @@ def iter_lines(path: str, binary: Iterable[bytes], first: int = 1) -> Iterator[t
                 yield number, Undecodable(f"not UTF-8 text (byte {exc.start})")
                 continue
             yield number, text.rstrip("\r\n")
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise FlowLogError(path, number + 1, "", f"cannot read: {exc}") from None
 
 
