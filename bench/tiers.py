@@ -228,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--events", type=int, default=21)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=results.DEFAULT_DIR)
+    parser.add_argument(
+        "--output", type=Path, help="folder for the result files (default: the bench results folder)"
+    )
     args = parser.parse_args(argv)
     data = run(args.size, args.admin, args.baseline, flows=args.flows, events=args.events,
                repeat=args.repeat, seed=args.seed)  # fmt: skip
