@@ -30,22 +30,63 @@ class Flow(NamedTuple):
     dst_port: int = 0
 
 
+#: The longest text an address may have: an IPv6 address with an embedded IPv4
+#: tail, ``ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255``, is 45 characters.
+#: Longer text is refused before any parsing or caching, so what callers send
+#: cannot grow memory (issue 16).
+MAX_IP_CHARS = 45
+#: How much of a refused value an error message repeats.
+MAX_SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN_CHARS` (an error never echoes a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} characters)"
+
+
 @lru_cache(maxsize=1 << 16)
-def _canonical_ip(text: str) -> str | None:
-    """Canonical text of an address, or None.  Cached: parsing with ``ipaddress``
-    costs ~2 µs, more than a cached decision, and flow logs and callers repeat
-    the same addresses endlessly."""
+def _parse_ip(text: str) -> str:
+    """Canonical text of an address; raises ValueError, so invalid text is never cached.
+    Cached: parsing with ``ipaddress`` costs ~2 µs, more than a cached decision, and
+    flow logs and callers repeat the same addresses endlessly."""
+    ip = ipaddress.ip_address(text.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def canonical_ip(text: str) -> str | None:
+    """The address as the index stores it, or None when ``text`` is no address.
+
+    One rule for every way in (Decide, Check, flow logs): an IPv4-mapped IPv6
+    address (``::ffff:10.244.1.12``, what a dual-stack socket reports for an IPv4
+    peer) is that IPv4 address (docs/semantics.md).
+    """
+    if not text or len(text) > MAX_IP_CHARS:
+        return None
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        return _parse_ip(text)
     except ValueError:
         return None
 
 
 def normalize_ip(value: object, field: str) -> str:
-    canonical = _canonical_ip(value) if isinstance(value, str) and value else None
+    canonical = canonical_ip(value) if isinstance(value, str) else None
     if canonical is None:
-        raise FlowError(field, f"must be an IPv4 or IPv6 address (got {value!r})")
+        if isinstance(value, str) and len(value) > MAX_IP_CHARS:
+            raise FlowError(
+                field, f"must be an IPv4 or IPv6 address of at most {MAX_IP_CHARS} characters "
+                f"(got {len(value)} characters)"
+            )
+        raise FlowError(field, f"must be an IPv4 or IPv6 address (got {shown(value)})")
     return canonical
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only, at most 10 of them: ``int()`` also takes ``'²'`` and other
+    Unicode digits, and refuses more than 4,300 digits with a ValueError."""
+    return 0 < len(text) <= 10 and text.isascii() and text.isdigit()
 
 
 def normalize_protocol(value: object, field: str = "protocol") -> str:
@@ -62,20 +103,20 @@ def normalize_protocol(value: object, field: str = "protocol") -> str:
         text = value.strip().upper()
         if text in PORT_PROTOCOLS or text in OTHER_PROTOCOLS:
             return text
-        if text.isdigit():
+        if _is_number(text):
             return normalize_protocol(int(text), field)
     raise FlowError(
-        field, f"unknown protocol {value!r}: must be TCP, UDP, SCTP, ICMP, ICMPv6 or an IANA number"
+        field, f"unknown protocol {shown(value)}: must be TCP, UDP, SCTP, ICMP, ICMPv6 or an IANA number"
     )
 
 
 def normalize_port(value: object, protocol: str, field: str = "dst_port") -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _is_number(value.strip()):
         value = int(value)
     if value is None and protocol not in PORT_PROTOCOLS:
         return 0
     if not isinstance(value, int) or isinstance(value, bool):
-        raise FlowError(field, f"must be an integer port (got {value!r})")
+        raise FlowError(field, f"must be an integer port (got {shown(value)})")
     if protocol in PORT_PROTOCOLS:
         if not 1 <= value <= 65535:
             raise FlowError(field, f"must be between 1 and 65535 for {protocol} (got {value})")

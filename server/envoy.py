@@ -55,7 +55,7 @@ from google.rpc import code_pb2, status_pb2
 
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.flows import MAX_IP_CHARS, Flow, shown
 
 __all__ = [
     "INVALID_REQUEST",
@@ -152,30 +152,46 @@ def _socket_ip(address: Any, field: str) -> tuple[str, Any]:
     if sock.resolver_name:
         raise FlowError(
             f"{field}.socket_address.resolver_name",
-            f"must be empty: the address must be a literal IP (got resolver {sock.resolver_name!r})",
+            f"must be empty: the address must be a literal IP (got resolver {shown(sock.resolver_name)})",
         )
     text = sock.address
     if not text:
         raise FlowError(f"{field}.socket_address.address", "is missing: an IPv4 or IPv6 address is required")
     ip = _canonical_ip(text)
     if ip is None:
-        raise FlowError(f"{field}.socket_address.address", f"must be an IPv4 or IPv6 address (got {text!r})")
+        raise FlowError(
+            f"{field}.socket_address.address", f"must be an IPv4 or IPv6 address (got {shown(text)})"
+        )
     return ip, sock
 
 
-@functools.lru_cache(maxsize=1 << 16)
+#: The longest address text a Check may carry: :data:`MAX_IP_CHARS`, brackets and a
+#: ``%zone`` (an interface name, at most 15 characters on Linux).  Longer text is
+#: refused before parsing or caching (issue 16: distinct 1 MiB addresses grew memory).
+MAX_CHECK_IP_CHARS = MAX_IP_CHARS + 2 + 16
+
+
 def _canonical_ip(text: str) -> str | None:
-    """The address as the index stores it, or None when ``text`` is not an IP.
+    """The address as the index stores it, or None when ``text`` is not an IP."""
+    if len(text) > MAX_CHECK_IP_CHARS:
+        return None
+    try:
+        return _parse_ip(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> str:
+    """The canonical address; raises ValueError, so text that is no address is never cached.
 
     Cached: the same few thousand pod addresses arrive again and again, and
     ``ipaddress`` parsing was the largest cost of a Check (about 6 µs per
-    address, 3/4 of mapping a request); bounded, so random addresses cannot
-    grow it without limit.
+    address, 3/4 of mapping a request); bounded in entries, and each key is at
+    most :data:`MAX_CHECK_IP_CHARS` long.  An IPv4-mapped address is the IPv4
+    address: the rule of :func:`netpol_pdp.index.flows.canonical_ip`.
     """
-    try:
-        ip = ipaddress.ip_address(text.strip().strip("[]"))
-    except ValueError:
-        return None
+    ip = ipaddress.ip_address(text.strip().strip("[]"))
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
@@ -207,7 +223,7 @@ def flow_from_check(request: Any) -> Flow:
     if which_port == "named_port":
         raise FlowError(
             f"{_DESTINATION}.socket_address.named_port",
-            f"is not supported: a numeric port_value is required (got {dst.named_port!r})",
+            f"is not supported: a numeric port_value is required (got {shown(dst.named_port)})",
         )
     port = dst.port_value
     if not 1 <= port <= 65535:
@@ -234,7 +250,7 @@ def options_from_check(request: Any) -> CheckOptions:
     if value in _FALSE:
         return CheckOptions(explain=False)
     raise FlowError(
-        f"attributes.context_extensions[{OPTION_EXPLAIN}]", f'must be "true" or "false" (got {raw!r})'
+        f"attributes.context_extensions[{OPTION_EXPLAIN}]", f'must be "true" or "false" (got {shown(raw)})'
     )
 
 
