@@ -85,6 +85,8 @@ INVALID_REQUEST = "invalid-request"
 OPTION_EXPLAIN = "explain"
 #: How many built CheckResponses a servicer keeps (about 0.5 KB each).
 RESPONSE_CACHE_SIZE = 1 << 13
+#: Serialized bytes of the cached CheckResponses before the cache is emptied.
+RESPONSE_CACHE_BYTES = 32 << 20
 #: The method label of Checks in the server's metrics.
 METHOD = "Check"
 #: The gRPC service's full name (``envoy.service.auth.v3.Authorization``), for reflection.
@@ -329,8 +331,9 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
         # same flow at the same generation always gets the same answer, and
         # building one (metadata Struct, headers) cost more than mapping and
         # deciding together.  Shared messages: nothing may mutate a returned
-        # response.  Bounded by clearing when full; explained answers are not kept.
+        # response.  Bounded (entries and bytes) by clearing when full; explained answers are not kept.
         self._responses: dict[tuple[Flow, bool, int], Any] = {}
+        self._responses_bytes = 0  # their serialized size (also bounded)
 
     def check(self, request: Any) -> Any:
         """The CheckResponse for one CheckRequest (no grpc context: used by Check and by tests)."""
@@ -350,9 +353,14 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
             key = (flow, http, decision.generation)
             response = self._responses.get(key)
             if response is None:
-                if len(self._responses) >= RESPONSE_CACHE_SIZE:
+                if (
+                    len(self._responses) >= RESPONSE_CACHE_SIZE
+                    or self._responses_bytes >= RESPONSE_CACHE_BYTES
+                ):
                     self._responses.clear()
+                    self._responses_bytes = 0
                 response = self._responses[key] = _decision_response(flow, decision, http)
+                self._responses_bytes += response.ByteSize()
         if self._metrics is not None:
             self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
         return response
