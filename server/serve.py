@@ -60,6 +60,7 @@ from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 from netpol_pdp.server.kubeserve import KubeTracker
+from netpol_pdp.server.limits import max_streams
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
@@ -193,7 +194,9 @@ class Service:
         self.state.set_feed_info(self.tracker.info)
         index, state = self.index, self.state
         self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters, stale)
-        self.core = DecisionCore(state, self.metrics, options.max_batch)
+        self.core = DecisionCore(
+            state, self.metrics, options.max_batch, streams=max_streams(options.mode, options.threads)
+        )
         servicer = AioDecisionService(self.core) if options.mode == "aio" else DecisionService(self.core)
         self.handle: ServerHandle = start_server(
             servicer,

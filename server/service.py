@@ -14,6 +14,8 @@ Errors:
 - a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
   other flows are decided;
 - a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
+- a ``DecideStream`` beyond the open-stream limits (server/limits.py) ->
+  ``RESOURCE_EXHAUSTED`` at once;
 - before the first successful load -> ``UNAVAILABLE`` (clients retry it);
 - the Kubernetes feed failing closed (``--fail-closed-after``) -> ``UNAVAILABLE``.
 """
@@ -31,6 +33,7 @@ from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.encode import BatchEncoder
+from netpol_pdp.server.limits import StreamLimiter, max_streams
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.server.wirecache import Slot, WireCache, entry_body, flow_chunks
@@ -57,8 +60,11 @@ class DecisionCore:
         metrics: Metrics | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         wire_cache: bool = True,
+        streams: int = max_streams("sync", 16),
     ):
         self.state = state
+        #: open DecideStream calls, bounded in all and per connection
+        self.streams = StreamLimiter(streams)
         self.metrics = metrics
         self.max_batch = max_batch
         self.encoder = BatchEncoder()
@@ -269,11 +275,17 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
     def DecideStream(
         self, request_iterator: Iterator[pb.DecideBatchRequest], context: grpc.ServicerContext
     ) -> Iterator[bytes]:
+        peer = context.peer()
+        refused = self.core.streams.acquire(peer)
+        if refused is not None:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
         try:
             for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
         except RequestError as exc:
             context.abort(exc.code, exc.message)
+        finally:
+            self.core.streams.release(peer)
 
     def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
         return self.core.status()
@@ -306,11 +318,17 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
     async def DecideStream(
         self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
     ) -> AsyncIterator[bytes]:
+        peer = context.peer()
+        refused = self.core.streams.acquire(peer)
+        if refused is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
         try:
             async for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
+        finally:
+            self.core.streams.release(peer)
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return self.core.status()

@@ -6,20 +6,26 @@ server in both flavours where the flavour matters.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+
 import grpc
 import pytest
 from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from netpol_pdp.index import flows
 from netpol_pdp.index.decision import Reason, Verdict
 from netpol_pdp.server import envoy as ext_authz
+from netpol_pdp.server.limits import STREAMS_PER_CONNECTION
 from netpol_pdp.server.serve import Service
 from netpol_pdp.server.wirecache import MAX_CHUNK_BYTES, Slot, WireCache
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 
-from .conftest import CLIENT, WEB
+from .conftest import CLIENT, WEB, wait_for
 
 MIB = 1 << 20
 
@@ -115,3 +121,71 @@ def test_the_wire_cache_is_renewed_when_its_bytes_reach_the_bound() -> None:
 
 def _kind() -> tuple[Verdict, Reason]:
     return Verdict.ALLOW, Reason.NOT_ISOLATED
+
+
+# --------------------------------------------------------------------------- idle streams
+
+
+class _IdleStream:
+    """A DecideStream whose caller sends nothing until :meth:`close`."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._done = threading.Event()
+        self.call = pb_grpc.DecisionServiceStub(channel).DecideStream(self._requests())
+
+    def _requests(self) -> Iterator[pb.DecideBatchRequest]:
+        self._done.wait(30)
+        return
+        yield  # a generator that yields nothing
+
+    def refusal(self) -> grpc.StatusCode | None:
+        """The stream's status if the server has ended it, else None (still open)."""
+        return self.call.code() if self.call.done() else None
+
+    def close(self) -> None:
+        self._done.set()
+        self.call.cancel()
+
+
+def test_idle_streams_never_lock_out_health_decide_or_check(service: Service) -> None:
+    """The issue's 16 idle streams took every thread of the sync server; now the 9th+ are refused."""
+    # one TCP connection each (channels to one target share a connection by default)
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(service.address, own_connection) for _ in range(4)]
+    streams = [_IdleStream(channels[i % 4]) for i in range(16)]
+    try:
+        expected = 16 - service.core.streams.total if service.options.mode == "sync" else 0
+        wait_for(lambda: service.core.streams.open == 16 - expected, 5, "the streams to open")
+        time.sleep(0.2)  # the refused ones' status reaching the client
+        refused = [s.refusal() for s in streams]
+        assert refused.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == expected
+        assert refused.count(None) == 16 - expected
+        with grpc.insecure_channel(service.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            decided = pb_grpc.DecisionServiceStub(channel).Decide(
+                pb.DecideRequest(flow=pb.Flow(src_ip=CLIENT, dst_ip=WEB, dst_port=8080)), timeout=2
+            )
+            assert decided.decision.verdict == pb.VERDICT_ALLOW
+            check = external_auth_pb2_grpc.AuthorizationStub(channel).Check(_check(CLIENT, WEB), timeout=2)
+            assert check.status.code == 0
+    finally:
+        for s in streams:
+            s.close()
+        for c in channels:
+            c.close()
+    wait_for(lambda: service.core.streams.open == 0, 5, "the streams to be released")
+
+
+def test_one_connection_holds_at_most_four_streams(service: Service) -> None:
+    with grpc.insecure_channel(service.address) as channel:
+        streams = [_IdleStream(channel) for _ in range(STREAMS_PER_CONNECTION + 1)]
+        try:
+            wait_for(lambda: sum(s.call.done() for s in streams) == 1, 5, "one stream to be refused")
+            refused = [s.refusal() for s in streams]
+            assert refused.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 1
+            (fifth,) = (s for s in streams if s.call.done())
+            assert "on one connection: at most 4" in fifth.call.details()
+        finally:
+            for s in streams:
+                s.close()
