@@ -4,15 +4,17 @@ Why (issue 16): the sync server runs each call on a thread of its pool
 (``--threads``, 16 by default), and a stream holds its thread for as long as it
 is open, idle or not.  Sixteen idle streams took every thread, and health
 checks, ``Decide`` and ``Check`` then waited out their deadlines.  A stream
-beyond the limits below is refused at once with ``RESOURCE_EXHAUSTED`` (it
-still takes a thread, for microseconds), so the threads the streams may not
+beyond the limits below is refused at once with ``UNAVAILABLE`` (it still
+takes a thread, for microseconds; the project's clients retry it with backoff,
+as any gRPC client retries UNAVAILABLE), so the threads the streams may not
 take stay free for unary calls and health:
 
 - sync: at most ``threads // 2`` open streams in all (8 of 16), at most
   :data:`STREAMS_PER_CONNECTION` of them on one connection;
 - aio: the event loop holds no thread per call (500 idle streams measured
   beside ~1 ms health checks), so the limits only bound memory:
-  :data:`AIO_MAX_STREAMS` in all, the same per connection.
+  :data:`AIO_MAX_STREAMS` in all, :data:`AIO_STREAMS_PER_CONNECTION` on one
+  connection (HTTP/2's usual ``max_concurrent_streams``).
 
 A connection is the caller's ``context.peer()`` (address and port of one
 TCP connection).  docs/grpc.md states the limits and the measurements.
@@ -23,15 +25,18 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-#: Streams one connection may hold open (both flavours).
+#: Streams one connection may hold open on the sync server.
 STREAMS_PER_CONNECTION = 4
-#: Streams the aio server holds open in all.
+#: Streams the aio server holds open in all, and on one connection.
 AIO_MAX_STREAMS = 1024
+AIO_STREAMS_PER_CONNECTION = 100
 
 
-def max_streams(mode: str, threads: int) -> int:
-    """The total stream limit of a server flavour (see the module docstring)."""
-    return AIO_MAX_STREAMS if mode == "aio" else max(1, threads // 2)
+def max_streams(mode: str, threads: int) -> tuple[int, int]:
+    """(in all, per connection): the stream limits of a server flavour (see the module docstring)."""
+    if mode == "aio":
+        return AIO_MAX_STREAMS, AIO_STREAMS_PER_CONNECTION
+    return max(1, threads // 2), STREAMS_PER_CONNECTION
 
 
 class StreamLimiter:

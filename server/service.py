@@ -15,7 +15,7 @@ Errors:
   other flows are decided;
 - a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
 - a ``DecideStream`` beyond the open-stream limits (server/limits.py) ->
-  ``RESOURCE_EXHAUSTED`` at once;
+  ``UNAVAILABLE`` at once (the clients retry it with backoff);
 - before the first successful load -> ``UNAVAILABLE`` (clients retry it);
 - the Kubernetes feed failing closed (``--fail-closed-after``) -> ``UNAVAILABLE``.
 """
@@ -60,11 +60,11 @@ class DecisionCore:
         metrics: Metrics | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         wire_cache: bool = True,
-        streams: int = max_streams("sync", 16),
+        streams: tuple[int, int] = max_streams("sync", 16),
     ):
         self.state = state
         #: open DecideStream calls, bounded in all and per connection
-        self.streams = StreamLimiter(streams)
+        self.streams = StreamLimiter(*streams)
         self.metrics = metrics
         self.max_batch = max_batch
         self.encoder = BatchEncoder()
@@ -278,7 +278,7 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
         peer = context.peer()
         refused = self.core.streams.acquire(peer)
         if refused is not None:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+            context.abort(grpc.StatusCode.UNAVAILABLE, refused)
         try:
             for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
@@ -321,7 +321,7 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
         peer = context.peer()
         refused = self.core.streams.acquire(peer)
         if refused is not None:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, refused)
         try:
             async for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")

@@ -158,7 +158,7 @@ def test_idle_streams_never_lock_out_health_decide_or_check(service: Service) ->
         wait_for(lambda: service.core.streams.open == 16 - expected, 5, "the streams to open")
         time.sleep(0.2)  # the refused ones' status reaching the client
         refused = [s.refusal() for s in streams]
-        assert refused.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == expected
+        assert refused.count(grpc.StatusCode.UNAVAILABLE) == expected
         assert refused.count(None) == 16 - expected
         with grpc.insecure_channel(service.address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
@@ -177,13 +177,15 @@ def test_idle_streams_never_lock_out_health_decide_or_check(service: Service) ->
     wait_for(lambda: service.core.streams.open == 0, 5, "the streams to be released")
 
 
-def test_one_connection_holds_at_most_four_streams(service: Service) -> None:
+def test_one_connection_holds_at_most_four_streams_on_the_sync_server(service: Service) -> None:
+    if service.options.mode == "aio":
+        pytest.skip("the aio server allows 100 streams a connection: nothing holds a thread")
     with grpc.insecure_channel(service.address) as channel:
         streams = [_IdleStream(channel) for _ in range(STREAMS_PER_CONNECTION + 1)]
         try:
             wait_for(lambda: sum(s.call.done() for s in streams) == 1, 5, "one stream to be refused")
             refused = [s.refusal() for s in streams]
-            assert refused.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 1
+            assert refused.count(grpc.StatusCode.UNAVAILABLE) == 1
             (fifth,) = (s for s in streams if s.call.done())
             assert "on one connection: at most 4" in fifth.call.details()
         finally:
