@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
+#: How long past ``grace`` a stop waits for calls that do not end (a handler busy
+#: deciding, a stuck loop) before it gives up on them (issue 16: shutdown stalled).
+STOP_MARGIN = 2.0
+
+
 class ServerHandle:
     """A started server (either flavour): its port, health control and shutdown."""
 
@@ -119,8 +125,12 @@ class ServerHandle:
     def set_serving(self, serving: bool) -> None:
         raise NotImplementedError
 
-    def stop(self, grace: float | None = 5.0) -> None:
-        """Stop taking calls (health NOT_SERVING), let in-flight calls finish for ``grace`` s, then end."""
+    def stop(self, grace: float | None = 5.0) -> bool:
+        """Stop taking calls (health NOT_SERVING), let in-flight calls finish for ``grace`` s, then end.
+
+        Returns within ``grace`` + :data:`STOP_MARGIN` s: True if everything ended,
+        False if calls were still running then (they are abandoned).
+        """
         raise NotImplementedError
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -172,11 +182,17 @@ class SyncServerHandle(ServerHandle):
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
-    def stop(self, grace: float | None = 5.0) -> None:
+    def stop(self, grace: float | None = 5.0) -> bool:
+        deadline = time.monotonic() + (grace or 0.0) + STOP_MARGIN
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
-        self._pool.shutdown(wait=False)
+        ended = self.server.stop(grace).wait((grace or 0.0) + STOP_MARGIN)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        # grpc's stop event fires once its own shutdown is done, even while a handler
+        # still runs on a pool thread; such a thread would hold the interpreter's exit
+        for thread in list(self._pool._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
+        return ended and not any(t.is_alive() for t in self._pool._threads)
 
 
 class AioServerHandle(ServerHandle):
@@ -258,12 +274,13 @@ class AioServerHandle(ServerHandle):
         else:
             self._call_soon(lambda: self._loop.create_task(update()))
 
-    def stop(self, grace: float | None = 5.0) -> None:
+    def stop(self, grace: float | None = 5.0) -> bool:
         self._grace = grace
         stop_request = self._stop_request
         if stop_request is not None:
             self._call_soon(stop_request.set)
-        self._thread.join()
+        self._thread.join((grace or 0.0) + STOP_MARGIN)
+        return not self._thread.is_alive()
 
 
 def _bind(server: Any, listen: str, credentials: grpc.ServerCredentials | None) -> int:

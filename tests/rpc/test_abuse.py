@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -18,9 +19,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from netpol_pdp.index import flows
 from netpol_pdp.index.decision import Reason, Verdict
+from netpol_pdp.index.engine import Index
 from netpol_pdp.server import envoy as ext_authz
+from netpol_pdp.server.app import STOP_MARGIN, start_server
 from netpol_pdp.server.limits import STREAMS_PER_CONNECTION
 from netpol_pdp.server.serve import Service
+from netpol_pdp.server.service import DecisionCore, DecisionService
+from netpol_pdp.server.status import ServerState
 from netpol_pdp.server.wirecache import MAX_CHUNK_BYTES, Slot, WireCache
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
@@ -191,3 +196,38 @@ def test_one_connection_holds_at_most_four_streams_on_the_sync_server(service: S
         finally:
             for s in streams:
                 s.close()
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+@pytest.mark.parametrize("mode", ["sync", "aio"])
+def test_stop_returns_within_grace_and_margin_while_a_call_never_ends(mode: str) -> None:
+    """The issue's shutdown stuck in SyncServerHandle.stop: a handler that does not return."""
+    release, entered = threading.Event(), threading.Event()
+
+    def hang(request: bytes, context: object) -> bytes:
+        entered.set()
+        release.wait(30)  # blocks its thread, as a long decision would
+        return b""
+
+    async def hang_loop(request: bytes, context: object) -> bytes:
+        return hang(request, context)  # blocks the whole event loop
+
+    def register(server: Any) -> None:
+        handlers = {"Hang": grpc.unary_unary_rpc_method_handler(hang_loop if mode == "aio" else hang)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Stuck", handlers),))
+
+    servicer = DecisionService(DecisionCore(ServerState(Index())))
+    handle = start_server(servicer, mode=mode, extra_services=[("test.Stuck", register)])
+    channel = grpc.insecure_channel(f"127.0.0.1:{handle.port}")
+    call = channel.unary_unary("/test.Stuck/Hang").future(b"", timeout=60)  # kept: dropping it cancels
+    try:
+        assert entered.wait(10), "the call did not start"
+        start = time.monotonic()
+        assert handle.stop(grace=0.5) is False
+        assert time.monotonic() - start < 0.5 + STOP_MARGIN + 0.5
+    finally:
+        release.set()
+        call.cancel()
+        channel.close()
