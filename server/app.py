@@ -98,6 +98,14 @@ def check_plaintext(listen: str, tls: TlsConfig | None, insecure: bool) -> None:
         )
 
 
+#: A connection that has not finished its TLS and HTTP/2 handshake (sent the
+#: preface and settings) by then is closed (issue 16: such connections stayed open).
+HANDSHAKE_TIMEOUT_MS = 5_000
+#: HTTP/2 ``SETTINGS_MAX_CONCURRENT_STREAMS`` advertised to every connection: calls
+#: beyond it wait in the client (open DecideStreams have their own limits, limits.py).
+MAX_CONCURRENT_STREAMS = 100
+
+
 def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
     # grpcio turns SO_REUSEPORT on by default on Linux, which lets a second
     # server silently share a port; it is on only for --workers.
@@ -105,6 +113,8 @@ def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
     ]
 
 

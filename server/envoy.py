@@ -56,6 +56,7 @@ from google.rpc import code_pb2, status_pb2
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import MAX_IP_CHARS, Flow, shown
+from netpol_pdp.server.decoding import Malformed, lenient
 
 __all__ = [
     "INVALID_REQUEST",
@@ -366,6 +367,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
         return response
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             return self.check(request)
         except IndexNotReady as error:
@@ -381,6 +384,8 @@ class AioAuthorizationServicer(AuthorizationServicer):
     """
 
     async def Check(self, request: Any, context: Any) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             return self.check(request)
         except IndexNotReady as error:
@@ -411,7 +416,17 @@ def add_to_server(
 
     flavour = AioAuthorizationServicer if isinstance(server, grpc.aio.Server) else AuthorizationServicer
     servicer = flavour(decide, metrics)
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
+    # the generated registration, with a deserializer that makes undecodable bytes
+    # INVALID_ARGUMENT rather than grpc's INTERNAL (server/decoding.py)
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            servicer.Check,
+            request_deserializer=lenient(external_auth_pb2.CheckRequest),
+            response_serializer=external_auth_pb2.CheckResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
     return servicer
 
 

@@ -9,6 +9,8 @@ reload.
 
 Errors:
 
+- bytes that are no request message, or a uint32 field sent wider than 32 bits
+  (server/decoding.py) -> ``INVALID_ARGUMENT``;
 - a malformed flow of a unary ``Decide`` -> ``INVALID_ARGUMENT``, message
   ``<field>: <what must hold>`` (the field as :class:`FlowError` names it);
 - a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
@@ -32,6 +34,7 @@ from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
+from netpol_pdp.server.decoding import Malformed, lenient
 from netpol_pdp.server.encode import BatchEncoder
 from netpol_pdp.server.limits import StreamLimiter, max_streams
 from netpol_pdp.server.metrics import Metrics
@@ -83,8 +86,10 @@ class DecisionCore:
                 "not serving: no working watch of the Kubernetes API for --fail-closed-after seconds",
             )
 
-    def decide(self, request: pb.DecideRequest) -> bytes:
+    def decide(self, request: pb.DecideRequest | Malformed) -> bytes:
         """The encoded ``DecideResponse`` of one flow (bytes, as for batches)."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         self._check_ready()
         start = time.perf_counter()
         index = self.state.index
@@ -117,8 +122,10 @@ class DecisionCore:
             self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
         return response
 
-    def decide_batch(self, request: pb.DecideBatchRequest, method: str = "DecideBatch") -> bytes:
+    def decide_batch(self, request: pb.DecideBatchRequest | Malformed, method: str = "DecideBatch") -> bytes:
         """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         self._check_ready()
         start = time.perf_counter()
         n = len(request.flows)
@@ -228,22 +235,22 @@ def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> Non
     handlers = {
         "Decide": grpc.unary_unary_rpc_method_handler(
             servicer.Decide,
-            request_deserializer=pb.DecideRequest.FromString,
+            request_deserializer=lenient(pb.DecideRequest),
             response_serializer=_serialize,
         ),
         "DecideBatch": grpc.unary_unary_rpc_method_handler(
             servicer.DecideBatch,
-            request_deserializer=pb.DecideBatchRequest.FromString,
+            request_deserializer=lenient(pb.DecideBatchRequest),
             response_serializer=_serialize,
         ),
         "DecideStream": grpc.stream_stream_rpc_method_handler(
             servicer.DecideStream,
-            request_deserializer=pb.DecideBatchRequest.FromString,
+            request_deserializer=lenient(pb.DecideBatchRequest),
             response_serializer=_serialize,
         ),
         "GetStatus": grpc.unary_unary_rpc_method_handler(
             servicer.GetStatus,
-            request_deserializer=pb.GetStatusRequest.FromString,
+            request_deserializer=lenient(pb.GetStatusRequest),
             response_serializer=pb.GetStatusResponse.SerializeToString,
         ),
     }

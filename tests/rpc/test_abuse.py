@@ -6,6 +6,8 @@ server in both flavours where the flavour matters.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ import pytest
 from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netpol_pdp.index import flows
 from netpol_pdp.index.decision import Reason, Verdict
@@ -23,7 +27,7 @@ from netpol_pdp.index.engine import Index
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import STOP_MARGIN, start_server
 from netpol_pdp.server.limits import STREAMS_PER_CONNECTION
-from netpol_pdp.server.serve import Service
+from netpol_pdp.server.serve import ServeOptions, Service
 from netpol_pdp.server.service import DecisionCore, DecisionService
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.server.wirecache import MAX_CHUNK_BYTES, Slot, WireCache
@@ -231,3 +235,140 @@ def test_stop_returns_within_grace_and_margin_while_a_call_never_ends(mode: str)
         release.set()
         call.cancel()
         channel.close()
+
+
+# --------------------------------------------------------------------------- request bytes
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _raw(service: Service, method: str, data: bytes) -> grpc.RpcError | bytes:
+    with grpc.insecure_channel(service.address) as channel:
+        try:
+            return bytes(channel.unary_unary(method)(data, timeout=5))
+        except grpc.RpcError as exc:
+            return exc
+
+
+WIDE_PORT_FLOW = b"\x0a\x08" + CLIENT.encode() + b"\x12\x08" + WEB.encode() + b"\x20" + _varint(2**32 + 8080)
+DECIDE = "/netpol.pdp.v1.DecisionService/Decide"
+BATCH = "/netpol.pdp.v1.DecisionService/DecideBatch"
+CHECK = "/envoy.service.auth.v3.Authorization/Check"
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "details"),
+    [
+        (DECIDE, b"\xff\xff\xff", "request: not a valid netpol.pdp.v1.DecideRequest message"),
+        (BATCH, b"\x12\x05\x0a", "request: not a valid netpol.pdp.v1.DecideBatchRequest message"),
+        (CHECK, b"\x0a\x07\x0a", "request: not a valid envoy.service.auth.v3.CheckRequest message"),
+        (
+            DECIDE,
+            b"\x0a" + bytes([len(WIDE_PORT_FLOW)]) + WIDE_PORT_FLOW,
+            "flow.dst_port: 4294975376 does not fit in 32 bits",
+        ),
+        (
+            BATCH,
+            b"\x12" + bytes([len(WIDE_PORT_FLOW)]) + WIDE_PORT_FLOW,
+            "flows[0].dst_port: 4294975376 does not fit in 32 bits",
+        ),
+    ],
+    ids=[
+        "undecodable Decide",
+        "undecodable DecideBatch",
+        "undecodable Check",
+        "2**32+8080 port",
+        "in a batch",
+    ],
+)
+def test_requests_protobuf_cannot_read_right_are_invalid_argument(
+    service: Service, method: str, data: bytes, details: str
+) -> None:
+    """Not INTERNAL "Exception deserializing request!", and a port of 2**32+8080 is not decided as 8080."""
+    err = _raw(service, method, data)
+    assert isinstance(err, grpc.RpcError)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details in str(err.details())
+
+
+def test_a_connection_that_never_sends_the_http2_preface_is_closed(
+    start_service: Any, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netpol_pdp.server import app
+
+    monkeypatch.setattr(app, "HANDSHAKE_TIMEOUT_MS", 300)
+    svc = start_service([world])
+    with socket.create_connection(("127.0.0.1", svc.port), timeout=5) as sock:
+        received = b""
+        start = time.monotonic()
+        while chunk := sock.recv(4096):  # the server's settings, then GOAWAY, then EOF
+            received += chunk
+        assert time.monotonic() - start < 4
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+FUZZ_EXAMPLES = int(os.environ.get("NETPOL_PDP_FUZZ_EXAMPLES", "60"))
+_SEEDS = [
+    pb.DecideRequest(flow=pb.Flow(src_ip=CLIENT, dst_ip=WEB, dst_port=8080)).SerializeToString(),
+    pb.DecideBatchRequest(
+        request_id=7, flows=[pb.Flow(src_ip=CLIENT, dst_ip=WEB, dst_port=8080, protocol=pb.PROTOCOL_UDP)] * 2
+    ).SerializeToString(),
+    _check(CLIENT, WEB).SerializeToString(),
+]
+
+
+@st.composite
+def _request_bytes(draw: st.DrawFn) -> bytes:
+    """Random bytes, or a valid request with bytes flipped, cut, inserted or a wide varint spliced in."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200))
+    data = bytearray(draw(st.sampled_from(_SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["flip", "cut", "insert", "wide"]))
+        if action == "flip" and at < len(data):
+            data[at] ^= draw(st.integers(1, 255))
+        elif action == "cut":
+            del data[at:]
+        elif action == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            data[at:at] = _varint(draw(st.integers(2**32, 2**64 - 1)))
+    return bytes(data)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(method=st.sampled_from([DECIDE, BATCH, CHECK]), data=_request_bytes())
+def test_fuzzed_request_bytes_never_answer_internal_and_the_server_stays_up(
+    fuzz_service: Service, method: str, data: bytes
+) -> None:
+    answer = _raw(fuzz_service, method, data)
+    if isinstance(answer, grpc.RpcError):
+        assert answer.code() == grpc.StatusCode.INVALID_ARGUMENT, (answer.code(), answer.details())
+    health = _raw(fuzz_service, "/grpc.health.v1.Health/Check", b"")
+    assert (
+        health
+        == health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING).SerializeToString()
+    )
+
+
+@pytest.fixture(scope="module")
+def fuzz_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    from .conftest import NAMESPACES, PODS, policy_text
+
+    world = tmp_path_factory.mktemp("fuzz")
+    (world / "namespaces.yaml").write_text(NAMESPACES)
+    (world / "pods.yaml").write_text(PODS)
+    (world / "policy.yaml").write_text(policy_text(8080))
+    svc = Service(ServeOptions(sources=[world], listen="127.0.0.1:0"))
+    assert svc.state.wait_ready(10)
+    yield svc
+    svc.close(grace=0.2)
