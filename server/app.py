@@ -22,6 +22,8 @@ balancers stop sending new calls while in-flight ones drain.  ``liveness``
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -184,7 +186,7 @@ class SyncServerHandle(ServerHandle):
         )
         self.set_serving(False)
         self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        self.port = _bind(self.server, listen, credentials)
+        self.port = _bind(self.server, listen, credentials, reuse_port)
         self.server.start()
 
     def set_serving(self, serving: bool) -> None:
@@ -256,7 +258,7 @@ class AioServerHandle(ServerHandle):
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, self._health_status(False))
             await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-            self.port = _bind(server, self._listen, self._credentials)
+            self.port = _bind(server, self._listen, self._credentials, self._reuse_port)
             await server.start()
             self._stop_request = asyncio.Event()
         except BaseException as exc:
@@ -293,8 +295,30 @@ class AioServerHandle(ServerHandle):
         return not self._thread.is_alive()
 
 
-def _bind(server: Any, listen: str, credentials: grpc.ServerCredentials | None) -> int:
+def _check_free(host: str, port: int, listen: str) -> None:
+    """Refuse a port in use before grpc tries it: grpc would print its own log line first."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return  # grpc reports what it cannot resolve
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"--listen {listen}: cannot bind (address in use)") from None
+
+
+def _bind(
+    server: Any, listen: str, credentials: grpc.ServerCredentials | None, reuse_port: bool = False
+) -> int:
     host, port = split_host_port(listen)
+    if not reuse_port:
+        _check_free(host, port, listen)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = (

@@ -7,7 +7,10 @@ server in both flavours where the flavour matters.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netpol_pdp.clients import DecisionClient
+from netpol_pdp.clients._channel import ClientError
 from netpol_pdp.index import flows
 from netpol_pdp.index.decision import Reason, Verdict
 from netpol_pdp.index.engine import Index
@@ -372,3 +377,42 @@ def fuzz_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     assert svc.state.wait_ready(10)
     yield svc
     svc.close(grace=0.2)
+
+
+# --------------------------------------------------------------------------- addresses and hints
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("127.0.0.1", "--server 127.0.0.1: must be HOST:PORT, the port is required (e.g. 127.0.0.1:50051)"),
+        ("::1", "--server ::1: an IPv6 address goes in brackets with a port ([::1]:50051)"),
+        ("localhost:http", "--server localhost:http: must be HOST:PORT, the port is required"),
+    ],
+)
+def test_a_server_address_must_name_its_port(target: str, message: str) -> None:
+    """``--server 127.0.0.1`` used to dial port 443 silently."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DecisionClient(target)
+
+
+def test_a_plaintext_client_to_a_tls_server_is_told_about_tls() -> None:
+    error = ClientError(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+    assert str(error) == "UNAVAILABLE: Socket closed (if the server serves TLS, connect with --tls-ca)"
+
+
+def test_a_port_in_use_is_one_line_of_ours() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "netpol_pdp.clients.cmd_serve", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: --listen 127.0.0.1:{port}: cannot bind (address in use)"], lines
