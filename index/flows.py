@@ -76,8 +76,9 @@ def normalize_ip(value: object, field: str) -> str:
     if canonical is None:
         if isinstance(value, str) and len(value) > MAX_IP_CHARS:
             raise FlowError(
-                field, f"must be an IPv4 or IPv6 address of at most {MAX_IP_CHARS} characters "
-                f"(got {len(value)} characters)"
+                field,
+                f"must be an IPv4 or IPv6 address of at most {MAX_IP_CHARS} characters "
+                f"(got {len(value)} characters)",
             )
         raise FlowError(field, f"must be an IPv4 or IPv6 address (got {shown(value)})")
     return canonical

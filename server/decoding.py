@@ -78,7 +78,7 @@ def wide_field(descriptor: Descriptor, data: bytes, path: str = "") -> str | Non
             seen[number] += 1
         if field.type == _UINT32 and isinstance(value, int) and value > _MAX_UINT32:
             return f"{name}: {value} does not fit in 32 bits (a port is 0..65535)"
-        if field.type == _MESSAGE and isinstance(value, bytes):
+        if field.type == _MESSAGE and field.message_type is not None and isinstance(value, bytes):
             found = wide_field(field.message_type, value, name + ".")
             if found is not None:
                 return found
