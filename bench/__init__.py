@@ -21,6 +21,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``grpc_quick.py`` a short gRPC run (sync/aio, unary/batch/stream, workers, p50/p99 under reloads);
 - ``envoy_check.py`` Envoy ``Authorization/Check`` calls/s and latency next to unary Decide;
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
+- ``idle_streams.py`` health and Decide latency beside idle streams, sync and aio (python -m only);
+- ``soak.py``       a mixed soak with reloads and a broken rewrite, RSS sampled (python -m only);
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
