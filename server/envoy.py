@@ -55,7 +55,7 @@ from google.rpc import code_pb2, status_pb2
 
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import MAX_IP_CHARS, Flow, shown
+from netpol_pdp.index.flows import MAX_IP_CHARS, Flow
 from netpol_pdp.server.decoding import Malformed, lenient
 
 __all__ = [
@@ -155,16 +155,14 @@ def _socket_ip(address: Any, field: str) -> tuple[str, Any]:
     if sock.resolver_name:
         raise FlowError(
             f"{field}.socket_address.resolver_name",
-            f"must be empty: the address must be a literal IP (got resolver {shown(sock.resolver_name)})",
+            f"must be empty: the address must be a literal IP (got resolver {sock.resolver_name!r})",
         )
     text = sock.address
     if not text:
         raise FlowError(f"{field}.socket_address.address", "is missing: an IPv4 or IPv6 address is required")
     ip = _canonical_ip(text)
     if ip is None:
-        raise FlowError(
-            f"{field}.socket_address.address", f"must be an IPv4 or IPv6 address (got {shown(text)})"
-        )
+        raise FlowError(f"{field}.socket_address.address", f"must be an IPv4 or IPv6 address (got {text!r})")
     return ip, sock
 
 
@@ -226,7 +224,7 @@ def flow_from_check(request: Any) -> Flow:
     if which_port == "named_port":
         raise FlowError(
             f"{_DESTINATION}.socket_address.named_port",
-            f"is not supported: a numeric port_value is required (got {shown(dst.named_port)})",
+            f"is not supported: a numeric port_value is required (got {dst.named_port!r})",
         )
     port = dst.port_value
     if not 1 <= port <= 65535:
@@ -253,7 +251,7 @@ def options_from_check(request: Any) -> CheckOptions:
     if value in _FALSE:
         return CheckOptions(explain=False)
     raise FlowError(
-        f"attributes.context_extensions[{OPTION_EXPLAIN}]", f'must be "true" or "false" (got {shown(raw)})'
+        f"attributes.context_extensions[{OPTION_EXPLAIN}]", f'must be "true" or "false" (got {raw!r})'
     )
 
 

