@@ -44,6 +44,9 @@ class ClientError(Exception):
     """A call failed for good (after retries): ``code`` is the gRPC status, ``details`` its message."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        if code is grpc.StatusCode.UNAVAILABLE and "Socket closed" in details:
+            # what a plaintext client sees of a TLS server, which says nothing itself
+            details += " (if the server serves TLS, connect with --tls-ca)"
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
@@ -107,12 +110,30 @@ def channel_options(tls: ClientTls | None, extra: Iterable[tuple[str, Any]] = ()
     return options
 
 
+def check_target(target: str) -> None:
+    """A ``HOST:PORT`` (IPv6 in brackets) must name its port: grpc would dial 443 silently.
+
+    Targets in grpc's URI forms (``dns:///...``, ``unix:...``, ``ipv4:...``) pass as they are.
+    """
+    if "://" in target or target.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
+        return
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        example = f"{host if sep and host else target}:50051"
+        raise ValueError(f"--server {target}: must be HOST:PORT, the port is required (e.g. {example})")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(
+            f"--server {target}: an IPv6 address goes in brackets with a port ([{target}]:50051)"
+        )
+
+
 def check_plaintext(target: str, tls: ClientTls | None, insecure: bool) -> None:
     """Mirror of the server's rule: plaintext only to loopback or when asked for.
 
     Also refuses a port out of range: grpc would silently dial it modulo 65536
     (``:99999`` reaches port 34463), another server than the one named.
     """
+    check_target(target)
     _host, sep, port = target.rpartition(":")
     if sep and port.isdigit() and not 1 <= int(port) <= 65535:
         raise ValueError(f"--server {target}: port must be between 1 and 65535 (got {int(port)})")

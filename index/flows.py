@@ -48,20 +48,43 @@ class Flow(NamedTuple):
     dst_port: int = 0
 
 
+#: The longest text an address may have: an IPv6 address with an embedded IPv4
+#: tail, ``ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255``, is 45 characters.
+#: Longer text is refused before any parsing or caching, so what callers send
+#: cannot grow memory (issue 16).
+MAX_IP_CHARS = 45
+
+
 @lru_cache(maxsize=1 << 16)
-def _canonical_ip(text: str) -> str | None:
-    """Canonical text of an address, or None.  Cached: parsing with ``ipaddress``
-    costs ~2 µs, more than a cached decision, and flow logs and callers repeat
-    the same addresses endlessly."""
+def _parse_ip(text: str) -> str:
+    """Canonical text of an address; raises ValueError, so invalid text is never cached.
+    Cached: parsing with ``ipaddress`` costs ~2 µs, more than a cached decision, and
+    flow logs and callers repeat the same addresses endlessly."""
+    ip = ipaddress.ip_address(text.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def canonical_ip(text: str) -> str | None:
+    """The address as the index stores it, or None when ``text`` is no address.
+
+    One rule for every way in (Decide, Check, flow logs): an IPv4-mapped IPv6
+    address (``::ffff:10.244.1.12``, what a dual-stack socket reports for an IPv4
+    peer) is that IPv4 address (docs/semantics.md).
+    """
+    if not text or len(text) > MAX_IP_CHARS:
+        return None
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        return _parse_ip(text)
     except ValueError:
         return None
 
 
 def normalize_ip(value: object, field: str) -> str:
-    canonical = _canonical_ip(value) if isinstance(value, str) and value else None
+    canonical = canonical_ip(value) if isinstance(value, str) else None
     if canonical is None:
+        # FlowError cuts the echoed value (FlowError.MAX_MESSAGE)
         raise FlowError(field, f"must be an IPv4 or IPv6 address (got {value!r})")
     return canonical
 

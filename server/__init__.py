@@ -16,6 +16,9 @@ How the pieces connect::
 - ``metrics.py``  Prometheus series on a per-server registry;
 - ``logging.py``  JSON-lines logs through the standard library;
 - ``config.py``   limits and ConfigError (no grpc import: the CLI parser needs them);
+- ``limits.py``   open DecideStream calls, bounded in all and per connection;
+- ``decoding.py`` request deserializers: undecodable bytes and over-wide uint32 fields
+                  become INVALID_ARGUMENT instead of INTERNAL or a truncated port;
 - ``echo.py``     the same API answering without deciding (the benchmarks' baseline);
 - ``envoy.py``    Envoy's ``envoy.service.auth.v3.Authorization/Check`` (ext_authz network and
                   HTTP filters, Istio CUSTOM): CheckRequest -> Flow -> decision -> CheckResponse,

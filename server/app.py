@@ -22,7 +22,10 @@ balancers stop sending new calls while in-flight ones drain.  ``liveness``
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -97,6 +100,14 @@ def check_plaintext(listen: str, tls: TlsConfig | None, insecure: bool) -> None:
         )
 
 
+#: A connection that has not finished its TLS and HTTP/2 handshake (sent the
+#: preface and settings) by then is closed (issue 16: such connections stayed open).
+HANDSHAKE_TIMEOUT_MS = 5_000
+#: HTTP/2 ``SETTINGS_MAX_CONCURRENT_STREAMS`` advertised to every connection: calls
+#: beyond it wait in the client (open DecideStreams have their own limits, limits.py).
+MAX_CONCURRENT_STREAMS = 100
+
+
 def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
     # grpcio turns SO_REUSEPORT on by default on Linux, which lets a second
     # server silently share a port; it is on only for --workers.
@@ -104,7 +115,14 @@ def server_options(reuse_port: bool) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
     ]
+
+
+#: How long past ``grace`` a stop waits for calls that do not end (a handler busy
+#: deciding, a stuck loop) before it gives up on them (issue 16: shutdown stalled).
+STOP_MARGIN = 2.0
 
 
 class ServerHandle:
@@ -119,8 +137,12 @@ class ServerHandle:
     def set_serving(self, serving: bool) -> None:
         raise NotImplementedError
 
-    def stop(self, grace: float | None = 5.0) -> None:
-        """Stop taking calls (health NOT_SERVING), let in-flight calls finish for ``grace`` s, then end."""
+    def stop(self, grace: float | None = 5.0) -> bool:
+        """Stop taking calls (health NOT_SERVING), let in-flight calls finish for ``grace`` s, then end.
+
+        Returns within ``grace`` + :data:`STOP_MARGIN` s: True if everything ended,
+        False if calls were still running then (they are abandoned).
+        """
         raise NotImplementedError
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -164,7 +186,7 @@ class SyncServerHandle(ServerHandle):
         )
         self.set_serving(False)
         self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        self.port = _bind(self.server, listen, credentials)
+        self.port = _bind(self.server, listen, credentials, reuse_port)
         self.server.start()
 
     def set_serving(self, serving: bool) -> None:
@@ -172,11 +194,17 @@ class SyncServerHandle(ServerHandle):
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
-    def stop(self, grace: float | None = 5.0) -> None:
+    def stop(self, grace: float | None = 5.0) -> bool:
+        deadline = time.monotonic() + (grace or 0.0) + STOP_MARGIN
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
-        self._pool.shutdown(wait=False)
+        ended = self.server.stop(grace).wait((grace or 0.0) + STOP_MARGIN)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        # grpc's stop event fires once its own shutdown is done, even while a handler
+        # still runs on a pool thread; such a thread would hold the interpreter's exit
+        for thread in list(self._pool._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
+        return ended and not any(t.is_alive() for t in self._pool._threads)
 
 
 class AioServerHandle(ServerHandle):
@@ -230,7 +258,7 @@ class AioServerHandle(ServerHandle):
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, self._health_status(False))
             await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-            self.port = _bind(server, self._listen, self._credentials)
+            self.port = _bind(server, self._listen, self._credentials, self._reuse_port)
             await server.start()
             self._stop_request = asyncio.Event()
         except BaseException as exc:
@@ -258,16 +286,39 @@ class AioServerHandle(ServerHandle):
         else:
             self._call_soon(lambda: self._loop.create_task(update()))
 
-    def stop(self, grace: float | None = 5.0) -> None:
+    def stop(self, grace: float | None = 5.0) -> bool:
         self._grace = grace
         stop_request = self._stop_request
         if stop_request is not None:
             self._call_soon(stop_request.set)
-        self._thread.join()
+        self._thread.join((grace or 0.0) + STOP_MARGIN)
+        return not self._thread.is_alive()
 
 
-def _bind(server: Any, listen: str, credentials: grpc.ServerCredentials | None) -> int:
+def _check_free(host: str, port: int, listen: str) -> None:
+    """Refuse a port in use before grpc tries it: grpc would print its own log line first."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return  # grpc reports what it cannot resolve
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"--listen {listen}: cannot bind (address in use)") from None
+
+
+def _bind(
+    server: Any, listen: str, credentials: grpc.ServerCredentials | None, reuse_port: bool = False
+) -> int:
     host, port = split_host_port(listen)
+    if not reuse_port:
+        _check_free(host, port, listen)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = (

@@ -11,8 +11,8 @@ The bytes are exactly what ``DecideBatchResponse.SerializeToString()`` would
 produce field by field (protobuf readers accept fields in any order), so
 clients parse them with the generated classes; a test compares both.  The
 cache is keyed by object identity, holds the object (so an id is never
-reused while cached), and is emptied when it reaches its limit or the
-generation changes.
+reused while cached), and is emptied when it reaches its limit (entries or
+bytes) or the generation changes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ _REQUEST_ID = b"\x08"  # 1, varint
 _RESULTS = b"\x12"  # 2, length-delimited
 _GENERATION = b"\x18"  # 3, varint
 CACHE_LIMIT = 1 << 18
+#: Encoded bytes held before the per-decision cache is emptied.
+CACHE_BYTES = 64 << 20
 
 
 def varint(n: int) -> bytes:
@@ -48,9 +50,11 @@ class BatchEncoder:
     writes are atomic, and a hit is checked by identity.
     """
 
-    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+    def __init__(self, limit: int = CACHE_LIMIT, limit_bytes: int = CACHE_BYTES) -> None:
         self._limit = limit
+        self._limit_bytes = limit_bytes
         self._cache: dict[int, tuple[Decision, bytes]] = {}
+        self._size = 0
         self._generation = -1
 
     def result(self, d: Decision) -> bytes:
@@ -61,9 +65,15 @@ class BatchEncoder:
         msg = pb.FlowResult()
         fill_decision(msg.decision, d)
         encoded = _field(_RESULTS, msg.SerializeToString())
-        if d.generation != self._generation or len(self._cache) >= self._limit:
+        if (
+            d.generation != self._generation
+            or len(self._cache) >= self._limit
+            or self._size >= self._limit_bytes
+        ):
             self._cache = {}
+            self._size = 0
             self._generation = d.generation
+        self._size += len(encoded)
         self._cache[id(d)] = (d, encoded)
         return encoded
 

@@ -55,7 +55,8 @@ from google.rpc import code_pb2, status_pb2
 
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.flows import MAX_IP_CHARS, Flow
+from netpol_pdp.server.decoding import Malformed, lenient
 
 __all__ = [
     "INVALID_REQUEST",
@@ -85,6 +86,8 @@ INVALID_REQUEST = "invalid-request"
 OPTION_EXPLAIN = "explain"
 #: How many built CheckResponses a servicer keeps (about 0.5 KB each).
 RESPONSE_CACHE_SIZE = 1 << 13
+#: Serialized bytes of the cached CheckResponses before the cache is emptied.
+RESPONSE_CACHE_BYTES = 32 << 20
 #: The method label of Checks in the server's metrics.
 METHOD = "Check"
 #: The gRPC service's full name (``envoy.service.auth.v3.Authorization``), for reflection.
@@ -163,19 +166,33 @@ def _socket_ip(address: Any, field: str) -> tuple[str, Any]:
     return ip, sock
 
 
-@functools.lru_cache(maxsize=1 << 16)
+#: The longest address text a Check may carry: :data:`MAX_IP_CHARS`, brackets and a
+#: ``%zone`` (an interface name, at most 15 characters on Linux).  Longer text is
+#: refused before parsing or caching (issue 16: distinct 1 MiB addresses grew memory).
+MAX_CHECK_IP_CHARS = MAX_IP_CHARS + 2 + 16
+
+
 def _canonical_ip(text: str) -> str | None:
-    """The address as the index stores it, or None when ``text`` is not an IP.
+    """The address as the index stores it, or None when ``text`` is not an IP."""
+    if len(text) > MAX_CHECK_IP_CHARS:
+        return None
+    try:
+        return _parse_ip(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> str:
+    """The canonical address; raises ValueError, so text that is no address is never cached.
 
     Cached: the same few thousand pod addresses arrive again and again, and
     ``ipaddress`` parsing was the largest cost of a Check (about 6 µs per
-    address, 3/4 of mapping a request); bounded, so random addresses cannot
-    grow it without limit.
+    address, 3/4 of mapping a request); bounded in entries, and each key is at
+    most :data:`MAX_CHECK_IP_CHARS` long.  An IPv4-mapped address is the IPv4
+    address: the rule of :func:`netpol_pdp.index.flows.canonical_ip`.
     """
-    try:
-        ip = ipaddress.ip_address(text.strip().strip("[]"))
-    except ValueError:
-        return None
+    ip = ipaddress.ip_address(text.strip().strip("[]"))
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
@@ -313,8 +330,9 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
         # same flow at the same generation always gets the same answer, and
         # building one (metadata Struct, headers) cost more than mapping and
         # deciding together.  Shared messages: nothing may mutate a returned
-        # response.  Bounded by clearing when full; explained answers are not kept.
+        # response.  Bounded (entries and bytes) by clearing when full; explained answers are not kept.
         self._responses: dict[tuple[Flow, bool, int], Any] = {}
+        self._responses_bytes = 0  # their serialized size (also bounded)
 
     def check(self, request: Any) -> Any:
         """The CheckResponse for one CheckRequest (no grpc context: used by Check and by tests)."""
@@ -334,14 +352,21 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
             key = (flow, http, decision.generation)
             response = self._responses.get(key)
             if response is None:
-                if len(self._responses) >= RESPONSE_CACHE_SIZE:
+                if (
+                    len(self._responses) >= RESPONSE_CACHE_SIZE
+                    or self._responses_bytes >= RESPONSE_CACHE_BYTES
+                ):
                     self._responses.clear()
+                    self._responses_bytes = 0
                 response = self._responses[key] = _decision_response(flow, decision, http)
+                self._responses_bytes += response.ByteSize()
         if self._metrics is not None:
             self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
         return response
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             return self.check(request)
         except IndexNotReady as error:
@@ -357,6 +382,8 @@ class AioAuthorizationServicer(AuthorizationServicer):
     """
 
     async def Check(self, request: Any, context: Any) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             return self.check(request)
         except IndexNotReady as error:
@@ -387,7 +414,17 @@ def add_to_server(
 
     flavour = AioAuthorizationServicer if isinstance(server, grpc.aio.Server) else AuthorizationServicer
     servicer = flavour(decide, metrics)
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
+    # the generated registration, with a deserializer that makes undecodable bytes
+    # INVALID_ARGUMENT rather than grpc's INTERNAL (server/decoding.py)
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            servicer.Check,
+            request_deserializer=lenient(external_auth_pb2.CheckRequest),
+            response_serializer=external_auth_pb2.CheckResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
     return servicer
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -57,10 +58,11 @@ from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
 from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES, FeedReport, ManifestFeed, ManifestSource
 from netpol_pdp.server import envoy as ext_authz
-from netpol_pdp.server.app import Mode, ServerHandle, TlsConfig, split_host_port, start_server
+from netpol_pdp.server.app import STOP_MARGIN, Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
 from netpol_pdp.server.envoy_http import HttpAuthorizer
 from netpol_pdp.server.kubeserve import Health, KubeTracker
+from netpol_pdp.server.limits import max_streams
 from netpol_pdp.server.logging import get_logger, log_event
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.service import AioDecisionService, DecisionCore, DecisionService
@@ -229,7 +231,9 @@ class Service:
         self.state.set_feed_info(self.tracker.info)
         index, state = self.index, self.state
         self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters, stale)
-        self.core = DecisionCore(state, self.metrics, options.max_batch)
+        self.core = DecisionCore(
+            state, self.metrics, options.max_batch, streams=max_streams(options.mode, options.threads)
+        )
         servicer = AioDecisionService(self.core) if options.mode == "aio" else DecisionService(self.core)
         self.handle: ServerHandle = start_server(
             servicer,
@@ -301,34 +305,57 @@ class Service:
                 f"--envoy-http-listen {options.envoy_http_listen}: cannot bind ({exc.strerror})"
             ) from None
 
-    def close(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, drain in-flight calls for ``grace`` s, stop the feed and metrics."""
+    def close(self, grace: float | None = None) -> bool:
+        """Health NOT_SERVING, drain in-flight calls for ``grace`` s, stop the feed and metrics.
+
+        Returns within ``grace`` + :data:`STOP_MARGIN` + 1 s whatever the load; False if
+        calls were still running then (``stop_overrun`` is logged).
+        """
         grace = self.options.grace if grace is None else grace
         log_event(log, logging.INFO, "shutting_down", grace_seconds=grace, generation=self.index.generation)
         if self.envoy_http is not None:
             self.envoy_http.stop()
-        self.handle.stop(grace)
+        clean = self.handle.stop(grace)
+        if not clean:
+            log_event(log, logging.WARNING, "stop_overrun", seconds=grace + STOP_MARGIN)
         self._feed_stop.set()
-        self._feed_thread.join(timeout=5)
+        self._feed_thread.join(timeout=1)  # a daemon thread: one busy parsing does not hold the exit
         self.metrics.close()
         log_event(log, logging.INFO, "stopped")
+        return clean
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
-    """Run one serving process until ``stop`` is set or SIGTERM/SIGINT arrives; returns the exit code."""
+    """Run one serving process until ``stop`` is set or SIGTERM/SIGINT arrives; returns the exit code.
+
+    A second (or hundredth) signal while the drain runs waits for that drain: it
+    is logged (``signal`` with ``draining: true``) and the exit code stays 0.
+    Called on the main thread (the command), it returns with SIGTERM and SIGINT
+    ignored: the process is ending, and a signal then must not cut its exit short
+    (a default SIGTERM would end it with -15, a SIGINT with a traceback).
+    """
     if options.workers > 1:
         return _supervise(options)
     stop = stop or threading.Event()
     sys.setswitchinterval(options.switch_interval)
-    service = Service(options)
-    previous = _install_signals(stop)
+    signals = SignalWatch()  # before anything starts: a signal during startup is not lost
+    try:
+        service = Service(options)
+    except BaseException:
+        signals.restore()
+        raise
     failed: list[str] | None = None
     # A --workers child stops when its supervisor is gone (killed without forwarding a
     # signal), rather than live on as an orphan holding the port.  The pid comes from the
     # supervisor itself: reading getppid() here would race with a supervisor dying first.
     supervisor = options.supervisor_pid
+    clean = True
     try:
-        while not stop.wait(0.1):
+        while not stop.is_set():
+            if signals.wait(0.1):
+                for name in signals.take():
+                    log_event(log, logging.INFO, "signal", signal=name)
+                break
             failed = getattr(service.tracker, "startup_error", None)
             if failed is not None:
                 break
@@ -336,11 +363,77 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
                 log_event(log, logging.WARNING, "supervisor_gone", supervisor=supervisor)
                 break
     finally:
-        _restore_signals(previous)
-        service.close(0 if failed is not None else None)
+        # the handlers stay installed while draining: a second signal only waits for it
+        clean = service.close(0 if failed is not None else None)
+        for name in signals.take():
+            log_event(log, logging.INFO, "signal", signal=name, draining=True)
+        signals.restore(ignore=True)
     if failed is not None:
         raise SourceError(failed)
+    if not clean and signals.installed:
+        # Calls still running past --grace + STOP_MARGIN would hold the interpreter's
+        # exit (it joins the server's pool threads): end the process now.
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+class SignalWatch:
+    """SIGTERM/SIGINT noticed without a lock: the handler only appends to a list.
+
+    ``threading.Event.set`` in a handler can deadlock (issue 16): the handler runs
+    on the main thread, possibly inside ``Event.wait``, which holds the lock
+    ``set`` needs.  Here the handler appends the signal number (a list append is
+    atomic) and :func:`signal.set_wakeup_fd` writes one byte to a socket pair, so
+    :meth:`wait` (a ``select`` on it) returns at once.  Only on the main thread
+    (the only one Python delivers signals to); elsewhere :meth:`wait` just sleeps.
+    """
+
+    def __init__(self) -> None:
+        self._received: list[int] = []
+        self._taken = 0
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous: dict[int, Any] = {}
+        self._previous_fd = -1
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+            handler = self._on_signal
+            self._previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._received.append(signum)
+
+    def wait(self, timeout: float) -> bool:
+        """True once a signal has arrived (waiting up to ``timeout`` s for one)."""
+        if len(self._received) == self._taken:
+            select.select([self._reader], [], [], timeout)
+            try:
+                while self._reader.recv(4096):
+                    pass
+            except OSError:  # drained (BlockingIOError)
+                pass
+        return len(self._received) > self._taken
+
+    def take(self) -> list[str]:
+        """Names of the signals not taken before."""
+        new = self._received[self._taken :]
+        self._taken += len(new)
+        return [signal.Signals(n).name for n in new]
+
+    def restore(self, ignore: bool = False) -> None:
+        """Put back the previous handlers, or with ``ignore`` ignore the signals from now on."""
+        if self.installed:
+            if ignore:
+                for sig in self._previous:
+                    signal.signal(sig, signal.SIG_IGN)
+            else:
+                _restore_signals(self._previous)
+            signal.set_wakeup_fd(self._previous_fd)
+        self._reader.close()
+        self._writer.close()
 
 
 def _kube_feed(options: ServeOptions, index: Index) -> KubeFeed:
@@ -349,17 +442,6 @@ def _kube_feed(options: ServeOptions, index: Index) -> KubeFeed:
     except SourceError as exc:
         raise ConfigError(str(exc)) from None
     return KubeFeed(index, api, stale_after=options.stale_after, fail_closed_after=options.fail_closed_after)
-
-
-def _install_signals(stop: threading.Event) -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log_event(log, logging.INFO, "signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _restore_signals(previous: dict[int, Any]) -> None:

@@ -9,11 +9,15 @@ reload.
 
 Errors:
 
+- bytes that are no request message, or a uint32 field sent wider than 32 bits
+  (server/decoding.py) -> ``INVALID_ARGUMENT``;
 - a malformed flow of a unary ``Decide`` -> ``INVALID_ARGUMENT``, message
   ``<field>: <what must hold>`` (the field as :class:`FlowError` names it);
 - a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
   other flows are decided;
 - a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
+- a ``DecideStream`` beyond the open-stream limits (server/limits.py) ->
+  ``UNAVAILABLE`` at once (the clients retry it with backoff);
 - before the first successful load -> ``UNAVAILABLE`` (clients retry it);
 - the Kubernetes feed failing closed (``--fail-closed-after``) -> ``UNAVAILABLE``.
 """
@@ -30,7 +34,9 @@ from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
+from netpol_pdp.server.decoding import Malformed, lenient
 from netpol_pdp.server.encode import BatchEncoder
+from netpol_pdp.server.limits import StreamLimiter, max_streams
 from netpol_pdp.server.metrics import Metrics
 from netpol_pdp.server.status import ServerState
 from netpol_pdp.server.wirecache import Slot, WireCache, entry_body, flow_chunks
@@ -57,8 +63,11 @@ class DecisionCore:
         metrics: Metrics | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         wire_cache: bool = True,
+        streams: tuple[int, int] = max_streams("sync", 16),
     ):
         self.state = state
+        #: open DecideStream calls, bounded in all and per connection
+        self.streams = StreamLimiter(*streams)
         self.metrics = metrics
         self.max_batch = max_batch
         self.encoder = BatchEncoder()
@@ -77,8 +86,10 @@ class DecisionCore:
                 "not serving: no working watch of the Kubernetes API for --fail-closed-after seconds",
             )
 
-    def decide(self, request: pb.DecideRequest) -> bytes:
+    def decide(self, request: pb.DecideRequest | Malformed) -> bytes:
         """The encoded ``DecideResponse`` of one flow (bytes, as for batches)."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         self._check_ready()
         start = time.perf_counter()
         index = self.state.index
@@ -111,8 +122,10 @@ class DecisionCore:
             self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
         return response
 
-    def decide_batch(self, request: pb.DecideBatchRequest, method: str = "DecideBatch") -> bytes:
+    def decide_batch(self, request: pb.DecideBatchRequest | Malformed, method: str = "DecideBatch") -> bytes:
         """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         self._check_ready()
         start = time.perf_counter()
         n = len(request.flows)
@@ -222,22 +235,22 @@ def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> Non
     handlers = {
         "Decide": grpc.unary_unary_rpc_method_handler(
             servicer.Decide,
-            request_deserializer=pb.DecideRequest.FromString,
+            request_deserializer=lenient(pb.DecideRequest),
             response_serializer=_serialize,
         ),
         "DecideBatch": grpc.unary_unary_rpc_method_handler(
             servicer.DecideBatch,
-            request_deserializer=pb.DecideBatchRequest.FromString,
+            request_deserializer=lenient(pb.DecideBatchRequest),
             response_serializer=_serialize,
         ),
         "DecideStream": grpc.stream_stream_rpc_method_handler(
             servicer.DecideStream,
-            request_deserializer=pb.DecideBatchRequest.FromString,
+            request_deserializer=lenient(pb.DecideBatchRequest),
             response_serializer=_serialize,
         ),
         "GetStatus": grpc.unary_unary_rpc_method_handler(
             servicer.GetStatus,
-            request_deserializer=pb.GetStatusRequest.FromString,
+            request_deserializer=lenient(pb.GetStatusRequest),
             response_serializer=pb.GetStatusResponse.SerializeToString,
         ),
     }
@@ -269,11 +282,17 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
     def DecideStream(
         self, request_iterator: Iterator[pb.DecideBatchRequest], context: grpc.ServicerContext
     ) -> Iterator[bytes]:
+        peer = context.peer()
+        refused = self.core.streams.acquire(peer)
+        if refused is not None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, refused)
         try:
             for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
         except RequestError as exc:
             context.abort(exc.code, exc.message)
+        finally:
+            self.core.streams.release(peer)
 
     def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
         return self.core.status()
@@ -306,11 +325,17 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
     async def DecideStream(
         self, request_iterator: AsyncIterator[pb.DecideBatchRequest], context: Any
     ) -> AsyncIterator[bytes]:
+        peer = context.peer()
+        refused = self.core.streams.acquire(peer)
+        if refused is not None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, refused)
         try:
             async for request in request_iterator:
                 yield self.core.decide_batch(request, "DecideStream")
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
+        finally:
+            self.core.streams.release(peer)
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return self.core.status()

@@ -25,7 +25,10 @@ Rules that keep it correct (each has a test in ``tests/rpc/test_wirecache.py``):
   every time, as before), so the cache never answers for one;
 - **never explained**: explained decisions bypass the cache entirely, as they
   bypass the index's own decision cache;
-- **bounded**: a full slot is replaced by an empty one at the next request.
+- **bounded by bytes**: a slot whose keys and values reach :data:`CACHE_BYTES`
+  (or :data:`CACHE_LIMIT` entries) is replaced by an empty one at the next
+  request, and a flow whose wire bytes exceed :data:`MAX_CHUNK_BYTES` (a valid
+  flow carrying a large unknown field) is decided but never stored.
 
 Serving threads share it without a lock: dict reads and writes are atomic, a
 slot is replaced by one attribute assignment, and a request keeps the slot it
@@ -43,6 +46,11 @@ from netpol_pdp.v1 import decision_pb2 as pb
 
 #: Entries held per generation before the slot is replaced by an empty one.
 CACHE_LIMIT = 1 << 18
+#: Bytes (keys and values) held per generation before the slot is replaced.
+CACHE_BYTES = 64 << 20
+#: A flow's wire bytes longer than this are never a key: two 45-character
+#: addresses and the integer fields take under 120 bytes.
+MAX_CHUNK_BYTES = 256
 
 _REQUEST_ID = 0x08  # DecideBatchRequest.request_id: field 1, varint
 _FLOWS = 0x12  # DecideBatchRequest.flows: field 2, length-delimited
@@ -52,7 +60,7 @@ _EXPLAIN = 0x18  # DecideBatchRequest.explain: field 3, varint
 class Slot:
     """The entries of one index object at one generation."""
 
-    __slots__ = ("entries", "generation", "index", "kinds")
+    __slots__ = ("entries", "generation", "index", "kinds", "size")
 
     def __init__(self, index: Any, generation: int) -> None:
         self.index = index
@@ -61,8 +69,13 @@ class Slot:
         self.entries: dict[bytes, bytes] = {}
         #: results entry -> (verdict, reason), for the decision metrics
         self.kinds: dict[bytes, tuple[Verdict, Reason]] = {}
+        #: bytes of the keys and values stored (approximate under concurrent puts)
+        self.size = 0
 
     def put(self, chunk: bytes, entry: bytes, verdict: Verdict, reason: Reason) -> None:
+        if len(chunk) > MAX_CHUNK_BYTES:
+            return
+        self.size += len(chunk) + len(entry)
         self.entries[chunk] = entry
         self.kinds[entry] = (verdict, reason)
 
@@ -79,15 +92,21 @@ class Slot:
 class WireCache:
     """The current :class:`Slot`, renewed when the index, its generation or the size changes."""
 
-    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+    def __init__(self, limit: int = CACHE_LIMIT, limit_bytes: int = CACHE_BYTES) -> None:
         self.limit = limit
+        self.limit_bytes = limit_bytes
         self._slot = Slot(None, -1)
 
     def slot(self, index: Any) -> Slot:
         """The slot for ``index`` as published now (read once per request)."""
         slot = self._slot
         generation = index.generation
-        if slot.index is not index or slot.generation != generation or len(slot.entries) >= self.limit:
+        if (
+            slot.index is not index
+            or slot.generation != generation
+            or len(slot.entries) >= self.limit
+            or slot.size >= self.limit_bytes
+        ):
             slot = self._slot = Slot(index, generation)
         return slot
 

@@ -1071,26 +1071,37 @@ def test_host_network_note_given_once_for_two_addresses_of_one_node(
 
 
 @pytest.mark.parametrize(
-    ("policy", "src", "dst"),
+    ("policy", "src", "dst", "verdict", "reason"),
     [
-        (ingress_from(block("10.0.0.0/8")), "::ffff:10.0.0.2", WEB6),
-        (ingress_from(block("::ffff:0:0/96")), DB, WEB),
+        (ingress_from(block("10.0.0.0/8")), "::ffff:10.0.0.2", WEB, ALLOW, ALLOWED_BY_POLICY),
+        (ingress_from(block("10.0.0.0/8")), EXT6, WEB6, DENY, DENIED_INGRESS),
+        (ingress_from(block("::ffff:0:0/96")), DB, WEB, DENY, DENIED_INGRESS),
+        (ingress_from(block("::ffff:0:0/96")), "::ffff:10.0.0.2", WEB, DENY, DENIED_INGRESS),
     ],
     ids=[
-        "an IPv4 block does not match an IPv4-mapped IPv6 address",
+        "an IPv4-mapped IPv6 address is its IPv4 address: an IPv4 block matches it",
+        "an IPv4 block does not match an IPv6 address",
         "an IPv4-mapped IPv6 block does not match an IPv4 address",
+        "an IPv4-mapped IPv6 block does not match a mapped address either (it is IPv4)",
     ],
 )
-def test_ipv4_mapped_addresses_are_ipv6(
-    evaluator_factory: EvaluatorFactory, policy: dict[str, Any], src: str, dst: str
+def test_ipv4_mapped_addresses_are_ipv4(
+    evaluator_factory: EvaluatorFactory,
+    policy: dict[str, Any],
+    src: str,
+    dst: str,
+    verdict: Verdict,
+    reason: Reason,
 ) -> None:
     d = decide(evaluator_factory, world(policy), src, dst)
-    assert (d.verdict, d.reason) == (DENY, DENIED_INGRESS)
+    assert (d.verdict, d.reason) == (verdict, reason)
 
 
-def test_an_ipv4_mapped_address_is_not_the_ipv4_pod(evaluator_factory: EvaluatorFactory) -> None:
+def test_an_ipv4_mapped_address_is_the_ipv4_pod(evaluator_factory: EvaluatorFactory) -> None:
+    """One rule with Envoy's Check (tests/test_envoy.py): a dual-stack socket reports IPv4 peers so."""
     d = decide(evaluator_factory, world(), EXT, "::ffff:10.0.0.1")
-    assert d.dst == Endpoint(EndpointKind.EXTERNAL)
+    assert d.dst.kind == EndpointKind.POD
+    assert make_flow(EXT, "::ffff:10.0.0.1", "TCP", 80).dst_ip == WEB
 
 
 def test_deleting_a_namespace_leaves_it_undeclared() -> None:

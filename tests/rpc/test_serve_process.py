@@ -239,3 +239,28 @@ def test_serve_names_the_bad_option(argv: list[str], message: str) -> None:
 
 def test_serve_without_a_source_serves_the_bundled_example() -> None:
     assert list(cmd_serve.options_from_args(parse(cmd_serve, "serve")).sources) == [CLUSTER]
+
+
+@pytest.mark.parametrize("mode", ["sync", "aio"])
+def test_hundreds_of_signal_pairs_drain_once_and_exit_zero(launch: Any, world: Path, mode: str) -> None:
+    """The issue's hang (a handler's Event.set under Event.wait) and its second-signal traceback:
+    SIGTERM and SIGINT 1 ms apart, 300 pairs, before and during the drain."""
+    server = launch("--source", str(world), "--grace", "1", "--server-mode", mode)
+    server.wait_event("feed_loaded")
+    for _ in range(300):
+        if server.proc.poll() is not None:
+            break
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+        server.proc.send_signal(signal.SIGINT)
+        time.sleep(0.001)
+    assert server.proc.wait(15) == 0  # grace 1 s + STOP_MARGIN 2 s + exit; a hang never ends
+    server.reader.join(5)
+    events = []
+    while not server.lines.empty():
+        events.append(server.lines.get())
+    names = [e.get("event") for e in events]
+    # no traceback (it would be non-JSON lines)
+    assert "non-json" not in names, [e["text"] for e in events if e.get("event") == "non-json"]
+    assert [n for n in names if n != "signal"][-2:] == ["shutting_down", "stopped"]  # one drain, finished
+    assert names.count("shutting_down") == 1
