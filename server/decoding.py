@@ -33,7 +33,7 @@ _HIGH_BITS = bytes(0 if b < 0x80 else 1 for b in range(256))
 _FOUR_HIGH = b"\x01" * 4
 
 
-def _may_hold_wide_varint(data: bytes) -> bool:
+def _may_hold_widevarint(data: bytes) -> bool:
     """Whether ``data`` has four bytes with the continuation bit in a row (two C passes)."""
     return _FOUR_HIGH in data.translate(_HIGH_BITS)
 
@@ -56,7 +56,7 @@ def lenient(cls: Any) -> Callable[[bytes], Any]:
             message = cls.FromString(data)
         except Exception as exc:  # protobuf's DecodeError, or a RuntimeError from upb
             return Malformed(f"request: not a valid {name} message ({exc})")
-        if _may_hold_wide_varint(data):
+        if _may_hold_widevarint(data):
             problem = wide_field(cls.DESCRIPTOR, data)
             if problem is not None:
                 return Malformed(problem)
@@ -90,13 +90,13 @@ def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
     pos, end = 0, len(data)
     try:
         while pos < end:
-            key, pos = _varint(data, pos)
+            key, pos = varint(data, pos)
             kind = key & 7
             if kind == 0:
-                value, pos = _varint(data, pos)
+                value, pos = varint(data, pos)
                 yield key >> 3, value
             elif kind == 2:
-                size, pos = _varint(data, pos)
+                size, pos = varint(data, pos)
                 yield key >> 3, data[pos : pos + size]
                 pos += size
             elif kind == 1:
@@ -109,7 +109,8 @@ def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
         return
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (IndexError past the end)."""
     value = shift = 0
     while True:
         byte = data[pos]

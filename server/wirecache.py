@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from netpol_pdp.index.decision import Reason, Verdict
+from netpol_pdp.server.decoding import varint
 from netpol_pdp.v1 import decision_pb2 as pb
 
 #: Entries held per generation before the slot is replaced by an empty one.
@@ -132,11 +133,11 @@ def flow_chunks(request: pb.DecideBatchRequest) -> list[bytes]:
                 size = data[pos + 1]
                 pos += 2
                 if size & 0x80:
-                    size, pos = _varint(data, pos - 1)
+                    size, pos = varint(data, pos - 1)
                 append(data[pos : pos + size])
                 pos += size
             elif tag in (_REQUEST_ID, _EXPLAIN):
-                _, pos = _varint(data, pos + 1)
+                _, pos = varint(data, pos + 1)
             else:
                 return _each(request.flows)
     except IndexError:  # pragma: no cover - protobuf's own output is never truncated
@@ -148,19 +149,6 @@ def flow_chunks(request: pb.DecideBatchRequest) -> list[bytes]:
 
 def _each(flows: Iterable[pb.Flow]) -> list[bytes]:
     return [f.SerializeToString() for f in flows]
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at ``pos`` and the position after it."""
-    value = 0
-    shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
 
 
 def entry_body(entry: bytes) -> bytes:
