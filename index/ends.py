@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, canonical_ip, normalize_port, normalize_protocol
+from netpol_pdp.index.generation import Entry, PodEntry
 from netpol_pdp.index.model import PORT_PROTOCOLS, Kind, Node, Object, ObjectKey, Pod
 
 #: The longest end text read: ``NAMESPACE/NAME`` is two 253-character DNS names
@@ -47,9 +48,11 @@ MAX_NAME_CHARS = 520
 
 
 class World(Protocol):
-    """What resolution reads: one generation's objects by key (``Generation.object``)."""
+    """What resolution reads: one generation's objects by key and its address map."""
 
     def object(self, key: ObjectKey) -> Object | None: ...
+
+    def entry(self, ip: str) -> Entry | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,12 @@ def resolve(world: World, text: str, field: str) -> Resolved:
             raise FlowError(
                 field, f"{text!r}: must be an IP, NAMESPACE/NAME (a pod), node/NAME or svc/NAMESPACE/NAME"
             )
+        entry = world.entry(ip)
+        if type(entry) is PodEntry:  # an address of a pod: its named ports are known too
+            namespace, _, name = entry.name.partition("/")
+            pod = world.object((Kind.POD, namespace, name))
+            if isinstance(pod, Pod):
+                return Resolved(text, pod.ref, (ip,), pod)
         return Resolved(text, None, (ip,))
     prefix, _, rest = text.partition("/")
     resolver = RESOLVERS.get(prefix)
@@ -168,8 +177,41 @@ def named_port(dst: Resolved, port_name: str, protocol: str, field: str = "dst_p
     return numbers[0]
 
 
+class FlowByName(NamedTuple):
+    """A flow as a caller asks it when an end is a name: each end is text (a name or an IP),
+    the port a number or (``dst_port_name``) a container port name of the destination.
+    Resolved by :func:`resolve_flow` (the server's, or a local index's) at one generation."""
+
+    src: str
+    dst: str
+    protocol: str = "TCP"
+    dst_port: int = 0
+    dst_port_name: str = ""
+
+
+#: What a caller may ask about: a flow of addresses, or one whose ends may be names.
+Asked: TypeAlias = Flow | FlowByName
+
+
+def is_name(text: str) -> bool:
+    """Whether an end's text is a name (anything but an IP address)."""
+    return canonical_ip(text) is None
+
+
+def flow_by_name(
+    src: str, dst: str, protocol: object = "TCP", dst_port: object = None, dst_port_name: str = ""
+) -> FlowByName:
+    """A :class:`FlowByName`, its protocol and port checked (the names are checked when resolved)."""
+    proto = normalize_protocol("TCP" if protocol is None else protocol)
+    if dst_port_name:
+        if dst_port not in (None, 0):
+            raise FlowError("dst_port_name", "give a port number or a port name, not both")
+        return FlowByName(src, dst, proto, 0, dst_port_name)
+    return FlowByName(src, dst, proto, normalize_port(dst_port, proto))
+
+
 @dataclass(frozen=True, slots=True)
-class NamedFlow:
+class ResolvedFlow:
     """A flow as asked, by name or address, and the flow it resolved to."""
 
     src: Resolved
@@ -185,7 +227,7 @@ def resolve_flow(
     dst_port: object = None,
     dst_port_name: str | None = None,
     fields: Sequence[str] = ("src_name", "dst_name", "dst_port_name"),
-) -> NamedFlow:
+) -> ResolvedFlow:
     """Both ends resolved at ``world`` and the flow between them (``dst_port`` XOR ``dst_port_name``).
 
     ``fields`` names the two ends and the port name in errors (the CLI passes its options).
@@ -203,4 +245,24 @@ def resolve_flow(
         port = named_port(d, dst_port_name, proto, port_field)
     else:
         port = normalize_port(dst_port, proto)
-    return NamedFlow(s, d, Flow(s_ip, d_ip, proto, port))
+    return ResolvedFlow(s, d, Flow(s_ip, d_ip, proto, port))
+
+
+def resolve_asked(world: World, asked: FlowByName, fields: Sequence[str] | None = None) -> ResolvedFlow:
+    """:func:`resolve_flow` of a :class:`FlowByName`; errors name ``src_name``, ``dst_name``,
+    ``dst_port_name`` (or ``src_ip``/``dst_ip`` for an address end), else ``fields``."""
+    if fields is None:
+        fields = (
+            "src_name" if is_name(asked.src) else "src_ip",
+            "dst_name" if is_name(asked.dst) else "dst_ip",
+            "dst_port_name",
+        )
+    return resolve_flow(
+        world,
+        asked.src,
+        asked.dst,
+        asked.protocol,
+        asked.dst_port or None,
+        asked.dst_port_name or None,
+        fields,
+    )

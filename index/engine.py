@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from netpol_pdp.index import tiers
+from netpol_pdp.index import tiers, whynot
 from netpol_pdp.index.decision import (
     Decision,
     DirectionTrace,
@@ -280,6 +280,13 @@ class Index:
                 self._hits += 1
                 return hit
         return self._decide_miss(gen, flow, explain)
+
+    def explain(self, flow: Flow, gen: Generation | None = None) -> Decision:
+        """``decide(flow, explain=True)`` plus, for each denied direction, the nearest rules that
+        did not match and why (index/whynot.py), at one generation.  Off the hot path."""
+        if gen is None:
+            gen = self._gen
+        return whynot.why_not(gen, flow, self._decide_miss(gen, flow, True))
 
     def decide_many(
         self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False, gen: Generation | None = None
