@@ -10,10 +10,12 @@ near misses through the wire unchanged.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import grpc
 import pytest
+from conftest import Cli
 
 from netpol_pdp.clients import DecisionClient
 from netpol_pdp.clients.aio import AsyncDecisionClient
@@ -148,3 +150,39 @@ def test_the_asyncio_client_decides_by_name(service: Service) -> None:
     one, many = asyncio.run(run())
     assert one.verdict is Verdict.ALLOW
     assert isinstance(many[0], FlowError) and many[0].field == "src_name"
+
+
+def test_decide_by_name_with_server_answers_as_the_local_decide(example: Service, cli: Cli) -> None:
+    argv = [
+        "--from",
+        "staging/web-staging-6f8d9-r5t2w",
+        "--to",
+        "backend/api-5b7f9-4hq2c",
+        "--port",
+        "http",
+        "-e",
+    ]
+    local = json.loads(cli("decide", "--json", *argv)[1])
+    code, out, _ = cli("decide", "--json", *argv, "--server", example.address)
+    remote = json.loads(out)
+    assert code == 1
+    assert "flow" not in remote  # the server resolved the names: the addresses are its own
+    local.pop("flow")
+    assert remote == local
+    code, text, _ = cli("decide", *argv, "--server", example.address)
+    assert text.startswith("DENY  TCP staging/web-staging-6f8d9-r5t2w -> backend/api-5b7f9-4hq2c:http\n")
+    assert "why not: 2 rules that did not match" in text
+    code, _, err = cli(
+        "decide",
+        "--from",
+        "staging/nope",
+        "--to",
+        "backend/api-5b7f9-4hq2c",
+        "--port",
+        "80",
+        "--server",
+        example.address,
+    )
+    assert (
+        code == 2 and err == f"error: --server {example.address}: src_name: pod staging/nope is not known\n"
+    )
