@@ -25,8 +25,9 @@ missed in all.
 
 Mismatch kinds (``Mismatch.message``; ``field`` is the policy's Kubernetes path):
 
-- ``label <k> missing`` / ``label <k> differs`` (matchLabels), ``<k> <op> ...
-  fails`` (matchExpressions), on the peer pod's or its namespace's labels;
+- ``label <k> missing`` / ``label <k> differs`` (matchLabels), ``label <k>
+  missing`` / ``expression fails`` (matchExpressions), on the peer pod's or its
+  namespace's labels;
 - ``a podSelector alone selects pods of the policy's namespace``;
 - ``selectors match pods only`` (the peer is a node or external);
 - ``address outside the cidr`` / ``address inside an except`` / ``address family
@@ -70,6 +71,7 @@ from netpol_pdp.index.model import (
 #: Near misses listed per denied direction (the nearest; ``NearMiss.missed`` counts all).
 MAX_NEAR_MISSES = 3
 MISSING = "(missing)"
+_NEEDS_KEY = (Operator.IN, Operator.EXISTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,12 @@ def selector_mismatches(selector: LabelSelector, labels: Mapping[str, str], path
             want = f"{req.key} DoesNotExist"
         if not ok:
             shown = f"{req.key} {MISSING}" if got is None else f"{req.key}={got}"
-            out.append(Mismatch(f"{path}.matchExpressions[{x}]", want, shown, f"{want} fails"))
+            message = (
+                f"label {req.key} missing"
+                if got is None and req.operator in _NEEDS_KEY
+                else "expression fails"
+            )
+            out.append(Mismatch(f"{path}.matchExpressions[{x}]", want, shown, message))
     return out
 
 

@@ -104,7 +104,7 @@ ROWS = [
         "spec.ingress[0].from[0].podSelector.matchExpressions[0]",
         "tier In [back]",
         f"tier {MISSING}",
-        "tier In [back] fails",
+        "label tier missing",
     ),
     Row(
         "a NotIn expression fails on a listed value",
@@ -113,7 +113,7 @@ ROWS = [
         "spec.ingress[0].from[0].podSelector.matchExpressions[0]",
         "app NotIn [web]",
         "app=web",
-        "app NotIn [web] fails",
+        "expression fails",
     ),
     Row(
         "a DoesNotExist expression fails on a present key",
@@ -122,7 +122,7 @@ ROWS = [
         "spec.ingress[0].from[0].podSelector.matchExpressions[0]",
         "app DoesNotExist",
         "app=web",
-        "app DoesNotExist fails",
+        "expression fails",
     ),
     Row(
         "the namespaceSelector fails on the peer's namespace labels",

@@ -19,6 +19,7 @@ from conftest import Cli
 
 from netpol_pdp.clients import DecisionClient
 from netpol_pdp.clients.aio import AsyncDecisionClient
+from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.ends import FlowByName, flow_by_name
 from netpol_pdp.index.engine import Index
@@ -186,3 +187,28 @@ def test_decide_by_name_with_server_answers_as_the_local_decide(example: Service
     assert (
         code == 2 and err == f"error: --server {example.address}: src_name: pod staging/nope is not known\n"
     )
+
+
+def test_policy_tests_by_name_with_server_check_what_the_local_run_checks(
+    example: Service, cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "expect.yaml"
+    path.write_text(
+        "- {name: by name, from: staging/web-staging-6f8d9-r5t2w, to: backend/api-5b7f9-4hq2c, port: http, "
+        "expect: allow}\n"
+        "- {name: unknown, from: staging/nope, to: backend/api-5b7f9-4hq2c, port: 80, expect: deny}\n"
+        "- {name: labels, from: {namespace: frontend, labels: {app: web}}, to: 10.244.1.20, port: 80, "
+        "expect: deny}\n"
+    )
+    code, out, _ = cli("test", str(path), "--server", example.address)
+    assert code == 1
+    assert out.splitlines()[:3] == [
+        "FAIL   by name  (1 flow)",
+        "ERROR  unknown  (0 flows)",
+        "ERROR  labels  (0 flows)",
+    ]
+    assert "`src_name`: pod staging/nope is not known" in out
+    assert "selects pods by labels, which needs the manifests" in out
+    assert "why not" not in out or "label environment differs" in out
+    local = cli("test", str(path), "--source", str(CLUSTER))[1]
+    assert local.splitlines()[0] == "FAIL   by name  (1 flow)"
