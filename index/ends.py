@@ -64,6 +64,10 @@ class Resolved:
     ref: str | None
     addresses: tuple[str, ...]
     pod: Pod | None = None
+    #: how a destination maps the asked port (a number, or a name) and protocol to the port
+    #: the packet reaches, raising FlowError when it has none (a Service: its targetPort);
+    #: None: a number is the packet's port and a name is the pod's container port
+    port_for: Callable[[int | str, str], int] | None = None
 
 
 #: prefix -> resolver of the rest of the text (after ``prefix/``).  A resolver
@@ -237,7 +241,12 @@ def resolve_flow(
     s = resolve(world, src, src_field)
     d = resolve(world, dst, dst_field)
     s_ip, d_ip = pick_pair(s, d, src_field, dst_field)
-    if dst_port_name:
+    if d.port_for is not None:
+        if dst_port_name and dst_port not in (None, 0):
+            raise FlowError(port_field, "give a port number or a port name, not both")
+        asked = dst_port_name or normalize_port(dst_port, proto)
+        port = d.port_for(asked, proto)
+    elif dst_port_name:
         if dst_port not in (None, 0):
             raise FlowError(port_field, "give a port number or a port name, not both")
         if proto not in PORT_PROTOCOLS:

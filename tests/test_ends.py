@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from test_semantics import DB, N1, WEB, WEB6, node, pod, world
 
-from netpol_pdp.index.ends import resolve, resolve_flow
+from netpol_pdp.index.ends import RESOLVERS, Resolved, World, resolve, resolve_flow
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
@@ -112,3 +112,26 @@ def test_decision_by_name_equals_the_reference_by_address() -> None:
             flow = resolve_flow(index.snapshot(), src, dst, "TCP", 80).flow
             mine, theirs = index.decide(flow), reference.decide(flow)
             assert (mine.verdict, mine.reason) == (theirs.verdict, theirs.reason), (src, dst)
+
+
+def test_a_prefix_resolver_can_be_added_and_map_the_asked_port(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook Services use: a resolver for ``svc/`` whose end maps its port to the backend's."""
+
+    def service(world: World, rest: str, text: str, field: str) -> Resolved:
+        def port_for(asked: int | str, protocol: str) -> int:
+            if asked not in (80, "http"):
+                raise FlowError("dst_port", f"service {rest} has no port {asked}")
+            return 8080
+
+        return Resolved(text, f"Service {rest}", ("10.0.0.3",), None, port_for)
+
+    monkeypatch.setitem(RESOLVERS, "svc", service)
+    assert resolve_flow(index.snapshot(), "prod/db", "svc/prod/api", "TCP", 80).flow == Flow(
+        DB, "10.0.0.3", "TCP", 8080
+    )
+    named = resolve_flow(index.snapshot(), "prod/db", "svc/prod/api", "TCP", dst_port_name="http")
+    assert named.flow.dst_port == 8080
+    with pytest.raises(FlowError, match="has no port 443"):
+        resolve_flow(index.snapshot(), "prod/db", "svc/prod/api", "TCP", 443)
