@@ -106,7 +106,7 @@ def _pod(world: World, text: str, field: str) -> Resolved:
         raise FlowError(field, f"pod {namespace}/{name} is not known")
     if pod.phase in ("Succeeded", "Failed"):
         raise FlowError(field, f"pod {namespace}/{name} is {pod.phase}: it takes no part in traffic")
-    addresses = tuple(a for a in (canonical_ip(x) for x in pod.ips) if a is not None)
+    addresses = pod.ips  # normalised by validation (index/model.py)
     if not addresses:
         raise FlowError(field, f"pod {namespace}/{name} has no IP yet (status.podIPs is empty)")
     return Resolved(text, pod.ref, addresses, pod)
