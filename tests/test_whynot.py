@@ -514,3 +514,27 @@ def test_near_misses_on_worlds_with_cluster_tiers_miss_per_the_reference(case: W
         for trace in (decision.egress, decision.ingress):
             for miss in trace.near_misses if trace is not None else ():
                 assert not _matches(case.world, flow, miss), f"{miss} matches {flow}"
+
+
+def test_a_baseline_deny_lists_the_baseline_accept_rules_before_it() -> None:
+    objects = world(
+        cnp(
+            "floor",
+            pods("prod", app="db"),
+            tier="Baseline",
+            ingress=[
+                ingress("Accept", pods("prod", app="api"), name="api-in"),
+                ingress("Deny", pods("prod"), name="rest"),
+                ingress("Accept", pods("prod", app="web"), name="never-read"),
+            ],
+        )
+    )
+    trace = trace_of(explained(objects, tcp_flow(WEB, DB)), "ingress")
+    assert trace.decided_by is not None and (trace.decided_by.tier, trace.decided_by.name) == (
+        "Baseline",
+        "rest",
+    )
+    assert [(m.tier, m.name, m.missed) for m in trace.near_misses] == [("Baseline", "api-in", 1)]
+    assert [(m.field, m.want, m.got) for m in trace.near_misses[0].mismatches] == [
+        ("spec.ingress[0].from[0].pods.podSelector.matchLabels.app", "api", "web")
+    ]
