@@ -501,8 +501,10 @@ def test_every_near_miss_misses_and_its_fix_makes_the_rule_match(case: WorldAndF
                 assert _matches(fixed_world, fixed_flow, miss), f"fixing {miss} for {flow} leaves it missing"
 
 
-@given(worlds_and_flows(max_flows=6, cluster=True))
-def test_near_misses_on_worlds_with_cluster_tiers_miss_per_the_reference(case: WorldAndFlows) -> None:
+@given(
+    st.one_of(worlds_and_pod_flows(max_flows=6, cluster=True), worlds_and_flows(max_flows=6, cluster=True))
+)
+def test_near_misses_on_worlds_with_cluster_tiers_miss_and_their_fixes_match(case: WorldAndFlows) -> None:
     index = Index.from_objects(case.world)
     for flow in case.flows:
         decision = index.explain(flow)
@@ -514,6 +516,12 @@ def test_near_misses_on_worlds_with_cluster_tiers_miss_per_the_reference(case: W
         for trace in (decision.egress, decision.ingress):
             for miss in trace.near_misses if trace is not None else ():
                 assert not _matches(case.world, flow, miss), f"{miss} matches {flow}"
+                if _fixable(miss):
+                    peer_ip = flow.src_ip if miss.direction == "ingress" else flow.dst_ip
+                    fixed_world, fixed_flow = _apply(case.world, flow, miss, peer_ip)
+                    assert _matches(fixed_world, fixed_flow, miss), (
+                        f"fixing {miss} for {flow} leaves it missing"
+                    )
 
 
 def test_a_baseline_deny_lists_the_baseline_accept_rules_before_it() -> None:
