@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import WorldAndFlows, worlds_and_flows, worlds_and_pod_flows
 from test_semantics import (
@@ -501,6 +501,7 @@ def test_every_near_miss_misses_and_its_fix_makes_the_rule_match(case: WorldAndF
                 assert _matches(fixed_world, fixed_flow, miss), f"fixing {miss} for {flow} leaves it missing"
 
 
+@settings(max_examples=80)  # cluster worlds are slow to draw; the tiers' table rows cover each case
 @given(
     st.one_of(worlds_and_pod_flows(max_flows=6, cluster=True), worlds_and_flows(max_flows=6, cluster=True))
 )
