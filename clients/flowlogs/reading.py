@@ -12,13 +12,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
+from typing import IO
 
 from netpol_pdp.clients.flowlogs.base import Reader
 from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
 from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError, clip
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
 from netpol_pdp.clients.flowlogs.source import Undecodable, iter_lines, open_binary
+
+#: A raw line: the bytes as read, or text (a log's first lines, lines shipped to a worker).
+RawLine = bytes | str
 
 #: ``--format`` name -> reader class.
 FORMATS: dict[str, type[Reader]] = {reader.name: reader for reader in READERS}
@@ -52,7 +57,8 @@ class FlowLog:
         self.preamble: tuple[int, str] | None = None
         self._stack = contextlib.ExitStack()
         try:
-            self._lines = iter_lines(path, open_binary(path, self._stack))
+            self._binary: IO[bytes] = open_binary(path, self._stack)
+            self._lines = iter_lines(path, self._binary)
             head: list[tuple[int, str]] = []
             for number, text in self._lines:
                 head.append((number, text))
@@ -92,6 +98,25 @@ class FlowLog:
             )
         finally:
             self._stack.close()
+
+    def raw_lines(self) -> RawLines:
+        """Instead of iterating: the numbered raw lines and the reader, for the audit's line pass.
+
+        The first lines come as text (read for detection), the rest as the
+        file's bytes, undecoded; the log closes when they are read (or on
+        :meth:`close`).
+        """
+        head = self._head
+        after = head[-1][0] + 1 if head else 1
+        return RawLines(
+            self.reader,
+            numbered_lines(head, self._binary, after),
+            self.stats,
+            self.path,
+            self.skip_invalid,
+            self.on_invalid,
+            self._stack.close,
+        )
 
     def partitions(self, size: int) -> Iterator[list[tuple[int, str]]]:
         """The raw lines in chunks of ``size``, for readers in other processes (instead of iterating).
@@ -154,6 +179,36 @@ class FlowLog:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@dataclass(slots=True)
+class RawLines:
+    """A log's numbered raw lines with the reader that parses them and the counts to fill.
+
+    What the audit's line pass reads: a line is decoded and parsed only the
+    first time its bytes are seen (see ``clients/auditing/lines.py``).
+    """
+
+    reader: Reader
+    numbered: Iterator[tuple[int, RawLine]]
+    stats: ReadStats
+    path: str
+    skip_invalid: bool = False
+    on_invalid: Callable[[FlowLogError], None] | None = None
+    #: called when the pass is done with the lines (closes the log)
+    close: Callable[[], object] = lambda: None
+
+
+def numbered_lines(
+    head: Iterable[tuple[int, str]], raw: Iterable[bytes] | None = None, first: int = 1
+) -> Iterator[tuple[int, RawLine]]:
+    """The head's numbered text, then the ``raw`` lines numbered from ``first``.
+
+    Built of C iterators: no Python step per line.
+    """
+    if raw is None:
+        return iter(head)
+    return itertools.chain(head, enumerate(raw, first))
 
 
 def parse_lines(

@@ -1,0 +1,248 @@
+"""The audit pass over a log's raw lines: a line seen before is answered from what it gave the first time.
+
+Flow logs repeat: the same client calls the same service thousands of times,
+and a log of only the flow fields repeats whole lines.  A reader's answer for
+a line depends on its text alone (header lines aside: see
+:class:`~netpol_pdp.clients.flowlogs.base.Reader`), so this pass keeps, per
+distinct raw line (the bytes as read, before decoding), an :class:`Entry`: the
+record, its decision (rendered once per distinct flow), the agreement and the
+finished output line.  A repeat costs one dictionary lookup; its output line
+is reused as it is, and its counts reach the summary and the read statistics
+in bulk (``Entry.count``, added by :meth:`LinePass.flush`).
+
+A line not seen before goes the plain way: decoded, parsed by the reader
+(errors and ``--skip-invalid`` as
+:func:`~netpol_pdp.clients.flowlogs.reading.parse_lines` has them), its flow
+decided with the chunk's other new flows (each distinct flow once, as
+:func:`~netpol_pdp.clients.auditing.deciding.decide_batches` does), rendered
+by :func:`~netpol_pdp.clients.auditing.output.output_line`.  Logs whose lines
+never repeat (Hubble and VPC records carry times, ports, counters) turn the
+line cache off after :data:`PROBE_LINES` lines, and still share each distinct
+flow's rendered decision.
+
+Memory is bounded: at most :data:`LINE_CACHE_SIZE` lines are remembered
+(counts flushed and the cache emptied when full), and at most ``MEMO_SIZE``
+distinct flows, as in ``deciding``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+
+from netpol_pdp.clients.auditing.agreement import Agreement, compare
+from netpol_pdp.clients.auditing.deciding import MEMO_SIZE
+from netpol_pdp.clients.auditing.output import Rendered
+from netpol_pdp.clients.auditing.summary import AuditSummary
+from netpol_pdp.clients.auditing.whatif import WhatIf
+from netpol_pdp.clients.flowlogs.base import Reader
+from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError
+from netpol_pdp.clients.flowlogs.reading import RawLine
+from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
+from netpol_pdp.clients.flowlogs.source import READ_ERRORS, Undecodable, decode_line
+from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.errors import NetpolPdpError
+from netpol_pdp.index.flows import Flow
+
+#: Distinct raw lines remembered.  Each holds its line, its output line and a few
+#: references (~0.6 KiB for our JSON Lines: ~40 MiB when full); flushed and emptied when full.
+LINE_CACHE_SIZE = 65_536
+#: After this many lines, the line cache is turned off if fewer than 1 in 4 were repeats.
+PROBE_LINES = 16_384
+
+#: Per distinct flow: the decision rendered once, and the what-if world's decision (or None).
+Answer = tuple[Rendered, Decision | None]
+#: How an output line is made (``output_line``): the text, and whether input fields were overridden.
+Render = Callable[[FlowRecord, Rendered, Agreement | None], tuple[str, bool]]
+#: A new record of a chunk: (its place in the output, the raw line, the record, cache it?)
+Fresh = tuple[int, RawLine, FlowRecord, bool]
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Entry:
+    """What one distinct raw line gave: a record with its answer and output line, or a skip's ``reason``.
+
+    ``count`` is how many repeats of the line are not yet in the counters.
+    """
+
+    record: FlowRecord | None
+    reason: str = ""
+    decision: Decision | None = None
+    changed: Decision | None = None
+    agreement: Agreement | None = None
+    output: str | None = None
+    clash: bool = False
+    count: int = 0
+
+
+class LinePass:
+    """One pass's state: the reader and the counters it fills, the line cache and the distinct flows."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        stats: ReadStats,
+        path: str,
+        summary: AuditSummary,
+        answer: Callable[[Sequence[Flow]], list[Answer]],
+        *,
+        render: Render | None,
+        whatif: WhatIf | None = None,
+        skip_invalid: bool = False,
+        on_invalid: Callable[[FlowLogError], None] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.stats = stats
+        self.path = path
+        self.summary = summary
+        self.answer = answer
+        self.render = render
+        self.whatif = whatif
+        self.skip_invalid = skip_invalid
+        self.on_invalid = on_invalid
+        self.lines: dict[RawLine, Entry] = {}
+        self.flows: dict[Flow, Answer] = {}
+        self.caching = True
+        self.seen = 0
+        self.repeats = 0
+        #: output lines whose input fields were overridden by the decision's
+        self.replaced = 0
+        #: the error that ended the read (a bad line without ``skip_invalid``, an unreadable file)
+        self.error: NetpolPdpError | None = None
+
+    def chunk(self, numbered: Iterator[tuple[int, RawLine]], size: int, out: list[str]) -> int:
+        """Up to ``size`` lines, their output lines appended to ``out`` in order; returns the lines read.
+
+        Stops early at an error that ends the read (:attr:`error`): the lines
+        before it are still answered.
+        """
+        get = self.lines.get if self.caching else {}.get
+        whatif = self.whatif
+        fresh: list[Fresh] = []
+        read = repeats = number = 0
+        try:
+            for number, raw in islice(numbered, size):
+                read += 1
+                entry = get(raw)
+                if entry is not None:
+                    repeats += 1
+                    entry.count += 1
+                    if entry.output is not None:
+                        out.append(entry.output)
+                    if whatif is not None and entry.record is not None:
+                        self._whatif_repeat(entry, number)
+                    continue
+                result = self._parse(number, raw)
+                if result is None:
+                    if self.error is not None:
+                        break
+                    continue
+                if type(result) is Skip:
+                    self.stats.skipped[result.reason] += 1
+                    if self.caching and result.reason != "header":  # a header line may set the reader up
+                        self.lines.setdefault(raw, Entry(None, result.reason))
+                    continue
+                assert type(result) is FlowRecord
+                fresh.append((len(out), raw, result, self.caching))
+                out.append("")
+        except READ_ERRORS as exc:
+            self.error = FlowLogError(self.path, number + 1, "", f"cannot read: {exc}")
+        except NetpolPdpError as exc:  # raised by the source of the lines
+            self.error = exc
+        if fresh:
+            self._answer(fresh, out)
+        self.seen += read
+        self.repeats += repeats
+        if self.caching and self.seen >= PROBE_LINES and self.repeats * 4 < self.seen:
+            self.flush()
+            self.lines.clear()
+            self.caching = False
+        elif len(self.lines) >= LINE_CACHE_SIZE:
+            self.flush()
+            self.lines.clear()
+        return read
+
+    def _parse(self, number: int, raw: RawLine) -> FlowRecord | Skip | None:
+        """The reader's answer for a line not seen before; None for a blank or a bad line."""
+        text = decode_line(raw, number) if isinstance(raw, bytes) else raw
+        if not text.strip():
+            return None
+        self.stats.lines += 1
+        try:
+            if type(text) is Undecodable:
+                raise LineError("", str(text))
+            return self.reader.parse(number, text)
+        except LineError as exc:
+            error = FlowLogError(self.path, number, exc.field, exc.message)
+            if not self.skip_invalid:
+                self.error = error
+                return None
+            self.stats.add_invalid(number, exc.field, str(error))
+            if self.on_invalid is not None:
+                self.on_invalid(error)
+            return None
+
+    def _answer(self, fresh: list[Fresh], out: list[str]) -> None:
+        """Decide the chunk's new records (each distinct flow once), render them, remember their lines."""
+        flows = self.flows
+        missing = list(dict.fromkeys(f for _, _, r, _ in fresh if (f := r.flow) not in flows))
+        if missing:
+            if len(flows) + len(missing) > MEMO_SIZE:
+                flows.clear()  # then every flow of these records is missing, not only the new ones
+                missing = list(dict.fromkeys(r.flow for _, _, r, _ in fresh))
+            answers = self.answer(missing)
+            if len(answers) != len(missing):
+                raise RuntimeError(f"the decider answered {len(answers)} flows for {len(missing)} asked")
+            flows.update(zip(missing, answers, strict=True))
+        summary = self.summary
+        summary.dedup.flows += len(fresh)
+        summary.dedup.decided += len(missing)
+        self.stats.records += len(fresh)
+        add, render, whatif, lines = summary.add, self.render, self.whatif, self.lines
+        for at, raw, record, cache in fresh:
+            rendered, changed = flows[record.flow]
+            decision = rendered.decision
+            observed = record.observed
+            agreement = None if observed is None else compare(observed, record.direction, decision)
+            add(record, decision, agreement)
+            if whatif is not None and changed is not None:
+                whatif.add(record, decision, changed)
+            line: str | None = None
+            clash = False
+            if render is not None:
+                line, clash = render(record, rendered, agreement)
+                self.replaced += clash
+                out[at] = line
+            if cache and raw not in lines:
+                lines[raw] = Entry(record, "", decision, changed, agreement, line, clash)
+
+    def _whatif_repeat(self, entry: Entry, number: int) -> None:
+        """A repeated record in a what-if pass: the diff counts it, and wants its line when it changes."""
+        whatif, before, after = self.whatif, entry.decision, entry.changed
+        assert whatif is not None and entry.record is not None and before is not None
+        if after is None:
+            return
+        if before.verdict is after.verdict:
+            whatif.flows += 1  # what WhatIf.add counts of an unchanged flow
+        else:
+            whatif.add(dataclasses.replace(entry.record, line=number), before, after)
+
+    def flush(self) -> None:
+        """Add the repeats counted in the entries to the summary and the read statistics."""
+        stats, summary = self.stats, self.summary
+        for entry in self.lines.values():
+            count = entry.count
+            if not count:
+                continue
+            entry.count = 0
+            stats.lines += count
+            record = entry.record
+            if record is None:
+                stats.skipped[entry.reason] += count
+                continue
+            assert entry.decision is not None
+            stats.records += count
+            summary.dedup.flows += count
+            summary.add_repeats(record.flow, entry.decision, entry.agreement, count)
+            self.replaced += entry.clash * count
