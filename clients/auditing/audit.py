@@ -152,7 +152,7 @@ def _run_lines(
             if write is not None and out:
                 out.append("")
                 write("\n".join(out))
-                out.clear()
+            out.clear()  # (without ``write``: placeholders)
             if progress is not None and read:
                 progress(read)
             if state.error is not None or read < chunk:

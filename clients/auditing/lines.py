@@ -55,8 +55,8 @@ PROBE_LINES = 16_384
 Answer = tuple[Rendered, Decision | None]
 #: How an output line is made (``output_line``): the text, and whether input fields were overridden.
 Render = Callable[[FlowRecord, Rendered, Agreement | None], tuple[str, bool]]
-#: A new record of a chunk: (its place in the output, the raw line, the record, cache it?)
-Fresh = tuple[int, RawLine, FlowRecord, bool]
+#: A new record of a chunk: (its place in the output, its entry, still to be answered)
+Fresh = tuple[int, "Entry"]
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -120,6 +120,8 @@ class LinePass:
         get = self.lines.get if self.caching else {}.get
         whatif = self.whatif
         fresh: list[Fresh] = []
+        waiting: list[tuple[int, Entry]] = []  # repeats of lines first seen in this chunk
+        diff: list[tuple[int, Entry, bool]] = []  # what-if: records in line order (number, entry, first?)
         read = repeats = number = 0
         try:
             for number, raw in islice(numbered, size):
@@ -130,8 +132,11 @@ class LinePass:
                     entry.count += 1
                     if entry.output is not None:
                         out.append(entry.output)
+                    elif entry.decision is None and entry.record is not None:
+                        waiting.append((len(out), entry))  # first seen in this chunk: answered at its end
+                        out.append("")
                     if whatif is not None and entry.record is not None:
-                        self._whatif_repeat(entry, number)
+                        diff.append((number, entry, False))
                     continue
                 result = self._parse(number, raw)
                 if result is None:
@@ -141,17 +146,27 @@ class LinePass:
                 if type(result) is Skip:
                     self.stats.skipped[result.reason] += 1
                     if self.caching and result.reason != "header":  # a header line may set the reader up
-                        self.lines.setdefault(raw, Entry(None, result.reason))
+                        self.lines[raw] = Entry(None, result.reason)
                     continue
                 assert type(result) is FlowRecord
-                fresh.append((len(out), raw, result, self.caching))
+                entry = Entry(result)
+                if self.caching:
+                    self.lines[raw] = entry
+                fresh.append((len(out), entry))
                 out.append("")
+                if whatif is not None:
+                    diff.append((number, entry, True))
         except READ_ERRORS as exc:
             self.error = FlowLogError(self.path, number + 1, "", f"cannot read: {exc}")
         except NetpolPdpError as exc:  # raised by the source of the lines
             self.error = exc
         if fresh:
             self._answer(fresh, out)
+        for at, entry in waiting:
+            if entry.output is not None:
+                out[at] = entry.output
+        if diff:
+            self._whatif(diff)
         self.seen += read
         self.repeats += repeats
         if self.caching and self.seen >= PROBE_LINES and self.repeats * 4 < self.seen:
@@ -186,11 +201,12 @@ class LinePass:
     def _answer(self, fresh: list[Fresh], out: list[str]) -> None:
         """Decide the chunk's new records (each distinct flow once), render them, remember their lines."""
         flows = self.flows
-        missing = list(dict.fromkeys(f for _, _, r, _ in fresh if (f := r.flow) not in flows))
+        records = [entry.record for _, entry in fresh]
+        missing = list(dict.fromkeys(f for r in records if r is not None and (f := r.flow) not in flows))
         if missing:
             if len(flows) + len(missing) > MEMO_SIZE:
                 flows.clear()  # then every flow of these records is missing, not only the new ones
-                missing = list(dict.fromkeys(r.flow for _, _, r, _ in fresh))
+                missing = list(dict.fromkeys(r.flow for r in records if r is not None))
             answers = self.answer(missing)
             if len(answers) != len(missing):
                 raise RuntimeError(f"the decider answered {len(answers)} flows for {len(missing)} asked")
@@ -199,34 +215,35 @@ class LinePass:
         summary.dedup.flows += len(fresh)
         summary.dedup.decided += len(missing)
         self.stats.records += len(fresh)
-        add, render, whatif, lines = summary.add, self.render, self.whatif, self.lines
-        for at, raw, record, cache in fresh:
+        add, render = summary.add, self.render
+        for at, entry in fresh:
+            record = entry.record
+            assert record is not None
             rendered, changed = flows[record.flow]
             decision = rendered.decision
             observed = record.observed
             agreement = None if observed is None else compare(observed, record.direction, decision)
             add(record, decision, agreement)
-            if whatif is not None and changed is not None:
-                whatif.add(record, decision, changed)
-            line: str | None = None
-            clash = False
+            entry.decision, entry.changed, entry.agreement = decision, changed, agreement
             if render is not None:
-                line, clash = render(record, rendered, agreement)
-                self.replaced += clash
-                out[at] = line
-            if cache and raw not in lines:
-                lines[raw] = Entry(record, "", decision, changed, agreement, line, clash)
+                entry.output, entry.clash = render(record, rendered, agreement)
+                self.replaced += entry.clash
+                out[at] = entry.output
 
-    def _whatif_repeat(self, entry: Entry, number: int) -> None:
-        """A repeated record in a what-if pass: the diff counts it, and wants its line when it changes."""
-        whatif, before, after = self.whatif, entry.decision, entry.changed
-        assert whatif is not None and entry.record is not None and before is not None
-        if after is None:
-            return
-        if before.verdict is after.verdict:
-            whatif.flows += 1  # what WhatIf.add counts of an unchanged flow
-        else:
-            whatif.add(dataclasses.replace(entry.record, line=number), before, after)
+    def _whatif(self, diff: list[tuple[int, Entry, bool]]) -> None:
+        """The chunk's records into the what-if diff, in line order (it keeps first and last seen)."""
+        whatif = self.whatif
+        assert whatif is not None
+        for number, entry, first in diff:
+            record, before, after = entry.record, entry.decision, entry.changed
+            if record is None or before is None or after is None:
+                continue
+            if first:
+                whatif.add(record, before, after)
+            elif before.verdict is after.verdict:
+                whatif.flows += 1  # what WhatIf.add counts of an unchanged flow
+            else:
+                whatif.add(dataclasses.replace(record, line=number), before, after)
 
     def flush(self) -> None:
         """Add the repeats counted in the entries to the summary and the read statistics."""
