@@ -25,7 +25,6 @@ from netpol_pdp.clients.auditing.audit import run_audit
 from netpol_pdp.clients.auditing.report import report_data
 from netpol_pdp.clients.auditing.whatif import WhatIf, WorldChange
 from netpol_pdp.clients.flowlogs import read_flowlog
-from netpol_pdp.clients.flowlogs.detect import SNIFF_LINES
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import NetpolPdpError
 from netpol_pdp.index.manifests import ManifestSource
@@ -55,6 +54,16 @@ JSONL_POOL = [
     '{"src_ip": "10.244.1.12"',  # not JSON
     "",
     "   ",
+    # the same flow with fields of its own (answered by the flow's key, the text kept)
+    jsonl(WEB, API, 8080, time="2026-11-20T09:00:02Z", app="checkout"),
+    jsonl(WEB, API, 8080, time="2026-11-20T09:00:03Z", direction="egress"),
+    jsonl(WEB, API, 8080, direction="sideways"),  # a bad direction, whatever else the line has
+    jsonl(WEB, API, 8080, direction="sideways", time="x"),
+    '{"src_ip": "10.244.1.12", "dst_ip": ["10.244.1.20"], "dst_port": 8080, "t": 1}',  # unhashable
+    '{"src_ip": "10.244.1.12", "dst_ip": "10.244.1.20", "protocol": "TCP", "dst_port": true, "t": 2}',
+    '{"src_ip": "10.244.1.12", "dst_ip": "10.244.1.20", "protocol": "TCP", "dst_port": 1, "t": 3}',
+    '{"src_ip": "10.244.1.12", "dst_ip": "10.244.1.20", "dst_port": 8080, "t": "\u00e9", "u": "\u00e9"}',
+    '  {"src_ip": "10.244.1.12", "dst_ip": "10.244.1.20", "dst_port": 8080 , "t": 4 }  ',
 ]
 CSV_HEADER = "time,src_ip,dst_ip,protocol,dst_port,observed"
 CSV_POOL = [
@@ -68,7 +77,8 @@ CSV_POOL = [
 
 
 def audit(path: Path, *, by_lines: bool, skip_invalid: bool, whatif: bool) -> dict[str, Any]:
-    fmt = {".jsonl": "jsonl", ".csv": "csv"}.get(path.suffix) if path.parent.name.startswith("log") else None
+    fmt = {"flows.jsonl": "jsonl", "flows.csv": "csv", "hubble.jsonl": "hubble"}.get(path.name)
+    fmt = fmt if path.parent.name.startswith("log") else None
     out: list[str] = []
     diff = WhatIf(INDEX, CHANGE) if whatif else None
     error = None
@@ -164,7 +174,7 @@ def test_a_malformed_sample_stops_at_the_same_line_with_the_same_message(sample:
     assert by_lines == audit(path, by_lines=False, skip_invalid=False, whatif=False)
 
 
-def test_a_repeated_line_is_parsed_twice_at_most_and_decided_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_repeated_line_is_parsed_and_decided_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(line_pass, "LINE_CACHE_SIZE", 1000)
     path = tmp_path / "flows.jsonl"
     path.write_text((jsonl(WEB, API, 8080) + "\n" + jsonl(NETSHOOT, POSTGRES, 5432) + "\n") * 500)
@@ -179,7 +189,63 @@ def test_a_repeated_line_is_parsed_twice_at_most_and_decided_once(tmp_path: Path
 
         log.reader.parse = counting  # type: ignore[method-assign]
         run = run_audit(log, lambda flows: asked.extend(flows) or INDEX.decide_many(flows), write=[].append)
-    # once each: as the text read for detecting the format, then as bytes, and never again
-    assert parsed == [1, 2, SNIFF_LINES + 1, SNIFF_LINES + 2]
+    assert parsed == [1, 2]
     assert len(asked) == 2
     assert (run.summary.to_dict()["total"], log.stats.lines, log.stats.records) == (1000, 1000, 1000)
+
+
+ABSENT = object()
+HUBBLE_FIELDS = {
+    "time": ["2026-11-20T09:00:01.100Z", "2026-11-20T09:00:02.200Z", "", 't\u00e9"q', 5, ABSENT],
+    "node_name": ["default/node-a", "", None, ABSENT],
+    "verdict": ["FORWARDED", "DROPPED", "AUDIT", 1, ABSENT],
+    "drop_reason_desc": ["POLICY_DENIED", "CT_MAP_INSERTION_FAILED", "", 5, ABSENT],
+    "traffic_direction": ["INGRESS", "EGRESS", "", None, ABSENT],
+    "is_reply": [False, True, 1, None, ABSENT],
+    "l4": [
+        {"TCP": {"source_port": 51234, "destination_port": 8080}},
+        {"TCP": {"source_port": 40000, "destination_port": 8080}},
+        {"UDP": {"destination_port": 53}},
+        {"ICMPv4": {"type": 8}},
+        {"TCP": None},
+        {"TCP": {"destination_port": True}},
+        "TCP",
+        ABSENT,
+    ],
+    "IP": [{"source": WEB, "destination": API}, {"source": NETSHOOT, "destination": POSTGRES}, "x", ABSENT],
+    "source": [
+        {"namespace": "frontend", "pod_name": "web-1"},
+        {"pod_name": "web-1"},
+        {"pod_name": 7},
+        ABSENT,
+    ],
+    "destination": [{"namespace": "backend", "pod_name": "api-1"}, {"namespace": "backend"}, 3, ABSENT],
+}
+
+
+@st.composite
+def hubble_lines(draw: st.DrawFn) -> str:
+    flow = {
+        k: v for k, options in HUBBLE_FIELDS.items() if (v := draw(st.sampled_from(options))) is not ABSENT
+    }
+    wrap = draw(st.sampled_from(["response", "bare", "event", "flow time only"]))
+    if wrap == "bare":
+        return json.dumps(flow)
+    if wrap == "event":
+        return '{"node_status": {"state_change": "NODE_CONNECTED"}}'
+    outer: dict[str, object] = {"flow": flow}
+    if wrap == "response":
+        outer["time"] = flow.get("time", "2026-11-20T09:00:09Z")
+        outer["node_name"] = draw(st.sampled_from(["default/node-b", None, ""]))
+    return json.dumps(outer)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pool=st.lists(hubble_lines(), min_size=1, max_size=8), picks=st.lists(st.integers(0, 7), max_size=40))
+def test_hubble_audits_the_same_by_lines_and_by_records(
+    tmp_path_factory: pytest.TempPathFactory, pool: list[str], picks: list[int]
+) -> None:
+    path = tmp_path_factory.mktemp("log") / "hubble.jsonl"
+    first = json.dumps({"flow": {"IP": {"source": WEB, "destination": API}, "verdict": "FORWARDED"}})
+    path.write_text("\n".join([first, *(pool[i % len(pool)] for i in picks)]) + "\n")
+    same_both_ways(path, skip_invalid=True, whatif=False)

@@ -28,7 +28,8 @@ distinct flows, as in ``deciding``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from itertools import islice
 
 from netpol_pdp.clients.auditing.agreement import Agreement, compare
@@ -36,9 +37,8 @@ from netpol_pdp.clients.auditing.deciding import MEMO_SIZE
 from netpol_pdp.clients.auditing.output import Rendered
 from netpol_pdp.clients.auditing.summary import AuditSummary
 from netpol_pdp.clients.auditing.whatif import WhatIf
-from netpol_pdp.clients.flowlogs.base import Reader
+from netpol_pdp.clients.flowlogs.base import Quick, RawLine, Reader
 from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError
-from netpol_pdp.clients.flowlogs.reading import RawLine
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
 from netpol_pdp.clients.flowlogs.source import READ_ERRORS, Undecodable, decode_line
 from netpol_pdp.index.decision import Decision
@@ -55,8 +55,8 @@ PROBE_LINES = 16_384
 Answer = tuple[Rendered, Decision | None]
 #: How an output line is made (``output_line``): the text, and whether input fields were overridden.
 Render = Callable[[FlowRecord, Rendered, Agreement | None], tuple[str, bool]]
-#: A new record of a chunk: (its place in the output, its entry, still to be answered)
-Fresh = tuple[int, "Entry"]
+#: A new record of a chunk: (its place in the output, its entry, the raw line to remember once answered)
+Fresh = tuple[int, "Entry", RawLine | None]
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -74,6 +74,8 @@ class Entry:
     output: str | None = None
     clash: bool = False
     count: int = 0
+    #: for an entry kept by a reader's quick key: the first line's own head (``output`` is what follows it)
+    head: str | None = None
 
 
 class LinePass:
@@ -102,6 +104,9 @@ class LinePass:
         self.skip_invalid = skip_invalid
         self.on_invalid = on_invalid
         self.lines: dict[RawLine, Entry] = {}
+        #: a reader's quick key -> entry (not in a what-if pass: the diff wants each record)
+        self.keyed: dict[Hashable, Entry] = {}
+        self.quick: Quick | None = None if whatif is not None else getattr(reader, "quick", None)
         self.flows: dict[Flow, Answer] = {}
         self.caching = True
         self.seen = 0
@@ -117,10 +122,13 @@ class LinePass:
         Stops early at an error that ends the read (:attr:`error`): the lines
         before it are still answered.
         """
-        get = self.lines.get if self.caching else {}.get
+        nothing: dict[RawLine, Entry] = {}
+        get = self.lines.get if self.caching else nothing.get
         whatif = self.whatif
+        quick = self.quick
+        keyed = self.keyed
         fresh: list[Fresh] = []
-        waiting: list[tuple[int, Entry]] = []  # repeats of lines first seen in this chunk
+        waiting: list[tuple[int, Entry, str]] = []  # repeats of records first seen in this chunk
         diff: list[tuple[int, Entry, bool]] = []  # what-if: records in line order (number, entry, first?)
         read = repeats = number = 0
         try:
@@ -133,11 +141,40 @@ class LinePass:
                     if entry.output is not None:
                         out.append(entry.output)
                     elif entry.decision is None and entry.record is not None:
-                        waiting.append((len(out), entry))  # first seen in this chunk: answered at its end
+                        waiting.append((len(out), entry, ""))  # first seen in this chunk: answered at its end
                         out.append("")
                     if whatif is not None and entry.record is not None:
                         diff.append((number, entry, False))
                     continue
+                head: str | None = None
+                key: Hashable = None
+                if quick is not None:
+                    known = quick(raw, number)
+                    if isinstance(known, Skip):
+                        self.stats.lines += 1
+                        self.stats.skipped[known.reason] += 1
+                        continue
+                    if known is not None:
+                        key, line_head = known
+                        try:
+                            entry = keyed.get(key)
+                        except TypeError:  # an unhashable value where a string belongs: parse to report it
+                            entry = None
+                        else:
+                            head = line_head
+                        if entry is not None:
+                            entry.count += 1
+                            if entry.output is not None:
+                                line = line_head + entry.output
+                                out.append(line)
+                                if self.caching:  # this very line's next repeat: from the line cache
+                                    self.lines[raw] = dataclasses.replace(
+                                        entry, output=line, count=0, head=None
+                                    )
+                            elif entry.decision is None:
+                                waiting.append((len(out), entry, line_head))
+                                out.append("")
+                            continue
                 result = self._parse(number, raw)
                 if result is None:
                     if self.error is not None:
@@ -149,10 +186,14 @@ class LinePass:
                         self.lines[raw] = Entry(None, result.reason)
                     continue
                 assert type(result) is FlowRecord
-                entry = Entry(result)
-                if self.caching:
-                    self.lines[raw] = entry
-                fresh.append((len(out), entry))
+                entry = Entry(result, head=head)
+                if head is not None:
+                    keyed[key] = entry
+                    fresh.append((len(out), entry, raw if self.caching else None))
+                else:
+                    if self.caching:
+                        self.lines[raw] = entry
+                    fresh.append((len(out), entry, None))
                 out.append("")
                 if whatif is not None:
                     diff.append((number, entry, True))
@@ -162,9 +203,9 @@ class LinePass:
             self.error = exc
         if fresh:
             self._answer(fresh, out)
-        for at, entry in waiting:
+        for at, entry, head in waiting:
             if entry.output is not None:
-                out[at] = entry.output
+                out[at] = head + entry.output
         if diff:
             self._whatif(diff)
         self.seen += read
@@ -173,9 +214,10 @@ class LinePass:
             self.flush()
             self.lines.clear()
             self.caching = False
-        elif len(self.lines) >= LINE_CACHE_SIZE:
+        elif len(self.lines) >= LINE_CACHE_SIZE or len(keyed) >= LINE_CACHE_SIZE:
             self.flush()
             self.lines.clear()
+            keyed.clear()
         return read
 
     def _parse(self, number: int, raw: RawLine) -> FlowRecord | Skip | None:
@@ -201,7 +243,7 @@ class LinePass:
     def _answer(self, fresh: list[Fresh], out: list[str]) -> None:
         """Decide the chunk's new records (each distinct flow once), render them, remember their lines."""
         flows = self.flows
-        records = [entry.record for _, entry in fresh]
+        records = [entry.record for _, entry, _ in fresh]
         missing = list(dict.fromkeys(f for r in records if r is not None and (f := r.flow) not in flows))
         if missing:
             if len(flows) + len(missing) > MEMO_SIZE:
@@ -216,7 +258,8 @@ class LinePass:
         summary.dedup.decided += len(missing)
         self.stats.records += len(fresh)
         add, render = summary.add, self.render
-        for at, entry in fresh:
+        lines = self.lines
+        for at, entry, raw in fresh:
             record = entry.record
             assert record is not None
             rendered, changed = flows[record.flow]
@@ -226,9 +269,17 @@ class LinePass:
             add(record, decision, agreement)
             entry.decision, entry.changed, entry.agreement = decision, changed, agreement
             if render is not None:
-                entry.output, entry.clash = render(record, rendered, agreement)
+                line, entry.clash = render(record, rendered, agreement)
                 self.replaced += entry.clash
-                out[at] = entry.output
+                out[at] = line
+                head = entry.head
+                if head is None:
+                    entry.output = line
+                else:  # kept by its key: the part after the line's own head is the same for every line
+                    assert line.startswith(head), "a reader's quick head is not its output's start"
+                    entry.output = line[len(head) :]
+                    if raw is not None:
+                        lines[raw] = Entry(record, "", decision, changed, agreement, line, entry.clash)
 
     def _whatif(self, diff: list[tuple[int, Entry, bool]]) -> None:
         """The chunk's records into the what-if diff, in line order (it keeps first and last seen)."""
@@ -248,7 +299,7 @@ class LinePass:
     def flush(self) -> None:
         """Add the repeats counted in the entries to the summary and the read statistics."""
         stats, summary = self.stats, self.summary
-        for entry in self.lines.values():
+        for entry in itertools.chain(self.lines.values(), self.keyed.values()):
             count = entry.count
             if not count:
                 continue

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpol_pdp.clients.auditing.agreement import Agreement
-from netpol_pdp.clients.flowlogs.record import FlowRecord
+from netpol_pdp.clients.flowlogs.record import DECISION_FIELDS, FlowRecord
 from netpol_pdp.index.decision import Decision
 
-#: The fields an output line gains.
-#: (``observed`` is not among them: an input ``observed`` column means the same and is normalised.)
-DECISION_FIELDS = frozenset(
-    {"verdict", "reason", "generation", "src", "dst", "notes", "explanation", "agreement"}
-)
+__all__ = ["DECISION_FIELDS", "Rendered", "output_line"]
+
 
 
 @dataclass(frozen=True, slots=True)

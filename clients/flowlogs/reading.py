@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import IO
 
-from netpol_pdp.clients.flowlogs.base import Reader
+from netpol_pdp.clients.flowlogs.base import RawLine, Reader
 from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
 from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError, clip
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
 from netpol_pdp.clients.flowlogs.source import Undecodable, iter_lines, open_binary
-
-#: A raw line: the bytes as read, or text (a log's first lines, lines shipped to a worker).
-RawLine = bytes | str
 
 #: ``--format`` name -> reader class.
 FORMATS: dict[str, type[Reader]] = {reader.name: reader for reader in READERS}
