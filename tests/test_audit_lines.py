@@ -73,6 +73,12 @@ CSV_POOL = [
     CSV_HEADER,  # concatenated files each bring their header
     f"x,{WEB},{API},TCP",  # too few columns
     "",
+    # the same flow with a time of its own (answered by the flow's key, the columns kept)
+    f"2026-11-20T09:00:05Z,{WEB},{API},TCP,8080,allow",
+    f"2026-11-20T09:00:06Z,{WEB},{API},TCP,8080,",
+    f'"quoted, time",{WEB},{API},TCP,8080,deny',
+    f"t,{WEB},{API},TCP,8080,maybe",  # a bad verdict
+    f't,{WEB},{API},TCP,"8080',  # unterminated quote
 ]
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from itertools import islice
 
@@ -78,6 +80,11 @@ class Entry:
     head: str | None = None
 
 
+#: The stand-in for a line the cache does not know (in :meth:`LinePass.block`)
+_MISS = Entry(None)
+_OUTPUT = operator.attrgetter("output")
+
+
 class LinePass:
     """One pass's state: the reader and the counters it fills, the line cache and the distinct flows."""
 
@@ -125,8 +132,6 @@ class LinePass:
         nothing: dict[RawLine, Entry] = {}
         get = self.lines.get if self.caching else nothing.get
         whatif = self.whatif
-        quick = self.quick
-        keyed = self.keyed
         fresh: list[Fresh] = []
         waiting: list[tuple[int, Entry, str]] = []  # repeats of records first seen in this chunk
         diff: list[tuple[int, Entry, bool]] = []  # what-if: records in line order (number, entry, first?)
@@ -146,61 +151,143 @@ class LinePass:
                     if whatif is not None and entry.record is not None:
                         diff.append((number, entry, False))
                     continue
-                head: str | None = None
-                key: Hashable = None
-                if quick is not None:
-                    known = quick(raw, number)
-                    if isinstance(known, Skip):
-                        self.stats.lines += 1
-                        self.stats.skipped[known.reason] += 1
-                        continue
-                    if known is not None:
-                        key, line_head = known
-                        try:
-                            entry = keyed.get(key)
-                        except TypeError:  # an unhashable value where a string belongs: parse to report it
-                            entry = None
-                        else:
-                            head = line_head
-                        if entry is not None:
-                            entry.count += 1
-                            if entry.output is not None:
-                                line = line_head + entry.output
-                                out.append(line)
-                                if self.caching:  # this very line's next repeat: from the line cache
-                                    self.lines[raw] = dataclasses.replace(
-                                        entry, output=line, count=0, head=None
-                                    )
-                            elif entry.decision is None:
-                                waiting.append((len(out), entry, line_head))
-                                out.append("")
-                            continue
-                result = self._parse(number, raw)
-                if result is None:
-                    if self.error is not None:
-                        break
-                    continue
-                if type(result) is Skip:
-                    self.stats.skipped[result.reason] += 1
-                    if self.caching and result.reason != "header":  # a header line may set the reader up
-                        self.lines[raw] = Entry(None, result.reason)
-                    continue
-                assert type(result) is FlowRecord
-                entry = Entry(result, head=head)
-                if head is not None:
-                    keyed[key] = entry
-                    fresh.append((len(out), entry, raw if self.caching else None))
-                else:
-                    if self.caching:
-                        self.lines[raw] = entry
-                    fresh.append((len(out), entry, None))
-                out.append("")
-                if whatif is not None:
-                    diff.append((number, entry, True))
+                text = self._miss(number, raw, len(out), fresh, waiting, diff)
+                if text is not None:
+                    out.append(text)
+                elif self.error is not None:
+                    break
         except READ_ERRORS as exc:
             self.error = FlowLogError(self.path, number + 1, "", f"cannot read: {exc}")
         except NetpolPdpError as exc:  # raised by the source of the lines
             self.error = exc
+        self._finish(fresh, waiting, diff, out, read, repeats)
+        return read
+
+    def block(self, raws: list[RawLine], first: int, out: list[str]) -> None:
+        """Consecutive raw lines numbered from ``first``: as :meth:`chunk`, repeats looked up all at once.
+
+        The line cache is asked for every line in one C-level ``map``; the
+        lines it does not answer with an output line (new lines, skips) are
+        then taken one by one, in order.  Repeats are counted with a
+        ``Counter`` and their output lines joined as they are.
+        """
+        if not self.caching or self.render is None or self.whatif is not None:
+            self.chunk(enumerate(raws, first), len(raws), out)
+            return
+        get = self.lines.get
+        entries = list(map(get, raws))
+        misses = 0
+        at = -1
+        try:
+            while True:  # the lines not seen before: a stand-in, so that every entry has an output field
+                at = entries.index(None, at + 1)
+                entries[at] = _MISS
+                misses += 1
+        except ValueError:
+            pass
+        outputs: list[str | None] = list(map(_OUTPUT, entries))
+        fresh: list[Fresh] = []
+        waiting: list[tuple[int, Entry, str]] = []
+        at = -1
+        end = len(raws)
+        try:
+            while True:  # lines without an output line of their own yet, in order
+                at = outputs.index(None, at + 1)
+                entry = entries[at]
+                if entry is not _MISS:
+                    continue  # a skip (counted below) or ... nothing else has no output
+                raw = raws[at]
+                again = get(raw)  # seen earlier in this block?
+                if again is not None:
+                    again.count += 1
+                    if again.record is not None:
+                        waiting.append((at, again, ""))
+                        outputs[at] = ""
+                    continue
+                outputs[at] = self._miss(first + at, raw, at, fresh, waiting, None)
+                if self.error is not None:
+                    end = at
+                    break
+        except ValueError:
+            pass
+        if end < len(raws):  # the read ends at a bad line: nothing after it counts
+            del entries[end:], outputs[end:]
+        for entry, count in Counter(entries).items():
+            if entry is not _MISS:
+                entry.count += count
+        self._finish(fresh, waiting, [], outputs, 0, 0)
+        out.extend(filter(None, outputs))
+        self.seen += end
+        self.repeats += end - misses
+
+    def _miss(
+        self,
+        number: int,
+        raw: RawLine,
+        at: int,
+        fresh: list[Fresh],
+        waiting: list[tuple[int, Entry, str]],
+        diff: list[tuple[int, Entry, bool]] | None,
+    ) -> str | None:
+        """A line the line cache has not answered: its output text, "" (answered later at ``at``) or None."""
+        head: str | None = None
+        key: Hashable = None
+        if self.quick is not None:
+            known = self.quick(raw, number)
+            if isinstance(known, Skip):
+                self.stats.lines += 1
+                self.stats.skipped[known.reason] += 1
+                return None
+            if known is not None:
+                key, line_head = known
+                try:
+                    entry = self.keyed.get(key)
+                except TypeError:  # an unhashable value where a string belongs: parse to report it
+                    entry = None
+                else:
+                    head = line_head
+                if entry is not None:
+                    entry.count += 1
+                    if entry.output is not None:
+                        line = line_head + entry.output
+                        if self.caching:  # this very line's next repeat: from the line cache
+                            self.lines[raw] = dataclasses.replace(entry, output=line, count=0, head=None)
+                        return line
+                    if entry.decision is None:
+                        waiting.append((at, entry, line_head))
+                        return ""
+                    return None
+        result = self._parse(number, raw)
+        if result is None:
+            return None
+        if type(result) is Skip:
+            self.stats.skipped[result.reason] += 1
+            if self.caching and result.reason != "header":  # a header line may set the reader up
+                self.lines[raw] = Entry(None, result.reason)
+            return None
+        assert type(result) is FlowRecord
+        entry = Entry(result, head=head)
+        if head is not None:
+            self.keyed[key] = entry
+            fresh.append((at, entry, raw if self.caching else None))
+        else:
+            if self.caching:
+                self.lines[raw] = entry
+            fresh.append((at, entry, None))
+        if diff is not None and self.whatif is not None:
+            diff.append((number, entry, True))
+        return ""
+
+    def _finish(
+        self,
+        fresh: list[Fresh],
+        waiting: list[tuple[int, Entry, str]],
+        diff: list[tuple[int, Entry, bool]],
+        out: list[str] | list[str | None],
+        read: int,
+        repeats: int,
+    ) -> None:
+        """Answer the new records, fill in their repeats, and keep the caches bounded."""
         if fresh:
             self._answer(fresh, out)
         for at, entry, head in waiting:
@@ -210,6 +297,7 @@ class LinePass:
             self._whatif(diff)
         self.seen += read
         self.repeats += repeats
+        keyed = self.keyed
         if self.caching and self.seen >= PROBE_LINES and self.repeats * 4 < self.seen:
             self.flush()
             self.lines.clear()
@@ -218,7 +306,6 @@ class LinePass:
             self.flush()
             self.lines.clear()
             keyed.clear()
-        return read
 
     def _parse(self, number: int, raw: RawLine) -> FlowRecord | Skip | None:
         """The reader's answer for a line not seen before; None for a blank or a bad line."""
@@ -240,7 +327,7 @@ class LinePass:
                 self.on_invalid(error)
             return None
 
-    def _answer(self, fresh: list[Fresh], out: list[str]) -> None:
+    def _answer(self, fresh: list[Fresh], out: list[str] | list[str | None]) -> None:
         """Decide the chunk's new records (each distinct flow once), render them, remember their lines."""
         flows = self.flows
         records = [entry.record for _, entry, _ in fresh]

@@ -115,12 +115,11 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         reader.parse(*part.preamble)
     stats = ReadStats(format=part.fmt)
     warnings: list[str] = []
-    numbered = numbered_lines(part.lines)
-    if part.byte_range is not None:
-        numbered = numbered_lines((), range_lines(part.path, *part.byte_range), part.first_line)
     lines = RawLines(
-        reader, numbered, stats, part.path, part.skip_invalid, lambda err: warnings.append(err.located)
+        reader, numbered_lines(part.lines), stats, part.path, part.skip_invalid, warnings_of(warnings)
     )
+    if part.byte_range is not None:  # a plain file's lines, read in blocks
+        lines.blocks, lines.first = range_lines(part.path, *part.byte_range), part.first_line
     out: list[str] = []
     decide = functools.partial(index.decide_many, explain=spec.explain)
     run = run_audit(
@@ -146,6 +145,11 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         run.replaced,
         error,
     )
+
+
+def warnings_of(warnings: list[str]) -> Callable[[FlowLogError], None]:
+    """``on_invalid`` that keeps each skipped line's message (sent back with the partition's result)."""
+    return lambda err: warnings.append(err.located)
 
 
 def _install(spec: WorldSpec) -> None:

@@ -10,6 +10,7 @@ Only the first few lines are buffered (for detection): memory stays flat.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -105,14 +106,17 @@ class FlowLog:
         """
         head = self._head
         after = head[-1][0] + 1 if head else 1
+        plain = type(self._binary) is io.BufferedReader and self.path != "-"
         return RawLines(
             self.reader,
-            numbered_lines(head, self._binary, after),
+            iter(head) if plain else numbered_lines(head, self._binary, after),
             self.stats,
             self.path,
             self.skip_invalid,
             self.on_invalid,
             self._stack.close,
+            self._binary if plain else None,
+            after,
         )
 
     def partitions(self, size: int) -> Iterator[list[tuple[int, str]]]:
@@ -194,6 +198,10 @@ class RawLines:
     on_invalid: Callable[[FlowLogError], None] | None = None
     #: called when the pass is done with the lines (closes the log)
     close: Callable[[], object] = lambda: None
+    #: after ``numbered``: the rest of a plain file's lines, read in blocks, numbered from ``first``
+    #: (gzip and stdin come line by line in ``numbered``, so a read error names its line)
+    blocks: Iterable[bytes] | None = None
+    first: int = 1
 
 
 def numbered_lines(
