@@ -20,6 +20,11 @@ never repeat (Hubble and VPC records carry times, ports, counters) turn the
 line cache off after :data:`PROBE_LINES` lines, and still share each distinct
 flow's rendered decision.
 
+A plain file's lines are read in blocks of 4,096 and the line cache is asked
+for the whole block at once (a C-level ``map``; repeats counted with a
+``Counter``), so a repeat costs no Python bytecode of its own; gzip and stdin
+come line by line, so that a read error names its line.
+
 Memory is bounded: at most :data:`LINE_CACHE_SIZE` lines are remembered
 (counts flushed and the cache emptied when full), and at most ``MEMO_SIZE``
 distinct flows, as in ``deciding``.
