@@ -134,14 +134,22 @@ class LinePass:
         Stops early at an error that ends the read (:attr:`error`): the lines
         before it are still answered.
         """
-        nothing: dict[RawLine, Entry] = {}
-        get = self.lines.get if self.caching else nothing.get
+        get = self.lines.get
         whatif = self.whatif
         fresh: list[Fresh] = []
         waiting: list[tuple[int, Entry, str]] = []  # repeats of records first seen in this chunk
         diff: list[tuple[int, Entry, bool]] = []  # what-if: records in line order (number, entry, first?)
         read = repeats = number = 0
         try:
+            if not self.caching:  # lines that never repeat whole: not even hashed
+                for number, raw in islice(numbered, size):
+                    read += 1
+                    text = self._miss(number, raw, len(out), fresh, waiting, diff)
+                    if text is not None:
+                        out.append(text)
+                    elif self.error is not None:
+                        break
+                numbered = iter(())
             for number, raw in islice(numbered, size):
                 read += 1
                 entry = get(raw)
