@@ -154,8 +154,10 @@ def main() -> int:
         try:
             import orjson  # optional: the yardstick, not a dependency
         except ImportError:
-            orjson = None
-        if orjson is not None:
+            have_orjson = False
+        else:
+            have_orjson = True
+        if have_orjson:
             dumps, loads = orjson.dumps, orjson.loads
             rows.append(("orjson bare parse", best(each_line(args.log, loads), args.repeat), lines))
             dump = best(each_line(args.log, lambda b: dumps(loads(b))), args.repeat)
@@ -169,7 +171,7 @@ def main() -> int:
         if args.hubble:
             hubble = Path(tmp) / "hubble.jsonl"
             hubble_lines = write_hubble(args.log, index, hubble)
-            if orjson is not None:
+            if have_orjson:
                 bare = best(each_line(hubble, orjson.loads), args.repeat)
                 rows.append(("hubble: orjson bare parse", bare, hubble_lines))
             rows.append(("hubble: audit pass", best(audit_pass(hubble, index), args.repeat), hubble_lines))

@@ -176,7 +176,7 @@ class LinePass:
         self._finish(fresh, waiting, diff, out, read, repeats)
         return read
 
-    def block(self, raws: list[RawLine], first: int, out: list[str]) -> None:
+    def block(self, raws: Sequence[RawLine], first: int, out: list[str]) -> None:
         """Consecutive raw lines numbered from ``first``: as :meth:`chunk`, repeats looked up all at once.
 
         The line cache is asked for every line in one C-level ``map``; the
@@ -226,7 +226,7 @@ class LinePass:
         if end < len(raws):  # the read ends at a bad line: nothing after it counts
             del entries[end:], outputs[end:]
         for entry, count in Counter(entries).items():
-            if entry is not _MISS:
+            if entry is not _MISS and entry is not None:
                 entry.count += count
         self._finish(fresh, waiting, [], outputs, 0, 0)
         out.extend(filter(None, outputs))

@@ -85,14 +85,18 @@ class JsonLinesReader:
         """A line that keeps its own text in the output: keyed by its flow fields, its head is its text.
 
         Lines with ``observed`` or with a field the decision overrides are
-        parsed (their output is not the text with the decision spliced in).
+        parsed (their output is not the text with the decision spliced in), and
+        so are lines of only the flow fields: they repeat whole, and the line
+        cache answers them without a key of their own.
         """
         text = decode_line(raw, number) if type(raw) is bytes else raw
         if type(text) is not str:
             return None  # not UTF-8: parsed, to report it
         text = text.strip()
         row = quick_json(text)
-        if row is None or "observed" in row or not DECISION_FIELDS.isdisjoint(row):
+        if row is None or len(row) <= len(IDENTITY):
+            return None  # (only the flow's fields: they repeat whole, for the line cache)
+        if "observed" in row or not DECISION_FIELDS.isdisjoint(row):
             return None
         get = row.get
         src, dst, protocol, port, direction = (
