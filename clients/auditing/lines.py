@@ -142,8 +142,25 @@ class LinePass:
         read = repeats = number = 0
         try:
             if not self.caching:  # lines that never repeat whole: not even hashed
+                quick, keyed = self.quick, self.keyed
                 for number, raw in islice(numbered, size):
                     read += 1
+                    if quick is not None:  # a known quick key with its output: the common case, inline
+                        known = quick(raw, number)
+                        if isinstance(known, Skip):
+                            self.stats.lines += 1
+                            self.stats.skipped[known.reason] += 1
+                            continue
+                        if known is not None:
+                            key, line_head = known
+                            try:
+                                entry = keyed.get(key)
+                            except TypeError:
+                                entry = None
+                            if entry is not None and entry.output is not None:
+                                entry.count += 1
+                                out.append(line_head + entry.output)
+                                continue
                     text = self._miss(number, raw, len(out), fresh, waiting, diff)
                     if text is not None:
                         out.append(text)
