@@ -1,0 +1,625 @@
+"""Who can reach a pod, and what can it reach: answered from one published generation.
+
+docs/queries.md "Who can reach".  Read side only: everything is computed from the
+generation's compiled identities and rules (:class:`DirPolicy`, :class:`ClusterDir`,
+their :class:`PortIndex` and :class:`IPBlockMatcher`), never by enumerating flows.
+
+What an answer means, for a target pod T and a direction:
+
+- **ingress** ("who can reach T"): the peers P for which a flow P -> T is allowed;
+  **egress** ("what can T reach"): the peers P for which T -> P is allowed.
+- A **pod** peer is judged on both sides, as a decision is: for ingress, P's
+  egress (toward T's address) *and* T's ingress; for egress, T's egress and P's
+  ingress.  A **node** address (a node's, or a hostNetwork pod's) and an **IP
+  range** outside the cluster are judged on T's side only: nothing else applies.
+- Each peer comes with the port set allowed (``TCP 80,443; UDP 53``, ranges
+  merged; ``other protocols`` for ICMP, GRE and the rest) and the rules that
+  allow some of it: NetworkPolicy rules as ``ns/policy ingress rule 0``, tier rules
+  as ``AdminNetworkPolicy name egress rule 1 (name): Accept``, and
+  ``<who>: not isolated for <direction>`` where nothing isolates.
+- The exemptions are not policy and are listed apart: a pod always reaches itself
+  (``loopback``) and its own node (``node-traffic``), whatever the groups say.
+- IP ranges are ``cidr`` minus ``except`` arithmetic on the direction's ipBlocks
+  and ``networks`` (netaddr ``IPSet``), merged per port set, in T's address
+  family.  They describe addresses outside the cluster: pod and node addresses
+  inside a range are answered, exactly, in the pods and nodes sections.
+
+Shape and why: peers are grouped before anything is judged.  Pod addresses with
+the same identity, the same named ports (when they are the destination) and the
+same ipBlock matches on T's side get one judgement, so a query costs one pass
+over the generation's pod addresses (a catalogue built once per generation and
+kept beside it) plus one judgement per group.  Judgements reuse each rule's port
+set, built once per query per (:class:`PortIndex`, named ports).
+
+A selector target (namespace + labels) is answered per *target class*: selected
+pods with the same identity, named ports and address matches in the peers'
+ipBlocks share one answer, so a Deployment is usually one class.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from netaddr import IPNetwork, IPSet
+
+from netpol_pdp.index.generation import (
+    SHARD_MASK,
+    ClusterDir,
+    DirPolicy,
+    Generation,
+    IdentityView,
+    NodeEntry,
+    PodEntry,
+)
+from netpol_pdp.index.ipblocks import IPBlockMatcher
+from netpol_pdp.index.model import LabelSelector, PolicyPort
+from netpol_pdp.index.ports import PortIndex
+from netpol_pdp.index.portsets import EVERYTHING, NOTHING, PortSet
+from netpol_pdp.index.selectors import matches
+
+INGRESS, EGRESS = "ingress", "egress"
+DIRECTIONS = (INGRESS, EGRESS)
+#: pod names listed per group (the count is always exact)
+NAMES_LISTED = 50
+_NONE: frozenset[int] = frozenset()
+NamedPorts = frozenset[tuple[str, str, int]]
+
+
+class ReachError(ValueError):
+    """A reach query that names no pod, or a bad target: the message says which."""
+
+
+# ---------------------------------------------------------------- the answer
+
+
+@dataclass(frozen=True, slots=True)
+class PodGroup:
+    """Pods of one identity (namespace + labels) allowed on the same ports by the same rules."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    count: int
+    pods: tuple[str, ...]  # sorted, at most NAMES_LISTED
+    ports: PortSet
+    rules: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "labels": dict(self.labels),
+            "count": self.count,
+            "pods": list(self.pods),
+            "ports": self.ports.text(),
+            "port_ranges": self.ports.to_dict(),
+            "rules": list(self.rules),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGroup:
+    """The addresses of one node (or of hostNetwork pods without a Node object)."""
+
+    node: str | None
+    addresses: tuple[str, ...]
+    ports: PortSet
+    rules: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "addresses": list(self.addresses),
+            "ports": self.ports.text(),
+            "port_ranges": self.ports.to_dict(),
+            "rules": list(self.rules),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RangeGroup:
+    """Addresses outside the cluster allowed on the same ports by the same rules, as merged CIDRs."""
+
+    cidrs: tuple[str, ...]
+    ports: PortSet
+    rules: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cidrs": list(self.cidrs),
+            "ports": self.ports.text(),
+            "port_ranges": self.ports.to_dict(),
+            "rules": list(self.rules),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReach:
+    """The answer for one class of target pods."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    pods: tuple[str, ...]
+    address: str  # the class's first address (its family is the answer's)
+    own_nodes: tuple[str, ...]  # always reached (node-traffic)
+    pod_peers: tuple[PodGroup, ...]
+    node_peers: tuple[NodeGroup, ...]
+    range_peers: tuple[RangeGroup, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "labels": dict(self.labels),
+            "pods": list(self.pods),
+            "address": self.address,
+            "own_nodes": list(self.own_nodes),
+            "pods_allowed": [g.to_dict() for g in self.pod_peers],
+            "nodes_allowed": [g.to_dict() for g in self.node_peers],
+            "ranges_allowed": [g.to_dict() for g in self.range_peers],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReachAnswer:
+    direction: str
+    generation: int
+    protocol: str | None
+    port: int | None
+    targets: tuple[TargetReach, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "direction": self.direction,
+            "generation": self.generation,
+            "protocol": self.protocol,
+            "port": self.port,
+            "targets": [t.to_dict() for t in self.targets],
+        }
+
+
+# ---------------------------------------------------------------- the catalogue
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """Pod and node addresses of one generation, by identity and by pod name (built once)."""
+
+    by_identity: dict[int, list[tuple[str, PodEntry]]] = field(default_factory=lambda: defaultdict(list))
+    by_name: dict[str, list[tuple[str, PodEntry]]] = field(default_factory=lambda: defaultdict(list))
+    nodes: list[tuple[str, NodeEntry]] = field(default_factory=list)
+
+
+class _Latest:
+    """The catalogue of the latest generation asked about (one slot: generations only move on)."""
+
+    value: tuple[Generation, Catalogue] | None = None
+    lock = threading.Lock()
+
+
+def catalogue(gen: Generation) -> Catalogue:
+    """The catalogue of ``gen``, built on first use and kept for the latest generation asked."""
+    last = _Latest.value
+    if last is not None and last[0] is gen:
+        return last[1]
+    with _Latest.lock:
+        last = _Latest.value
+        if last is not None and last[0] is gen:
+            return last[1]
+        cat = Catalogue()
+        for shard in gen.addresses:
+            for ip, entry in shard.items():
+                if type(entry) is PodEntry:
+                    cat.by_identity[entry.identity].append((ip, entry))
+                    cat.by_name[entry.name].append((ip, entry))
+                elif type(entry) is NodeEntry:
+                    cat.nodes.append((ip, entry))
+        for entries in (*cat.by_identity.values(), *cat.by_name.values()):
+            entries.sort()
+        cat.nodes.sort()
+        _Latest.value = (gen, cat)
+        return cat
+
+
+def identities(gen: Generation) -> Iterable[IdentityView]:
+    return (view for shard in gen.identities for view in shard.values())
+
+
+# ---------------------------------------------------------------- judging one side
+
+
+def _ports_of(ports: tuple[PolicyPort, ...], dst_ports: NamedPorts | None) -> PortSet:
+    """The port set of one rule's ``ports`` (named ports resolved on the destination pod)."""
+    if not ports:
+        return EVERYTHING
+    by: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for p in ports:
+        if p.port is None:
+            by[p.protocol].append((1, 65535))
+        elif isinstance(p.port, int):
+            by[p.protocol].append((p.port, p.end_port or p.port))
+        else:
+            by[p.protocol].extend(
+                (num, num) for name, proto, num in dst_ports or () if name == p.port and proto == p.protocol
+            )
+    return PortSet(by)
+
+
+class _Memo:
+    """Per-query memory: each rule's port set per (PortIndex, destination named ports)."""
+
+    def __init__(self) -> None:
+        self.sets: dict[tuple[int, NamedPorts | None], dict[int, PortSet]] = {}
+        self.keep: list[PortIndex] = []  # keeps ids stable for the query's life
+
+    def rule_sets(self, pindex: PortIndex, dst_ports: NamedPorts | None) -> dict[int, PortSet]:
+        key = (id(pindex), dst_ports)
+        found = self.sets.get(key)
+        if found is None:
+            found = {rid: _ports_of(ports, dst_ports) for rid, ports in pindex.rules}
+            self.sets[key] = found
+            self.keep.append(pindex)
+        return found
+
+
+Allowed = tuple[PortSet, tuple[tuple[str, PortSet], ...]]
+
+
+def judge(
+    owner: str,
+    direction: str,
+    policy: DirPolicy | None,
+    cdir: ClusterDir | None,
+    peer_selectors: frozenset[int] | None,
+    np_ip: frozenset[int],
+    tier_ip: frozenset[int],
+    peer_node_labels: Mapping[str, str] | None,
+    dst_ports: NamedPorts | None,
+    memo: _Memo,
+) -> Allowed:
+    """The ports one direction at ``owner`` allows a peer, and what allows each part.
+
+    The peer is given by what rules can test: its identity's selector memberships
+    (None: not a pod), the rule ids whose ipBlocks (``np_ip``) and ``networks``
+    (``tier_ip``) hold its address, its node's labels.  Port by port this is the
+    decision path's order (docs/semantics.md section 6): the Admin tier's first
+    matching rule, then NetworkPolicy when isolated, else the Baseline tier, else allow.
+    """
+    allowed = NOTHING
+    by: list[tuple[str, PortSet]] = []
+    to_policy = EVERYTHING
+    sets: dict[int, PortSet] = {}
+    if cdir is not None:
+        sets = memo.rule_sets(cdir.ports, dst_ports)
+        allowed, to_policy = _tier(
+            direction, cdir, 0, cdir.admin, sets, peer_selectors, tier_ip, peer_node_labels, by
+        )
+        # what Admin Pass rules or no Admin rule left: to NetworkPolicy or the Baseline tier
+    if policy is not None:
+        np_sets = memo.rule_sets(policy.ports, dst_ports)
+        for rid, rule in enumerate(policy.rules):
+            if (
+                rule.any_peer
+                or rid in np_ip
+                or (
+                    peer_selectors is not None
+                    and (rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors)))
+                )
+            ):
+                hit = np_sets[rid] & to_policy
+                if hit:
+                    allowed |= hit
+                    by.append((f"{rule.policy} {direction} rule {rule.index}", hit))
+        return allowed, tuple(by)
+    rest = to_policy
+    if cdir is not None and cdir.admin < len(cdir.rules):
+        accepted, rest = _tier(
+            direction, cdir, cdir.admin, len(cdir.rules),
+            sets, peer_selectors, tier_ip, peer_node_labels, by, rest,
+        )  # fmt: skip
+        allowed |= accepted
+    if rest:
+        allowed |= rest
+        by.append((f"{owner}: not isolated for {direction}", rest))
+    return allowed, tuple(by)
+
+
+def _tier(
+    direction: str,
+    cdir: ClusterDir,
+    lo: int,
+    hi: int,
+    sets: Mapping[int, PortSet],
+    peer_selectors: frozenset[int] | None,
+    tier_ip: frozenset[int],
+    peer_node_labels: Mapping[str, str] | None,
+    by: list[tuple[str, PortSet]],
+    open_: PortSet = EVERYTHING,
+) -> tuple[PortSet, PortSet]:
+    """One tier's rules ``[lo, hi)``, first match per port: (accepted, passed on or unmatched)."""
+    accepted = NOTHING
+    passed = NOTHING
+    for rid in range(lo, hi):
+        if not open_:
+            break
+        rule = cdir.rules[rid]
+        if not (
+            (
+                peer_selectors is not None
+                and (rule.any_pod or (rule.selectors and not rule.selectors.isdisjoint(peer_selectors)))
+            )
+            or (rule.networks and rid in tier_ip)
+            or (
+                rule.nodes
+                and peer_node_labels is not None
+                and any(matches(s, peer_node_labels) for s in rule.nodes)
+            )
+        ):
+            continue
+        hit = sets[rid] & open_
+        if not hit:
+            continue
+        open_ = open_ - hit
+        if rule.pass_:
+            passed |= hit
+        elif not rule.deny:
+            accepted |= hit
+            ref = rule.ref
+            named = f" ({ref.name})" if ref.name else ""
+            by.append((f"{ref.policy} {direction} rule {ref.rule}{named}: {ref.action}", hit))
+    return accepted, passed | open_
+
+
+def _sides(view: IdentityView, direction: str) -> tuple[DirPolicy | None, ClusterDir | None]:
+    if direction == INGRESS:
+        return view.ingress, view.cluster_ingress
+    return view.egress, view.cluster_egress
+
+
+def _ip_rules(matcher: IPBlockMatcher | None, ip: str) -> frozenset[int]:
+    return matcher.rules_for(ip) if matcher is not None else _NONE
+
+
+def identity_text(namespace: str, labels: Iterable[tuple[str, str]]) -> str:
+    """``shop{app=web,tier=front}``: an identity as people read it."""
+    return namespace + "{" + ",".join(f"{k}={v}" for k, v in labels) + "}"
+
+
+# ---------------------------------------------------------------- the query
+
+
+def _family(ip: str) -> int:
+    return 6 if ":" in ip else 4
+
+
+def _judged(allowed: Allowed, other: Allowed | None = None) -> tuple[PortSet, tuple[str, ...]]:
+    """Both sides' ports intersected, and the rules that allow some of the result."""
+    ports, by = allowed
+    if other is not None:
+        ports = ports & other[0]
+        by = by + other[1]
+    if not ports:
+        return ports, ()
+    rules = tuple(dict.fromkeys(ref for ref, part in by if part & ports))
+    return ports, rules
+
+
+class _Target:
+    """One target class: its view, first address, named ports and pods."""
+
+    def __init__(self, view: IdentityView, ip: str, entry: PodEntry) -> None:
+        self.view = view
+        self.ip = ip
+        self.named = entry.named_ports
+        self.entries: list[tuple[str, PodEntry]] = [(ip, entry)]
+
+
+def reach(
+    gen: Generation,
+    direction: str,
+    pod: str | None = None,
+    namespace: str | None = None,
+    selector: LabelSelector | None = None,
+    protocol: str | None = None,
+    port: int | None = None,
+) -> ReachAnswer:
+    """Who can reach (``ingress``) or what can be reached from (``egress``) a pod ``ns/name``, or
+    the pods of ``namespace`` matching ``selector`` (None: all of them); optionally only the
+    flows of ``protocol`` (normalised) and ``port``."""
+    if direction not in DIRECTIONS:
+        raise ReachError(f"direction: must be ingress or egress (got {direction!r})")
+    cat = catalogue(gen)
+    if pod is not None:
+        entries = cat.by_name.get(pod)
+        if not entries:
+            raise ReachError(f"pod {pod}: no such live pod with an address at generation {gen.number}")
+    else:
+        if namespace is None:
+            raise ReachError("a target is required: a pod (ns/name) or a namespace and a selector")
+        entries = [
+            (ip, e)
+            for view in identities(gen)
+            if view.namespace == namespace and (selector is None or matches(selector, dict(view.labels)))
+            for ip, e in cat.by_identity.get(view.id, ())
+        ]
+        if not entries:
+            what = "" if selector is None else " matching the selector"
+            raise ReachError(f"namespace {namespace}: no live pod{what} at generation {gen.number}")
+    only = PortSet.single(protocol, port or 0) if protocol is not None else None
+    memo = _Memo()
+    targets = _classes(gen, direction, entries)
+    answers = [_answer(gen, cat, direction, t, memo, only) for t in targets]
+    return ReachAnswer(direction, gen.number, protocol, port, tuple(answers))
+
+
+def _classes(gen: Generation, direction: str, entries: list[tuple[str, PodEntry]]) -> list[_Target]:
+    """Target addresses grouped into classes that get the same answer (see the module docstring)."""
+    # matchers on the peers' side that test the target's address
+    matchers: list[IPBlockMatcher] = []
+    if len(entries) > 1:
+        seen: set[int] = set()
+        other = EGRESS if direction == INGRESS else INGRESS
+        for view in identities(gen):
+            policy, cdir = _sides(view, other)
+            for m in (policy.ipblocks if policy else None, cdir.ipblocks if cdir else None):
+                if m is not None and id(m) not in seen:
+                    seen.add(id(m))
+                    matchers.append(m)
+    classes: dict[tuple[object, ...], _Target] = {}
+    for ip, entry in entries:
+        key = (entry.identity, entry.named_ports, _family(ip), tuple(m.rules_for(ip) for m in matchers))
+        found = classes.get(key)
+        if found is None:
+            classes[key] = _Target(gen.identity(entry.identity), ip, entry)
+        else:
+            found.entries.append((ip, entry))
+    return sorted(classes.values(), key=lambda t: (t.entries[0][1].name, t.ip))
+
+
+def _answer(
+    gen: Generation,
+    cat: Catalogue,
+    direction: str,
+    target: _Target,
+    memo: _Memo,
+    only: PortSet | None,
+) -> TargetReach:
+    view = target.view
+    own_policy, own_cdir = _sides(view, direction)
+    other = EGRESS if direction == INGRESS else INGRESS
+    family = _family(target.ip)
+    owner = identity_text(view.namespace, view.labels)
+    np_m = own_policy.ipblocks if own_policy is not None else None
+    tier_m = own_cdir.ipblocks if own_cdir is not None else None
+    node_labels = gen.node_labels
+
+    def clip(ports: PortSet) -> PortSet:
+        return ports & only if only is not None else ports
+
+    # pods: one judgement per (identity, named ports if destination, own-side ipBlock matches)
+    own_cache: dict[tuple[object, ...], Allowed] = {}
+    peer_cache: dict[tuple[object, ...], Allowed] = {}
+    groups: dict[tuple[int, PortSet, tuple[str, ...]], list[str]] = defaultdict(list)
+    for ident_id, entries in cat.by_identity.items():
+        peer_view = gen.identities[ident_id & SHARD_MASK][ident_id]
+        peer_policy, peer_cdir = _sides(peer_view, other)
+        peer_owner = identity_text(peer_view.namespace, peer_view.labels)
+        for ip, entry in entries:
+            if _family(ip) != family:
+                continue
+            dst_ports = target.named if direction == INGRESS else entry.named_ports
+            np_ip, tier_ip = _ip_rules(np_m, ip), _ip_rules(tier_m, ip)
+            own_key = (ident_id, dst_ports, np_ip, tier_ip)
+            own = own_cache.get(own_key)
+            if own is None:
+                own = own_cache[own_key] = judge(
+                    owner, direction, own_policy, own_cdir, peer_view.selectors,
+                    np_ip, tier_ip, None, dst_ports, memo,
+                )  # fmt: skip
+            if not own[0]:
+                continue
+            peer_key = (ident_id, dst_ports)
+            theirs = peer_cache.get(peer_key)
+            if theirs is None:
+                theirs = peer_cache[peer_key] = judge(
+                    peer_owner, other, peer_policy, peer_cdir, view.selectors,
+                    _ip_rules(peer_policy.ipblocks if peer_policy else None, target.ip),
+                    _ip_rules(peer_cdir.ipblocks if peer_cdir else None, target.ip),
+                    None, dst_ports, memo,
+                )  # fmt: skip
+            ports, rules = _judged(own, theirs)
+            ports = clip(ports)
+            if ports:
+                groups[(ident_id, ports, rules)].append(entry.name)
+    pod_peers = []
+    for (ident_id, ports, rules), names in groups.items():
+        peer_view = gen.identities[ident_id & SHARD_MASK][ident_id]
+        unique = sorted(set(names))
+        pod_peers.append(
+            PodGroup(
+                peer_view.namespace,
+                peer_view.labels,
+                len(unique),
+                tuple(unique[:NAMES_LISTED]),
+                ports,
+                rules,
+            )
+        )
+    pod_peers.sort(key=lambda g: (g.namespace, g.labels, g.ports.text()))
+
+    # nodes: the target's side only
+    by_node: dict[tuple[str | None, PortSet, tuple[str, ...]], list[str]] = defaultdict(list)
+    for ip, node in cat.nodes:
+        if _family(ip) != family:
+            continue
+        labels = node_labels.get(node.node) if node_labels is not None and node.node is not None else None
+        node_dst = target.named if direction == INGRESS else None
+        allowed = judge(
+            owner, direction, own_policy, own_cdir, None, _ip_rules(np_m, ip), _ip_rules(tier_m, ip),
+            labels, node_dst, memo,
+        )  # fmt: skip
+        ports, rules = _judged(allowed)
+        ports = clip(ports)
+        if ports:
+            by_node[(node.node, ports, rules)].append(ip)
+    node_peers = sorted(
+        (NodeGroup(n, tuple(ips), p, r) for (n, p, r), ips in by_node.items()),
+        key=lambda g: (g.node or "", g.addresses),
+    )
+
+    range_peers = _ranges(owner, direction, own_policy, own_cdir, family, target, memo, clip)
+    own_nodes = sorted({e.node for _, e in target.entries if e.node is not None})
+    return TargetReach(
+        view.namespace,
+        view.labels,
+        tuple(sorted({e.name for _, e in target.entries})),
+        target.ip,
+        tuple(own_nodes),
+        tuple(pod_peers),
+        tuple(node_peers),
+        range_peers,
+    )
+
+
+def _ranges(
+    owner: str,
+    direction: str,
+    policy: DirPolicy | None,
+    cdir: ClusterDir | None,
+    family: int,
+    target: _Target,
+    memo: _Memo,
+    clip: Any,
+) -> tuple[RangeGroup, ...]:
+    """Addresses outside the cluster, cut into regions at every prefix of the target's side."""
+    np_m = policy.ipblocks if policy is not None else None
+    tier_m = cdir.ipblocks if cdir is not None else None
+    prefixes = {
+        IPNetwork(p)
+        for m in (np_m, tier_m)
+        if m is not None
+        for p in m.prefixes()
+        if (":" in p) == (family == 6)
+    }
+    root = IPNetwork("::/0" if family == 6 else "0.0.0.0/0")
+    prefixes.add(root)
+    ordered = sorted(prefixes, key=lambda n: n.prefixlen)
+    dst_ports = target.named if direction == INGRESS else None
+    by: dict[tuple[PortSet, tuple[str, ...]], IPSet] = {}
+    for i, net in enumerate(ordered):
+        inner = [o for o in ordered[i + 1 :] if o.prefixlen > net.prefixlen and o in net]
+        region = IPSet([net]) - IPSet(inner) if inner else IPSet([net])
+        if not region:
+            continue
+        key = str(net)
+        np_ip, tier_ip = _ip_rules(np_m, key), _ip_rules(tier_m, key)
+        allowed = judge(owner, direction, policy, cdir, None, np_ip, tier_ip, None, dst_ports, memo)
+        ports, rules = _judged(allowed)
+        ports = clip(ports)
+        if not ports:
+            continue
+        found = by.get((ports, rules))
+        by[(ports, rules)] = region if found is None else found | region
+    out = [RangeGroup(tuple(str(c) for c in s.iter_cidrs()), p, r) for (p, r), s in by.items()]
+    return tuple(sorted(out, key=lambda g: (g.ports.text(), g.cidrs)))
