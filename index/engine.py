@@ -273,9 +273,15 @@ class Index:
                 return hit
         return self._decide_miss(gen, flow, explain)
 
-    def decide_many(self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False) -> list[Decision]:
-        """Decide every flow at ONE generation, in order."""
-        gen = self._gen
+    def snapshot(self) -> Generation:
+        """The published generation (queries that read several things at once keep it)."""
+        return self._gen
+
+    def decide_many(
+        self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False, at: Generation | None = None
+    ) -> list[Decision]:
+        """Decide every flow at ONE generation (``at``: one from :meth:`snapshot`), in order."""
+        gen = self._gen if at is None else at
         if explain:
             return [self._decide_miss(gen, f, True) for f in flows]
         cache = gen.cache

@@ -46,6 +46,8 @@ from typing import Any
 
 from netaddr import IPNetwork, IPSet
 
+from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.flows import normalize_port, normalize_protocol
 from netpol_pdp.index.generation import (
     SHARD_MASK,
     ClusterDir,
@@ -56,10 +58,10 @@ from netpol_pdp.index.generation import (
     PodEntry,
 )
 from netpol_pdp.index.ipblocks import IPBlockMatcher
-from netpol_pdp.index.model import LabelSelector, PolicyPort
+from netpol_pdp.index.model import PORT_PROTOCOLS, LabelSelector, PolicyPort
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.portsets import EVERYTHING, NOTHING, PortSet
-from netpol_pdp.index.selectors import matches
+from netpol_pdp.index.selectors import matches, parse_selector_text
 
 INGRESS, EGRESS = "ingress", "egress"
 DIRECTIONS = (INGRESS, EGRESS)
@@ -623,3 +625,48 @@ def _ranges(
         by[(ports, rules)] = region if found is None else found | region
     out = [RangeGroup(tuple(str(c) for c in s.iter_cidrs()), p, r) for (p, r), s in by.items()]
     return tuple(sorted(out, key=lambda g: (g.ports.text(), g.cidrs)))
+
+
+def query(
+    gen: Generation,
+    direction: str = "",
+    pod: str | None = None,
+    namespace: str | None = None,
+    selector: str = "",
+    protocol: str | None = None,
+    port: int | None = None,
+) -> list[ReachAnswer]:
+    """A reach query as callers send it (the CLI, gRPC): ``direction`` ``ingress``, ``egress`` or
+    empty for both; ``selector`` as ``kubectl -l`` takes it; ``protocol``/``port`` unnormalised.
+    Every bad argument is a :class:`ReachError` naming its field."""
+    directions = DIRECTIONS if not direction else (direction.lower(),)
+    if directions[0] not in DIRECTIONS:
+        raise ReachError(f"direction: must be ingress, egress or empty for both (got {direction!r})")
+    if pod and (namespace or selector):
+        raise ReachError("pod: give a pod, or a namespace and a selector, not both")
+    if selector and not namespace:
+        raise ReachError("selector: needs a namespace")
+    if pod and pod.count("/") != 1:
+        raise ReachError(f"pod: must be namespace/name (got {pod!r})")
+    try:
+        parsed = parse_selector_text(selector) if selector else None
+    except ValueError as err:
+        raise ReachError(f"selector: {err}") from None
+    proto: str | None = None
+    number: int | None = None
+    if protocol or port:
+        try:
+            proto = normalize_protocol(protocol or "TCP", "protocol")
+            if proto in PORT_PROTOCOLS and not port:
+                raise FlowError("port", f"is required for {proto}")
+            if proto not in PORT_PROTOCOLS and port:
+                raise FlowError("port", f"{proto} has no ports")
+            number = normalize_port(port or None, proto, "port")
+        except FlowError as err:
+            raise ReachError(str(err)) from None
+    return [
+        reach(
+            gen, d, pod=pod or None, namespace=namespace or None, selector=parsed, protocol=proto, port=number
+        )
+        for d in directions
+    ]
