@@ -11,6 +11,7 @@ How the pieces connect::
 - ``validation.py``  manifest dict -> model object, every rule of SEMANTICS.md;
 - ``validation_cnp.py`` the cluster-scoped policy kinds (ClusterNetworkPolicy, ANP, BANP): CRD schema + CEL;
 - ``flows.py``       the Flow tuple and its parsing from untrusted input;
+- ``ends.py``        flow ends by name (``ns/name``, ``node/NAME``, an IP) resolved at one generation;
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;
 - ``engine.py``      the incremental index (writer) and its published generations (readers);

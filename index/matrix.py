@@ -156,7 +156,7 @@ def matrix(
                 pairs.append((i, j, src[family], dst[family]))
     tables = []
     for protocol, port in ports:
-        decisions = index.decide_many([Flow(s, d, protocol, port) for _, _, s, d in pairs], at=gen)
+        decisions = index.decide_many([Flow(s, d, protocol, port) for _, _, s, d in pairs], gen=gen)
         grid: list[list[bool | None]] = [[None] * len(names) for _ in names]
         for (i, j, _, _), decision in zip(pairs, decisions, strict=True):
             grid[i][j] = decision.allowed

@@ -64,7 +64,9 @@ def test_matrix_over_grpc_is_the_local_matrix(
         pytest.param(lambda c: c.reach("data/redis-0", direction="up"), "direction: ", id="bad direction"),
         pytest.param(lambda c: c.matrix(["TCP"]), "ports[0]: 'TCP': TCP needs a port number", id="bad port"),
         pytest.param(
-            lambda c: c.matrix(["TCP/80"] * 1000), "matrix: 18 pods x 18 x 1000 ports is 324,000 cells", id="too many cells"
+            lambda c: c.matrix(["TCP/80"] * 1000),
+            "matrix: 18 pods x 18 x 1000 ports is 324,000 cells",
+            id="too many cells",
         ),
     ],
 )
