@@ -82,6 +82,14 @@ class PortSet:
         self._hash = hash(tuple(self._by.items()))
 
     @classmethod
+    def _of(cls, by: dict[str, Intervals]) -> PortSet:
+        """From intervals already merged, in protocol order (what ``&`` and ``-`` produce)."""
+        out = cls.__new__(cls)
+        out._by = {p: iv for p, iv in by.items() if iv}
+        out._hash = hash(tuple(out._by.items()))
+        return out
+
+    @classmethod
     def everything(cls) -> PortSet:
         return cls({p: _full(p) for p in PROTOCOLS})
 
@@ -113,12 +121,14 @@ class PortSet:
         return PortSet({p: self._by.get(p, ()) + other._by.get(p, ()) for p in keys})
 
     def __and__(self, other: PortSet) -> PortSet:
-        return PortSet({p: _intersect(iv, other._by[p]) for p, iv in self._by.items() if p in other._by})
+        if self is other:
+            return self
+        return PortSet._of({p: _intersect(iv, other._by[p]) for p, iv in self._by.items() if p in other._by})
 
     def __sub__(self, other: PortSet) -> PortSet:
         if not other._by:
             return self
-        return PortSet({p: _subtract(iv, other._by.get(p, ())) for p, iv in self._by.items()})
+        return PortSet._of({p: _subtract(iv, other._by.get(p, ())) for p, iv in self._by.items()})
 
     def contains(self, protocol: str, port: int) -> bool:
         """Whether a flow of ``protocol`` (normalised) to ``port`` is in the set."""

@@ -16,7 +16,8 @@ What an answer means, for a target pod T and a direction:
   merged; ``other protocols`` for ICMP, GRE and the rest) and the rules that
   allow some of it: NetworkPolicy rules as ``ns/policy ingress rule 0``, tier rules
   as ``AdminNetworkPolicy name egress rule 1 (name): Accept``, and
-  ``<who>: not isolated for <direction>`` where nothing isolates.
+  ``<the target's identity>: not isolated for <direction>`` or ``peer: not isolated
+  for <direction>`` where nothing isolates that side.
 - The exemptions are not policy and are listed apart: a pod always reaches itself
   (``loopback``) and its own node (``node-traffic``), whatever the groups say.
 - IP ranges are ``cidr`` minus ``except`` arithmetic on the direction's ipBlocks
@@ -184,13 +185,53 @@ class ReachAnswer:
 # ---------------------------------------------------------------- the catalogue
 
 
+class _Memo:
+    """Each rule's port set per (PortIndex, destination named ports); a generation's queries
+    share one (its catalogue's), which also keeps the PortIndex objects, so ids stay unique."""
+
+    def __init__(self) -> None:
+        self.sets: dict[tuple[int, NamedPorts | None], dict[int, PortSet]] = {}
+        self.keep: list[PortIndex] = []  # keeps ids stable for the memo's life
+
+    def rule_sets(self, pindex: PortIndex, dst_ports: NamedPorts | None) -> dict[int, PortSet]:
+        key = (id(pindex), dst_ports)
+        found = self.sets.get(key)
+        if found is None:
+            found = {rid: _ports_of(ports, dst_ports) for rid, ports in pindex.rules}
+            self.sets[key] = found
+            self.keep.append(pindex)
+        return found
+
+
+#: the addresses of one identity with one family and named ports: (family, named ports, addresses, names)
+Group = tuple[int, NamedPorts, list[tuple[str, PodEntry]], list[str]]
+
+
 @dataclass(slots=True)
 class Catalogue:
-    """Pod and node addresses of one generation, by identity and by pod name (built once)."""
+    """Pod and node addresses of one generation, by identity and by pod name (built once).
+
+    ``groups``: identity -> ``(family, named ports, addresses, pod names)``, so that a
+    query without address-dependent rules judges an identity once, not each address.
+    """
 
     by_identity: dict[int, list[tuple[str, PodEntry]]] = field(default_factory=lambda: defaultdict(list))
     by_name: dict[str, list[tuple[str, PodEntry]]] = field(default_factory=lambda: defaultdict(list))
     nodes: list[tuple[str, NodeEntry]] = field(default_factory=list)
+    groups: dict[int, list[Group]] = field(default_factory=dict)
+    texts: dict[int, str] = field(default_factory=dict)
+    #: each rule's port set per (PortIndex, named ports), shared by the generation's queries
+    memo: _Memo = field(default_factory=_Memo)
+    #: identities that every query judges alike (equal memberships and compiled policies):
+    #: ``(a view of the class, [(identity, its groups)])``
+    classes: list[tuple[IdentityView, list[tuple[int, list[Group]]]]] = field(default_factory=list)
+
+    def text(self, view: IdentityView) -> str:
+        """:func:`identity_text` of ``view``, remembered."""
+        found = self.texts.get(view.id)
+        if found is None:
+            found = self.texts[view.id] = identity_text(view.namespace, view.labels)
+        return found
 
 
 class _Latest:
@@ -220,6 +261,20 @@ def catalogue(gen: Generation) -> Catalogue:
         for entries in (*cat.by_identity.values(), *cat.by_name.values()):
             entries.sort()
         cat.nodes.sort()
+        for ident_id, entries in cat.by_identity.items():
+            split: dict[tuple[int, NamedPorts], list[tuple[str, PodEntry]]] = defaultdict(list)
+            for ip, entry in entries:
+                split[(_family(ip), entry.named_ports)].append((ip, entry))
+            cat.groups[ident_id] = [(f, n, e, [x.name for _, x in e]) for (f, n), e in split.items()]
+        by_class: dict[tuple[object, ...], tuple[IdentityView, list[tuple[int, list[Group]]]]] = {}
+        for ident_id, ident_groups in cat.groups.items():
+            view = gen.identity(ident_id)
+            key = (
+                view.selectors, id(view.ingress), id(view.egress), id(view.cluster_ingress),
+                id(view.cluster_egress),
+            )  # fmt: skip
+            by_class.setdefault(key, (view, []))[1].append((ident_id, ident_groups))
+        cat.classes = list(by_class.values())
         _Latest.value = (gen, cat)
         return cat
 
@@ -246,23 +301,6 @@ def _ports_of(ports: tuple[PolicyPort, ...], dst_ports: NamedPorts | None) -> Po
                 (num, num) for name, proto, num in dst_ports or () if name == p.port and proto == p.protocol
             )
     return PortSet(by)
-
-
-class _Memo:
-    """Per-query memory: each rule's port set per (PortIndex, destination named ports)."""
-
-    def __init__(self) -> None:
-        self.sets: dict[tuple[int, NamedPorts | None], dict[int, PortSet]] = {}
-        self.keep: list[PortIndex] = []  # keeps ids stable for the query's life
-
-    def rule_sets(self, pindex: PortIndex, dst_ports: NamedPorts | None) -> dict[int, PortSet]:
-        key = (id(pindex), dst_ports)
-        found = self.sets.get(key)
-        if found is None:
-            found = {rid: _ports_of(ports, dst_ports) for rid, ports in pindex.rules}
-            self.sets[key] = found
-            self.keep.append(pindex)
-        return found
 
 
 Allowed = tuple[PortSet, tuple[tuple[str, PortSet], ...]]
@@ -379,6 +417,15 @@ def _sides(view: IdentityView, direction: str) -> tuple[DirPolicy | None, Cluste
     return view.egress, view.cluster_egress
 
 
+def _selectors_named(policy: DirPolicy | None, cdir: ClusterDir | None) -> frozenset[int]:
+    """Every selector id the rules of one side test a peer pod against."""
+    out: set[int] = set()
+    for rules in (policy.rules if policy else (), cdir.rules if cdir else ()):
+        for rule in rules:
+            out |= rule.selectors
+    return frozenset(out)
+
+
 def _ip_rules(matcher: IPBlockMatcher | None, ip: str) -> frozenset[int]:
     return matcher.rules_for(ip) if matcher is not None else _NONE
 
@@ -395,12 +442,16 @@ def _family(ip: str) -> int:
     return 6 if ":" in ip else 4
 
 
-def _judged(allowed: Allowed, other: Allowed | None = None) -> tuple[PortSet, tuple[str, ...]]:
-    """Both sides' ports intersected, and the rules that allow some of the result."""
+def _judged(
+    allowed: Allowed, other: Allowed | None = None, only: PortSet | None = None
+) -> tuple[PortSet, tuple[str, ...]]:
+    """Both sides' ports intersected (and with ``only``), and the rules that allow some of it."""
     ports, by = allowed
     if other is not None:
         ports = ports & other[0]
         by = by + other[1]
+    if only is not None:
+        ports = ports & only
     if not ports:
         return ports, ()
     rules = tuple(dict.fromkeys(ref for ref, part in by if part & ports))
@@ -449,7 +500,7 @@ def reach(
             what = "" if selector is None else " matching the selector"
             raise ReachError(f"namespace {namespace}: no live pod{what} at generation {gen.number}")
     only = PortSet.single(protocol, port or 0) if protocol is not None else None
-    memo = _Memo()
+    memo = cat.memo
     targets = _classes(gen, direction, entries)
     answers = [_answer(gen, cat, direction, t, memo, only) for t in targets]
     return ReachAnswer(direction, gen.number, protocol, port, tuple(answers))
@@ -491,49 +542,69 @@ def _answer(
     own_policy, own_cdir = _sides(view, direction)
     other = EGRESS if direction == INGRESS else INGRESS
     family = _family(target.ip)
-    owner = identity_text(view.namespace, view.labels)
+    owner = cat.text(view)
     np_m = own_policy.ipblocks if own_policy is not None else None
     tier_m = own_cdir.ipblocks if own_cdir is not None else None
     node_labels = gen.node_labels
 
-    def clip(ports: PortSet) -> PortSet:
-        return ports & only if only is not None else ports
-
-    # pods: one judgement per (identity, named ports if destination, own-side ipBlock matches)
-    own_cache: dict[tuple[object, ...], Allowed] = {}
-    peer_cache: dict[tuple[object, ...], Allowed] = {}
+    # pods: peers with the same judgement inputs share one judgement.  The target's side
+    # reads of a peer only its memberships in the selectors its rules name (``relevant``) and
+    # its address (ipBlocks, when the target's side has any); the peer's side is its compiled
+    # policy (shared across identities) facing the target.
+    per_address = np_m is not None or tier_m is not None
+    relevant = _selectors_named(own_policy, own_cdir)
+    peer_cache: dict[tuple[int, int, NamedPorts | None], Allowed] = {}
+    combined: dict[tuple[object, ...], tuple[PortSet, tuple[str, ...]]] = {}
     groups: dict[tuple[int, PortSet, tuple[str, ...]], list[str]] = defaultdict(list)
-    for ident_id, entries in cat.by_identity.items():
-        peer_view = gen.identities[ident_id & SHARD_MASK][ident_id]
+
+    def both(
+        peer_view: IdentityView, dst_ports: NamedPorts | None, np_ip: frozenset[int], tier_ip: frozenset[int]
+    ) -> tuple[PortSet, tuple[str, ...]]:
         peer_policy, peer_cdir = _sides(peer_view, other)
-        peer_owner = identity_text(peer_view.namespace, peer_view.labels)
-        for ip, entry in entries:
-            if _family(ip) != family:
-                continue
-            dst_ports = target.named if direction == INGRESS else entry.named_ports
-            np_ip, tier_ip = _ip_rules(np_m, ip), _ip_rules(tier_m, ip)
-            own_key = (ident_id, dst_ports, np_ip, tier_ip)
-            own = own_cache.get(own_key)
-            if own is None:
-                own = own_cache[own_key] = judge(
-                    owner, direction, own_policy, own_cdir, peer_view.selectors,
-                    np_ip, tier_ip, None, dst_ports, memo,
-                )  # fmt: skip
-            if not own[0]:
-                continue
-            peer_key = (ident_id, dst_ports)
-            theirs = peer_cache.get(peer_key)
-            if theirs is None:
-                theirs = peer_cache[peer_key] = judge(
-                    peer_owner, other, peer_policy, peer_cdir, view.selectors,
-                    _ip_rules(peer_policy.ipblocks if peer_policy else None, target.ip),
-                    _ip_rules(peer_cdir.ipblocks if peer_cdir else None, target.ip),
-                    None, dst_ports, memo,
-                )  # fmt: skip
-            ports, rules = _judged(own, theirs)
-            ports = clip(ports)
+        sels = peer_view.selectors & relevant
+        key = (sels, id(peer_policy), id(peer_cdir), dst_ports, np_ip, tier_ip)
+        found = combined.get(key)
+        if found is not None:
+            return found
+        own = judge(owner, direction, own_policy, own_cdir, sels, np_ip, tier_ip, None, dst_ports, memo)
+        if not own[0]:
+            found = combined[key] = (NOTHING, ())
+            return found
+        theirs_key = (id(peer_policy), id(peer_cdir), dst_ports)
+        theirs = peer_cache.get(theirs_key)
+        if theirs is None:
+            theirs = peer_cache[theirs_key] = judge(
+                "peer", other, peer_policy, peer_cdir, view.selectors,
+                _ip_rules(peer_policy.ipblocks if peer_policy else None, target.ip),
+                _ip_rules(peer_cdir.ipblocks if peer_cdir else None, target.ip),
+                None, dst_ports, memo,
+            )  # fmt: skip
+        found = combined[key] = _judged(own, theirs, only)
+        return found
+
+    for sample, members in cat.classes:
+        if not per_address and direction == INGRESS:  # one judgement for the whole class
+            ports, rules = both(sample, target.named, _NONE, _NONE)
             if ports:
-                groups[(ident_id, ports, rules)].append(entry.name)
+                for ident_id, ident_groups in members:
+                    for fam, _named, _entries, names in ident_groups:
+                        if fam == family:
+                            groups[(ident_id, ports, rules)].extend(names)
+            continue
+        for ident_id, ident_groups in members:
+            for fam, named, entries, names in ident_groups:
+                if fam != family:
+                    continue
+                dst_ports = target.named if direction == INGRESS else named
+                if not per_address:
+                    ports, rules = both(sample, dst_ports, _NONE, _NONE)
+                    if ports:
+                        groups[(ident_id, ports, rules)].extend(names)
+                    continue
+                for ip, entry in entries:
+                    ports, rules = both(sample, dst_ports, _ip_rules(np_m, ip), _ip_rules(tier_m, ip))
+                    if ports:
+                        groups[(ident_id, ports, rules)].append(entry.name)
     pod_peers = []
     for (ident_id, ports, rules), names in groups.items():
         peer_view = gen.identities[ident_id & SHARD_MASK][ident_id]
@@ -548,7 +619,7 @@ def _answer(
                 rules,
             )
         )
-    pod_peers.sort(key=lambda g: (g.namespace, g.labels, g.ports.text()))
+    pod_peers.sort(key=lambda g: (g.namespace, g.labels, g.rules))
 
     # nodes: the target's side only
     by_node: dict[tuple[str | None, PortSet, tuple[str, ...]], list[str]] = defaultdict(list)
@@ -561,8 +632,7 @@ def _answer(
             owner, direction, own_policy, own_cdir, None, _ip_rules(np_m, ip), _ip_rules(tier_m, ip),
             labels, node_dst, memo,
         )  # fmt: skip
-        ports, rules = _judged(allowed)
-        ports = clip(ports)
+        ports, rules = _judged(allowed, None, only)
         if ports:
             by_node[(node.node, ports, rules)].append(ip)
     node_peers = sorted(
@@ -570,7 +640,7 @@ def _answer(
         key=lambda g: (g.node or "", g.addresses),
     )
 
-    range_peers = _ranges(owner, direction, own_policy, own_cdir, family, target, memo, clip)
+    range_peers = _ranges(owner, direction, own_policy, own_cdir, family, target, memo, only)
     own_nodes = sorted({e.node for _, e in target.entries if e.node is not None})
     return TargetReach(
         view.namespace,
@@ -592,7 +662,7 @@ def _ranges(
     family: int,
     target: _Target,
     memo: _Memo,
-    clip: Any,
+    only: PortSet | None,
 ) -> tuple[RangeGroup, ...]:
     """Addresses outside the cluster, cut into regions at every prefix of the target's side."""
     np_m = policy.ipblocks if policy is not None else None
@@ -617,8 +687,7 @@ def _ranges(
         key = str(net)
         np_ip, tier_ip = _ip_rules(np_m, key), _ip_rules(tier_m, key)
         allowed = judge(owner, direction, policy, cdir, None, np_ip, tier_ip, None, dst_ports, memo)
-        ports, rules = _judged(allowed)
-        ports = clip(ports)
+        ports, rules = _judged(allowed, None, only)
         if not ports:
             continue
         found = by.get((ports, rules))

@@ -85,7 +85,7 @@ def test_ingress_names_the_allowed_pods_ports_and_rule() -> None:
     assert group.namespace == "prod" and dict(group.labels) == {"app": "db", "tier": "data"}
     assert group.rules == (
         "prod/web-from-db ingress rule 0",
-        "prod{app=db,tier=data}: not isolated for egress",
+        "peer: not isolated for egress",
     )
 
 
