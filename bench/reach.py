@@ -102,7 +102,8 @@ def text(data: dict[str, Any]) -> str:
     for direction, r in data["reach"].items():
         rows.append(
             [
-                f"reach {direction}, median of {data['reach_pods']} pods (max {results.duration(r['max_s'])})",
+                f"reach {direction}, median of {data['reach_pods']} pods "
+                f"(max {results.duration(r['max_s'])})",
                 results.duration(r["median_s"]),
                 f"{r['median_s'] / unit:,.0f}x",
                 f"{r['median_s'] / enumerate_s:.2f}x",

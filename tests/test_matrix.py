@@ -18,6 +18,7 @@ from conftest import Cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import cluster_worlds, worlds
+from test_differential import examples
 from test_reports import CHROMIUM, OFFLINE
 from test_semantics import labels, netpol, port, world
 
@@ -124,13 +125,13 @@ def check_cells(objects: list[Object], data: st.DataObject) -> None:
             assert m.cells[0][i][j] == ref.matrix_cell(src, dst, protocol, number), (src, dst)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(worlds, st.data())
 def test_every_cell_is_the_reference_decision_of_its_pair(objects: list[Object], data: st.DataObject) -> None:
     check_cells(objects, data)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(cluster_worlds, st.data())
 def test_every_cell_agrees_with_the_reference_with_cluster_tiers(
     objects: list[Object], data: st.DataObject

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import EXTERNAL_IPS, PORTS, cluster_worlds, world_ips, worlds
+from test_differential import examples
 from test_semantics import block, labels, name_is, netpol, port, world
 from test_tiers import cnp, ingress, ns_subject, pods, tcp
 
@@ -297,13 +298,13 @@ def check_world(objects: list[Object], data: st.DataObject) -> None:
             assert in_range == (ip in expected), f"{direction} {pod} external {ip} {protocol} {port_}"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(0.75), deadline=None)
 @given(worlds, st.data())
 def test_reach_agrees_with_deciding_every_peer_one_by_one(objects: list[Object], data: st.DataObject) -> None:
     check_world(objects, data)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(0.75), deadline=None)
 @given(cluster_worlds, st.data())
 def test_reach_agrees_with_the_reference_with_cluster_policy_tiers(
     objects: list[Object], data: st.DataObject
