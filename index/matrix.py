@@ -105,14 +105,12 @@ def select_pods(
 ) -> list[str]:
     """The pods (``ns/name``, sorted) of ``namespace`` (None: every namespace) matching ``selector``."""
     cat = catalogue(gen)
-    out = []
-    for name, entries in cat.by_name.items():
-        view = gen.identity(entries[0][1].identity)
-        if namespace is not None and view.namespace != namespace:
+    idents = cat.by_namespace.get(namespace, []) if namespace is not None else list(cat.by_identity)
+    out: set[str] = set()
+    for ident_id in idents:
+        if selector is not None and not matches(selector, dict(gen.identity(ident_id).labels)):
             continue
-        if selector is not None and not matches(selector, dict(view.labels)):
-            continue
-        out.append(name)
+        out.update(entry.name for _, entry in cat.by_identity[ident_id])
     return sorted(out)
 
 

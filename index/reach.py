@@ -207,6 +207,12 @@ class _Memo:
 Group = tuple[int, NamedPorts, list[tuple[str, PodEntry]], list[str]]
 
 
+#: a class of identities (see ``Catalogue.classes``)
+Klass = tuple[
+    IdentityView, list[tuple[int, list[Group]]], dict[tuple[int, NamedPorts], list[tuple[int, list[str]]]]
+]
+
+
 @dataclass(slots=True)
 class Catalogue:
     """Pod and node addresses of one generation, by identity and by pod name (built once).
@@ -220,11 +226,13 @@ class Catalogue:
     nodes: list[tuple[str, NodeEntry]] = field(default_factory=list)
     groups: dict[int, list[Group]] = field(default_factory=dict)
     texts: dict[int, str] = field(default_factory=dict)
+    #: namespace -> identity ids (matrix and selector targets read one namespace)
+    by_namespace: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     #: each rule's port set per (PortIndex, named ports), shared by the generation's queries
     memo: _Memo = field(default_factory=_Memo)
     #: identities that every query judges alike (equal memberships and compiled policies):
-    #: ``(a view of the class, [(identity, its groups)])``
-    classes: list[tuple[IdentityView, list[tuple[int, list[Group]]]]] = field(default_factory=list)
+    #: ``(a view of the class, [(identity, its groups)], {(family, named ports): [(identity, names)]})``
+    classes: list[Klass] = field(default_factory=list)
 
     def text(self, view: IdentityView) -> str:
         """:func:`identity_text` of ``view``, remembered."""
@@ -261,19 +269,24 @@ def catalogue(gen: Generation) -> Catalogue:
         for entries in (*cat.by_identity.values(), *cat.by_name.values()):
             entries.sort()
         cat.nodes.sort()
+        for ident_id in cat.by_identity:
+            cat.by_namespace[gen.identity(ident_id).namespace].append(ident_id)
         for ident_id, entries in cat.by_identity.items():
             split: dict[tuple[int, NamedPorts], list[tuple[str, PodEntry]]] = defaultdict(list)
             for ip, entry in entries:
                 split[(_family(ip), entry.named_ports)].append((ip, entry))
             cat.groups[ident_id] = [(f, n, e, [x.name for _, x in e]) for (f, n), e in split.items()]
-        by_class: dict[tuple[object, ...], tuple[IdentityView, list[tuple[int, list[Group]]]]] = {}
+        by_class: dict[tuple[object, ...], Klass] = {}
         for ident_id, ident_groups in cat.groups.items():
             view = gen.identity(ident_id)
             key = (
                 view.selectors, id(view.ingress), id(view.egress), id(view.cluster_ingress),
                 id(view.cluster_egress),
             )  # fmt: skip
-            by_class.setdefault(key, (view, []))[1].append((ident_id, ident_groups))
+            klass = by_class.setdefault(key, (view, [], defaultdict(list)))
+            klass[1].append((ident_id, ident_groups))
+            for fam, named, _entries, names in ident_groups:
+                klass[2][(fam, named)].append((ident_id, names))
         cat.classes = list(by_class.values())
         _Latest.value = (gen, cat)
         return cat
@@ -492,9 +505,9 @@ def reach(
             raise ReachError("a target is required: a pod (ns/name) or a namespace and a selector")
         entries = [
             (ip, e)
-            for view in identities(gen)
-            if view.namespace == namespace and (selector is None or matches(selector, dict(view.labels)))
-            for ip, e in cat.by_identity.get(view.id, ())
+            for ident_id in cat.by_namespace.get(namespace, ())
+            if selector is None or matches(selector, dict(gen.identity(ident_id).labels))
+            for ip, e in cat.by_identity[ident_id]
         ]
         if not entries:
             what = "" if selector is None else " matching the selector"
@@ -558,11 +571,11 @@ def _answer(
     groups: dict[tuple[int, PortSet, tuple[str, ...]], list[str]] = defaultdict(list)
 
     def both(
-        peer_view: IdentityView, dst_ports: NamedPorts | None, np_ip: frozenset[int], tier_ip: frozenset[int]
-    ) -> tuple[PortSet, tuple[str, ...]]:
-        peer_policy, peer_cdir = _sides(peer_view, other)
-        sels = peer_view.selectors & relevant
-        key = (sels, id(peer_policy), id(peer_cdir), dst_ports, np_ip, tier_ip)
+        sample: IdentityView, base: tuple[object, ...], sels: frozenset[int], peer_policy: DirPolicy | None,
+        peer_cdir: ClusterDir | None, dst_ports: NamedPorts | None, np_ip: frozenset[int],
+        tier_ip: frozenset[int],
+    ) -> tuple[PortSet, tuple[str, ...]]:  # fmt: skip
+        key = (base, dst_ports, np_ip, tier_ip)
         found = combined.get(key)
         if found is not None:
             return found
@@ -582,29 +595,35 @@ def _answer(
         found = combined[key] = _judged(own, theirs, only)
         return found
 
-    for sample, members in cat.classes:
-        if not per_address and direction == INGRESS:  # one judgement for the whole class
-            ports, rules = both(sample, target.named, _NONE, _NONE)
-            if ports:
-                for ident_id, ident_groups in members:
-                    for fam, _named, _entries, names in ident_groups:
-                        if fam == family:
-                            groups[(ident_id, ports, rules)].extend(names)
-            continue
-        for ident_id, ident_groups in members:
-            for fam, named, entries, names in ident_groups:
+    np_get = np_m.rules_for if np_m is not None else None
+    tier_get = tier_m.rules_for if tier_m is not None else None
+    for sample, members, by_ports in cat.classes:
+        peer_policy, peer_cdir = _sides(sample, other)
+        sels = sample.selectors & relevant
+        base = (sels, id(peer_policy), id(peer_cdir))
+        if not per_address:  # one judgement per class and destination named ports
+            for (fam, named), listed in by_ports.items():
                 if fam != family:
                     continue
-                dst_ports = target.named if direction == INGRESS else named
-                if not per_address:
-                    ports, rules = both(sample, dst_ports, _NONE, _NONE)
-                    if ports:
+                dst = target.named if direction == INGRESS else named
+                ports, rules = both(sample, base, sels, peer_policy, peer_cdir, dst, _NONE, _NONE)
+                if ports:
+                    for ident_id, names in listed:
                         groups[(ident_id, ports, rules)].extend(names)
+            continue
+        for ident_id, ident_groups in members:
+            for fam, named, entries, _names in ident_groups:
+                if fam != family:
                     continue
+                dst = target.named if direction == INGRESS else named
                 for ip, entry in entries:
-                    ports, rules = both(sample, dst_ports, _ip_rules(np_m, ip), _ip_rules(tier_m, ip))
-                    if ports:
-                        groups[(ident_id, ports, rules)].append(entry.name)
+                    np_ip = np_get(ip) if np_get is not None else _NONE
+                    tier_ip = tier_get(ip) if tier_get is not None else _NONE
+                    found = combined.get((base, dst, np_ip, tier_ip))
+                    if found is None:
+                        found = both(sample, base, sels, peer_policy, peer_cdir, dst, np_ip, tier_ip)
+                    if found[0]:
+                        groups[(ident_id, found[0], found[1])].append(entry.name)
     pod_peers = []
     for (ident_id, ports, rules), names in groups.items():
         peer_view = gen.identities[ident_id & SHARD_MASK][ident_id]
