@@ -90,7 +90,10 @@ class Metrics:
                 registry=r,
             ).set_function(lambda: 1.0 if stale() else 0.0)
         r.register(_FeedCollector(feed_counters))
-        self._lat = {m: self.latency.labels(m) for m in ("Decide", "DecideBatch", "DecideStream", "Check")}
+        self._lat = {
+            m: self.latency.labels(m)
+            for m in ("Decide", "DecideBatch", "DecideStream", "Check", "Reach", "Matrix")
+        }
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
         #: (verdict, reason) -> its decisions_total child, so the serving path skips labels()
         self._children: dict[tuple[Verdict, Reason], Any] = {}
@@ -121,6 +124,10 @@ class Metrics:
             if child is None:
                 child = children[key] = self.decisions.labels(key[0].value, key[1].value)
             child.inc(n)
+
+    def observe_query(self, method: str, seconds: float) -> None:
+        """Record one Reach or Matrix call (its latency; it makes no decision to count)."""
+        self._lat[method].observe(seconds)
 
     def flow_error(self, field: str) -> None:
         self.flow_errors.labels(field).inc()
