@@ -21,6 +21,8 @@ How the pieces connect::
 - ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
                      shared by the file readers;
+- ``fastparse.py``   the fast path of the manifest feed: yaml-rs / msgspec where they agree with
+                     ``documents.py`` (None where they may not: then ``documents.py`` reads it);
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
 - ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier,
   readiness, stale/fail-closed;
