@@ -57,7 +57,8 @@ from typing import Any
 import msgspec
 import yaml_rs
 
-from netpol_pdp.index.documents import MAX_ALIAS_NODES
+from netpol_pdp.index import documents
+from netpol_pdp.index.documents import MAX_ALIAS_NODES, DocumentError
 
 #: Largest YAML document (in characters) parsed by yaml-rs, which holds the interpreter
 #: while it parses; PyYAML reads a larger one in chunks and lets other threads run.
@@ -66,23 +67,33 @@ MAX_FAST_DOCUMENT = 1 << 20
 #: Text features this path leaves to PyYAML (rule 1 of the module docstring), each first
 #: looked for by a cheap ``in`` test; the regular expressions confirm the rare hits.
 _RARE_FEATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("!", re.compile(r"(?<![^\s\[\]{},])!")),  # a tag
+    # Each pattern starts with its literal (which the regex engine finds fast), then looks
+    # back: ``(?<!X!)`` is "the ``!`` does not follow a character X", X being none of a
+    # token's separators (so it opens a token).
+    ("!", re.compile(r"!(?<![^\s\[\]{},]!)")),  # a tag
     # an anchor or alias other than ``&name`` before a space or a line's end, ``*name`` before a
     # space or a flow indicator (PyYAML refuses some of the others, yaml-rs reads them)
-    ("&", re.compile(r"(?<![^\s\[\]{},])&(?![A-Za-z0-9_-]+(?:[ ]+[^\s:#]|[ ]*(?:\n|$)))")),
-    ("*", re.compile(r"(?<![^\s\[\]{},])\*(?![A-Za-z0-9_-]+(?:[\s,\]}]|$))")),
-    ("<<", re.compile(r"(?<![^\s\[\]{},])<<")),  # a merge key
-    ("=", re.compile(r"(?<![^\s\[\]{},])=(?![^\s\[\]{},:])")),  # the value key
-    ("?", re.compile(r"(?<![^\s\[\]{},])\?(?![^\s])")),  # a complex key
-    ("%", re.compile(r"^%", re.M)),  # a directive
-    ("...", re.compile(r"^\.\.\.(?![^\s])", re.M)),  # a document end marker
+    ("&", re.compile(r"&(?<![^\s\[\]{},]&)(?![A-Za-z0-9_-]+(?:[ ]+[^\s:#]|[ ]*(?:\n|$)))")),
+    ("*", re.compile(r"\*(?<![^\s\[\]{},]\*)(?![A-Za-z0-9_-]+(?:[\s,\]}]|$))")),
+    ("<<", re.compile(r"<<(?<![^\s\[\]{},]<<)")),  # a merge key
+    ("=", re.compile(r"=(?<![^\s\[\]{},]=)(?![^\s\[\]{},:])")),  # the value key
+    ("?", re.compile(r"\?(?<![^\s\[\]{},]\?)(?![^\s])")),  # a complex key
     ("\r", re.compile(r"\r(?!\n)")),  # a lone CR
-    ("[", re.compile(r"[\[{,][ ]*[:?|>]")),  # an indicator opening a flow scalar
-    ("{", re.compile(r"[\[{,][ ]*[:?|>]")),
+    ("[", re.compile(r"\[[ ]*[:?|>]")),  # an indicator opening a flow scalar
+    ("{", re.compile(r"\{[ ]*[:?|>]")),
+    (",", re.compile(r",[ ]*[:?|>]")),
     # a collection as a key; ``:`` ending a flow item
-    (":", re.compile(r"[\]}][ ]*:(?![^\s\[\]{},])|:[\]},]")),
-    (":", re.compile(r"(?<![^\s\[{,?-]):")),  # ``:`` opening a token: an empty key, ``:0``, ``::1``
+    ("]", re.compile(r"\][ ]*:(?![^\s\[\]{},])")),
+    ("}", re.compile(r"\}[ ]*:(?![^\s\[\]{},])")),
+    (":", re.compile(r":[\]},]")),
+    (":", re.compile(r":(?<![^\s\[{,?-]:)")),  # ``:`` opening a token: an empty key, ``:0``, ``::1``
 )
+#: Features of a whole stream: a directive (``%YAML 1.1``, ``%TAG``), a document end marker.
+_STREAM = ("%", "...")
+_RARE_FEATURES_BY_LITERAL = {
+    "%": re.compile(r"^%", re.M),
+    "...": re.compile(r"^\.\.\.(?![^\s])", re.M),
+}
 #: Characters left to PyYAML wherever they are: tab, BOM, YAML 1.1's line breaks (NEL, LS, PS).
 _RARE_CHARACTERS = ("\t", "\ufeff", "\x85", "\u2028", "\u2029")
 #: Characters PyYAML refuses ("special characters are not allowed"), ASCII ones first.
@@ -218,12 +229,19 @@ def _plain(text: str) -> bool:
     return not _ambiguous_token(text)
 
 
-def screened(text: str) -> bool:
-    """Whether the text may be read by yaml-rs: it has none of the features and no plain
-    scalar of the spellings that this path leaves to PyYAML (rules 1 and 2)."""
+def _stream_ok(text: str) -> bool:
+    """What holds for a whole stream or not at all: its characters, directives, end markers."""
     if any(c in text for c in _RARE_CHARACTERS):
         return False
     if (_ASCII_REFUSED if text.isascii() else _REFUSED).search(text):
+        return False
+    return not any(literal in text and _RARE_FEATURES_BY_LITERAL[literal].search(text) for literal in _STREAM)
+
+
+def screened(text: str) -> bool:
+    """Whether the text may be read by yaml-rs: it has none of the features and no plain
+    scalar of the spellings that this path leaves to PyYAML (rules 1 and 2)."""
+    if not _stream_ok(text):
         return False
     if _plain(text):
         return True
@@ -232,11 +250,9 @@ def screened(text: str) -> bool:
     return "#" in text and _plain(_COMMENT.sub(r"\1", text))
 
 
-def yaml_documents(text: str) -> list[Any] | None:
-    """The documents of a YAML stream as PyYAML's strict loader gives them, or None:
-    read this text with :func:`netpol_pdp.index.documents.yaml_documents`."""
-    if not screened(text):
-        return None
+def _documents(text: str) -> list[str]:
+    """The text of each document of a stream: from one ``---`` marker to the next (the
+    text before the first marker when it holds more than comments)."""
     starts = [m.start() for m in _DOCUMENT_START.finditer(text)]
     pieces: list[str] = []
     head = text[: starts[0]] if starts else text
@@ -244,14 +260,37 @@ def yaml_documents(text: str) -> list[Any] | None:
         pieces.append(head)
     ends = [*starts[1:], len(text)] if starts else []
     pieces.extend(text[a:b] for a, b in zip(starts, ends, strict=True))
+    return pieces
+
+
+def yaml_documents(text: str) -> list[Any] | None:
+    """The documents of a YAML stream as PyYAML's strict loader gives them, or None:
+    read this text with :func:`netpol_pdp.index.documents.yaml_documents`.
+
+    Documents are independent (anchors, keys and alias counts are each document's
+    own), so the screen is applied to each: a document it leaves to PyYAML is read by
+    the strict loader alone, the others by yaml-rs.  Whatever goes wrong in either
+    gives None, and the strict loader reads the whole stream (and says where).
+    """
+    if not _stream_ok(text):
+        return None
     docs: list[Any] = []
-    for piece in pieces:
-        if len(piece) > MAX_FAST_DOCUMENT:
-            return None
+    for piece in _documents(text):
+        if len(piece) <= MAX_FAST_DOCUMENT and (
+            _plain(piece) or ("#" in piece and _plain(_COMMENT.sub(r"\1", piece)))
+        ):
+            try:
+                docs.append(yaml_rs.loads(piece, parse_datetime=False, alias_limits=_ALIAS_LIMITS))
+            except Exception:  # a syntax error, a duplicate key, too deep, too many aliases
+                return None
+            continue
         try:
-            docs.append(yaml_rs.loads(piece, parse_datetime=False, alias_limits=_ALIAS_LIMITS))
-        except Exception:  # a syntax error, a duplicate key, too deep, too many aliases
+            strict = documents.yaml_documents(piece)
+        except DocumentError:
+            return None  # its line is counted from the stream's start: read it whole
+        if len(strict) != 1:
             return None
+        docs.append(strict[0])
     return docs
 
 

@@ -127,7 +127,9 @@ def test_each_spelling_alone(spelling: str) -> None:
     ["yes", "on", "off", "no", "0o17", "017", "08", "1:30", "1e5", "65086e0705", "+.5", "-.5", "2024-01-01"],
 )
 def test_a_spelling_the_two_read_differently_is_left_to_pyyaml(spelling: str) -> None:
-    assert fastparse.yaml_documents(f"a: {spelling}\n") is None
+    text = f"a: {spelling}\n"
+    assert not fastparse.screened(text)
+    assert assert_agrees(text) == documents.yaml_documents(text)  # read by PyYAML, document by document
 
 
 # --- YAML variety: styles, quoting, comments, streams, unicode --------------------------------------
@@ -197,6 +199,15 @@ def test_a_top_level_list_is_one_document_not_a_stream() -> None:
     assert fastparse.yaml_documents("- kind: Pod\n- kind: Pod\n") == [[{"kind": "Pod"}, {"kind": "Pod"}]]
 
 
+def test_a_document_yaml_rs_would_misread_is_read_by_pyyaml_alone() -> None:
+    text = "a: 1\n---\nhash: 65086e0705\n---\nb: [1, 2]\n"
+    assert fastparse.yaml_documents(text) == [{"a": 1}, {"hash": "65086e0705"}, {"b": [1, 2]}]
+
+
+def test_an_error_in_a_document_read_by_pyyaml_alone_leaves_the_stream_to_it() -> None:
+    assert fastparse.yaml_documents("a: 1\n---\nb: yes\nb: no\n") is None
+
+
 def test_empty_documents_are_numbered_as_pyyaml_numbers_them() -> None:
     assert fastparse.yaml_documents("---\n---\na: 1\n") == [None, {"a": 1}]
     assert fastparse.yaml_documents("# c\n---\na: 1\n") == [{"a": 1}]
@@ -253,7 +264,9 @@ def test_empty_documents_are_numbered_as_pyyaml_numbers_them() -> None:
     ],
 )
 def test_what_pyyaml_refuses_or_reads_its_own_way_is_left_to_it(text: str) -> None:
-    assert fastparse.yaml_documents(text) is None
+    # screened out (then PyYAML reads it), or refused by yaml-rs (then PyYAML reads the stream)
+    assert not fastparse.screened(text) or fastparse.yaml_documents(text) is None
+    assert_agrees(text)
 
 
 def _bomb(levels: int) -> str:
