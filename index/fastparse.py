@@ -62,7 +62,7 @@ from netpol_pdp.index.documents import MAX_ALIAS_NODES, DocumentError
 
 #: Largest YAML document (in characters) parsed by yaml-rs, which holds the interpreter
 #: while it parses; PyYAML reads a larger one in chunks and lets other threads run.
-MAX_FAST_DOCUMENT = 1 << 20
+MAX_FAST_DOCUMENT = 1 << 18
 
 #: Text features this path leaves to PyYAML (rule 1 of the module docstring), each first
 #: looked for by a cheap ``in`` test; the regular expressions confirm the rare hits.
@@ -88,12 +88,8 @@ _RARE_FEATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (":", re.compile(r":[\]},]")),
     (":", re.compile(r":(?<![^\s\[{,?-]:)")),  # ``:`` opening a token: an empty key, ``:0``, ``::1``
 )
-#: Features of a whole stream: a directive (``%YAML 1.1``, ``%TAG``), a document end marker.
+#: What starts a line only in a stream this path leaves to PyYAML: a directive, an end marker.
 _STREAM = ("%", "...")
-_RARE_FEATURES_BY_LITERAL = {
-    "%": re.compile(r"^%", re.M),
-    "...": re.compile(r"^\.\.\.(?![^\s])", re.M),
-}
 #: Characters left to PyYAML wherever they are: tab, BOM, YAML 1.1's line breaks (NEL, LS, PS).
 _RARE_CHARACTERS = ("\t", "\ufeff", "\x85", "\u2028", "\u2029")
 #: Characters PyYAML refuses ("special characters are not allowed"), ASCII ones first.
@@ -230,18 +226,22 @@ def _plain(text: str) -> bool:
 
 
 def _stream_ok(text: str) -> bool:
-    """What holds for a whole stream or not at all: its characters, directives, end markers."""
+    """What holds for a whole stream or not at all: no line starts with ``%`` (a directive,
+    ``%YAML 1.1``, ``%TAG``) or ``...`` (a document end marker)."""
+    return not any(text.startswith(mark) or f"\n{mark}" in text for mark in _STREAM)
+
+
+def _characters_ok(text: str) -> bool:
+    """None of the characters left to PyYAML wherever they are, nor any PyYAML refuses."""
     if any(c in text for c in _RARE_CHARACTERS):
         return False
-    if (_ASCII_REFUSED if text.isascii() else _REFUSED).search(text):
-        return False
-    return not any(literal in text and _RARE_FEATURES_BY_LITERAL[literal].search(text) for literal in _STREAM)
+    return (_ASCII_REFUSED if text.isascii() else _REFUSED).search(text) is None
 
 
 def screened(text: str) -> bool:
     """Whether the text may be read by yaml-rs: it has none of the features and no plain
     scalar of the spellings that this path leaves to PyYAML (rules 1 and 2)."""
-    if not _stream_ok(text):
+    if not (_stream_ok(text) and _characters_ok(text)):
         return False
     if _plain(text):
         return True
@@ -252,8 +252,17 @@ def screened(text: str) -> bool:
 
 def _documents(text: str) -> list[str]:
     """The text of each document of a stream: from one ``---`` marker to the next (the
-    text before the first marker when it holds more than comments)."""
-    starts = [m.start() for m in _DOCUMENT_START.finditer(text)]
+    text before the first marker when it holds more than comments).
+
+    Found with ``str.find`` rather than one regular expression over the whole text, so
+    that the interpreter may switch threads between markers (a long scan in C holds the
+    other threads, the server's, as long as it runs)."""
+    starts: list[int] = [0] if _DOCUMENT_START.match(text) else []
+    pos = 0
+    while (found := text.find("\n---", pos)) >= 0:
+        pos = found + 4
+        if _DOCUMENT_START.match(text, found + 1):
+            starts.append(found + 1)
     pieces: list[str] = []
     head = text[: starts[0]] if starts else text
     if _BLANK.fullmatch(head) is None:
@@ -276,9 +285,11 @@ def yaml_documents(text: str) -> list[Any] | None:
         return None
     docs: list[Any] = []
     for piece in _documents(text):
-        if len(piece) <= MAX_FAST_DOCUMENT and (
-            _plain(piece) or ("#" in piece and _plain(_COMMENT.sub(r"\1", piece)))
-        ):
+        if len(piece) > MAX_FAST_DOCUMENT:
+            pass  # read by PyYAML in chunks, letting other threads run
+        elif not _characters_ok(piece):
+            return None
+        elif _plain(piece) or ("#" in piece and _plain(_COMMENT.sub(r"\1", piece))):
             try:
                 docs.append(yaml_rs.loads(piece, parse_datetime=False, alias_limits=_ALIAS_LIMITS))
             except Exception:  # a syntax error, a duplicate key, too deep, too many aliases
