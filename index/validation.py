@@ -135,7 +135,7 @@ _MAX_VALID_LABELS = 65_536
 def _labels(raw: object, path: FieldPath, errs: _Errors) -> dict[str, str]:
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         errs.add(path, "must be a map of label keys to values", raw)
         return {}
     out: dict[str, str] = {}
@@ -173,6 +173,8 @@ def _list(raw: object, path: FieldPath, errs: _Errors) -> list[Any]:
 
 
 def _map(raw: object, path: FieldPath, errs: _Errors) -> Mapping[str, Any]:
+    if type(raw) is dict:  # what the parsers give: no ABC check
+        return raw
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -448,7 +450,7 @@ def parse_pod(doc: Mapping[str, Any]) -> Pod:
     status = _map(doc.get("status"), status_path, errs)
     ips: list[str] = []
     for i, entry in enumerate(_list(status.get("podIPs"), status_path.child("podIPs"), errs)):
-        raw = entry.get("ip") if isinstance(entry, Mapping) else entry
+        raw = entry.get("ip") if type(entry) is dict or isinstance(entry, Mapping) else entry
         ip = _ip(raw, status_path.child("podIPs").index(i).child("ip"), errs)
         if ip is not None and ip not in ips:
             ips.append(ip)
