@@ -24,6 +24,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
   servicer (gRPC and HTTP mode), p50/p99 and wrk throughput; ``envoy_proc.py`` runs the Envoys;
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
 - ``reload_stall.py`` how long loading one large manifest file delays every other thread;
+- ``world_load.py`` a world's load next to yaml-rs's bare parse: strict / fast parse, validate,
+  parse + validate + build, the ``validate`` process (python -m only);
 - ``flowlog_parsers.py`` one log: json/msgspec/orjson bare parse and orjson parse+dump vs the audit pass;
   the whole ``netpol-pdp audit`` as a process with its peak RSS (two log lengths); ``--hubble``: the same
   flows as Hubble lines;

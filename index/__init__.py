@@ -25,6 +25,8 @@ How the pieces connect::
 - ``matrix.py``      the reachability matrix of a set of pods and ports, and its diff;
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
                      shared by the file readers;
+- ``fastparse.py``   the fast path of the manifest feed: yaml-rs / msgspec where they agree with
+                     ``documents.py`` (None where they may not: then ``documents.py`` reads it);
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
 - ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier,
   readiness, stale/fail-closed;

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
+from netpol_pdp.index import fastparse
 from netpol_pdp.index.documents import DocumentError, json_document, yaml_documents
 from netpol_pdp.index.errors import SourceError, ValidationError, capped
 from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Delete, Event, Kind, Object, ObjectKey, Upsert
@@ -208,8 +209,22 @@ class _FileReader:
         except UnicodeDecodeError as err:
             line = raw[: err.start].count(b"\n") + 1
             return [f"{name}: line {line}: not UTF-8 text (byte offset {err.start})"]
+        is_json = path.suffix.lower() == ".json"
+        if is_json:
+            value = fastparse.json_value(text)
+            fast = None if value is None else [value[0]]
+        else:
+            fast = fastparse.yaml_documents(text)
+        if fast is not None:
+            for i, doc in enumerate(fast, start=1):
+                self.document(f"{name}: document {i}", doc)
+            if not any(isinstance(outcome, str) for outcome in self.outcomes):
+                return self.outcomes
+            # a problem: read the file again with the strict reader, whose documents are
+            # the contract (and whose errors name the line), so every message stays its own
+            self.outcomes = []
         try:
-            docs = [json_document(text)] if path.suffix.lower() == ".json" else yaml_documents(text)
+            docs = [json_document(text)] if is_json else yaml_documents(text)
         except DocumentError as err:
             return [err.located(name)]
         for i, doc in enumerate(docs, start=1):

@@ -125,14 +125,32 @@ def service_name_problem(name: str) -> str | None:
     return None
 
 
+#: Label (key, value) pairs found valid: the replicas of a workload share their labels, so
+#: most pairs of a world are checked once.  Bounded: cleared when full (a long-running
+#: feed sees label values come and go).
+_VALID_LABELS: set[tuple[str, str]] = set()
+_MAX_VALID_LABELS = 65_536
+
+
 def _labels(raw: object, path: FieldPath, errs: _Errors) -> dict[str, str]:
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         errs.add(path, "must be a map of label keys to values", raw)
         return {}
     out: dict[str, str] = {}
+    valid = _VALID_LABELS
     for k, v in raw.items():
+        if type(k) is str and type(v) is str:
+            if (k, v) in valid:
+                out[k] = v
+                continue
+            if label_key_problem(k) is None and label_value_problem(v) is None:
+                if len(valid) >= _MAX_VALID_LABELS:
+                    valid.clear()
+                valid.add((k, v))
+                out[k] = v
+                continue
         problem = label_key_problem(k)
         if problem:
             errs.add(path.key(str(k)), problem, k)
@@ -155,6 +173,8 @@ def _list(raw: object, path: FieldPath, errs: _Errors) -> list[Any]:
 
 
 def _map(raw: object, path: FieldPath, errs: _Errors) -> Mapping[str, Any]:
+    if type(raw) is dict:  # what the parsers give: no ABC check
+        return raw
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -366,7 +386,16 @@ def _parse_time(raw: object, path: FieldPath, errs: _Errors) -> float:
     return 0.0
 
 
+#: A dotted-quad IPv4 address already in the form ``ipaddress`` writes (no leading zeros):
+#: returned as it is, without building an address object (the common case, once per pod).
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
+
 def _ip(raw: object, path: FieldPath, errs: _Errors) -> str | None:
+    if type(raw) is str and _CANONICAL_IPV4.fullmatch(raw):
+        return raw
     try:
         return str(ipaddress.ip_address(str(raw).strip()))
     except ValueError:
@@ -421,7 +450,7 @@ def parse_pod(doc: Mapping[str, Any]) -> Pod:
     status = _map(doc.get("status"), status_path, errs)
     ips: list[str] = []
     for i, entry in enumerate(_list(status.get("podIPs"), status_path.child("podIPs"), errs)):
-        raw = entry.get("ip") if isinstance(entry, Mapping) else entry
+        raw = entry.get("ip") if type(entry) is dict or isinstance(entry, Mapping) else entry
         ip = _ip(raw, status_path.child("podIPs").index(i).child("ip"), errs)
         if ip is not None and ip not in ips:
             ips.append(ip)

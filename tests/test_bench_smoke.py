@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from netpol_pdp.bench import manifest_reload, reload_stall
+from netpol_pdp.bench import manifest_reload, reload_stall, world_load
 from netpol_pdp.bench.worlds import SIZES
 from netpol_pdp.clients.cli import main
 from netpol_pdp.index.manifests import ManifestSource
@@ -127,3 +127,22 @@ def test_bench_reload_stall_loads_the_file_whole_and_reports_the_worst_gap(tmp_p
     assert reload_stall.main(["--shape", "multi", "--mb", "0.05", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert figures["objects"] > 50 and figures["load_worst_gap_ms"] > 0
+
+
+def test_world_load_measures_every_step_of_a_tiny_world(capsys):
+    assert world_load.main(["--size", "tiny", "--repeat", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["objects"] == sum(
+        getattr(SIZES["tiny"], k) for k in ("namespaces", "pods", "nodes", "policies")
+    )
+    assert figures["documents"] == figures["objects"]
+    assert 0 < figures["yaml_rs_documents"] <= figures["documents"]
+    for step in (
+        "yaml_rs_parse",
+        "fast_parse",
+        "validate",
+        "validate_strict",
+        "world_load",
+        "validate_process",
+    ):
+        assert figures[step] > 0

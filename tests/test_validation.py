@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from netpol_pdp.index.errors import ValidationError
 from netpol_pdp.index.model import IPBlock, LabelSelector, Namespace, NetworkPolicy, Node, Pod, PolicyPort
-from netpol_pdp.index.validation import parse_object
+from netpol_pdp.index.validation import _CANONICAL_IPV4, parse_object
 
 
 def base_policy() -> dict[str, Any]:
@@ -621,3 +621,33 @@ def test_validation_never_crashes(kind: str, metadata: Any, spec: Any, status: A
         parse_object({"kind": kind, "metadata": metadata, "spec": spec, "status": status})
     except ValidationError as error:
         assert error.obj.startswith(kind) and error.errors
+
+
+# --- the shortcuts of the per-object work (issue 15): same answers as the full checks ---------
+
+
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_the_ipv4_shortcut_takes_only_what_ipaddress_writes_the_same(position: int) -> None:
+    spellings = [str(i) for i in range(1000)] + [f"0{i}" for i in range(100)] + ["", "-1", "1 "]
+    for octet in spellings:
+        parts = ["10", "1", "2", "3"]
+        parts[position] = octet
+        text = ".".join(parts)
+        try:
+            canonical: str | None = str(ipaddress.ip_address(text))
+        except ValueError:
+            canonical = None
+        if _CANONICAL_IPV4.fullmatch(text):
+            assert canonical == text
+
+
+def test_a_label_pair_checked_once_is_checked_the_same_the_next_time() -> None:
+    good = {"app": "web", "tier": "db"}
+    bad = {"app": "web-", "tier": "db"}
+    for _ in range(2):
+        pod = base_pod()
+        pod["metadata"]["labels"] = dict(good)
+        assert parse_object(pod).labels == good  # type: ignore[union-attr]
+        pod["metadata"]["labels"] = dict(bad)
+        with pytest.raises(ValidationError, match=r"metadata.labels\[app\]"):
+            parse_object(pod)
