@@ -61,11 +61,14 @@ _EXPLAIN = 0x18  # DecideBatchRequest.explain: field 3, varint
 class Slot:
     """The entries of one index object at one generation."""
 
-    __slots__ = ("entries", "generation", "index", "kinds", "size")
+    __slots__ = ("entries", "gen", "generation", "index", "kinds", "size")
 
-    def __init__(self, index: Any, generation: int) -> None:
+    def __init__(self, index: Any, generation: int, gen: Any = None) -> None:
         self.index = index
         self.generation = generation
+        #: the published generation itself (``Index.snapshot()``), when the index has one: what the
+        #: decision log explains this slot's flows at
+        self.gen = gen
         #: flow wire bytes -> the ``results`` entry (tag, length, FlowResult) of its decision
         self.entries: dict[bytes, bytes] = {}
         #: results entry -> (verdict, reason), for the decision metrics
@@ -101,14 +104,16 @@ class WireCache:
     def slot(self, index: Any) -> Slot:
         """The slot for ``index`` as published now (read once per request)."""
         slot = self._slot
-        generation = index.generation
+        snapshot = getattr(index, "snapshot", None)
+        gen = snapshot() if snapshot is not None else None
+        generation = gen.number if gen is not None else index.generation
         if (
             slot.index is not index
             or slot.generation != generation
             or len(slot.entries) >= self.limit
             or slot.size >= self.limit_bytes
         ):
-            slot = self._slot = Slot(index, generation)
+            slot = self._slot = Slot(index, generation, gen)
         return slot
 
 

@@ -1,0 +1,458 @@
+"""The decision log: one JSON line per decision, written off the serving path.
+
+``serve --decision-log FILE|-`` (``-``: stdout) writes, for every decision the
+filter keeps (``all``, ``deny``, or ``sample:N``, one in about N), a line with
+the flow, both ends by name, the verdict and reason, the policies that isolated
+the pod(s) and the rule that decided, the generation, the call's latency and its
+caller (peer address; with mutual TLS the client certificate's subject) and
+method.  docs/decision-log.md shows a line and what each field means.
+
+Shape and why:
+
+- **The serving path only enqueues.**  A call hands over what it already holds
+  (the request's flow wire bytes and the cached result entries, or its
+  :class:`Decision` objects) as ONE record per call; no per-decision work or
+  object is added for the log on the hot path.  The count of lines the record
+  will make is known up front (``all``: the flows; ``deny``: the wire cache's
+  tally, or a pass over the decisions; ``sample:N``: a counter).
+- **Bounded, never blocking.**  Records wait in a :class:`queue.SimpleQueue`;
+  the lines waiting are counted against :data:`QUEUE_LINES`.  A call whose
+  lines would pass the bound drops them and counts them (``dropped``, the
+  ``netpol_pdp_decision_log_lines_total{outcome="dropped"}`` series): a stalled
+  sink (a pipe nobody reads, a full disk) costs decisions nothing.
+- **Explained by the writer, once per flow and generation.**  The isolating
+  policies and the deciding rule need an explained decision; the writer thread
+  explains each distinct flow once per generation (at THE generation that
+  decided it: :meth:`Index.decide` ``gen=``) and keeps its rendered JSON
+  fragment, so a repeated flow's line is the call's prefix joined to a cached
+  string.
+- **Rotation is left to the log collector**: ``-`` for the container's stdout,
+  or a file that logrotate renames; SIGHUP makes the server reopen the file
+  (:meth:`DecisionLog.reopen`), as collectors expect.
+- Shutdown flushes: :meth:`close` writes what is queued (bounded by a timeout,
+  so a stalled sink cannot hold the exit; what is left is counted dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from netpol_pdp.index.decision import Decision, DirectionTrace, Reason, Verdict
+from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.config import ConfigError
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1.convert import flow_from_pb
+
+#: Lines waiting for the writer before calls drop theirs.
+QUEUE_LINES = 100_000
+#: Rendered flows kept per generation by the writer.
+FRAGMENT_LIMIT = 1 << 16
+#: How long :meth:`DecisionLog.close` waits for the writer to drain the queue.
+CLOSE_TIMEOUT = 5.0
+
+_DENY = Verdict.DENY
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which decisions are logged: ``all``, ``deny``, or ``sample:N`` (every N-th decision)."""
+
+    mode: str = "all"
+    every: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> LogFilter:
+        if text in ("all", "deny"):
+            return cls(text)
+        head, sep, number = text.partition(":")
+        if head == "sample" and sep and number.isdigit() and 1 <= int(number) <= 1 << 30:
+            return cls("sample", int(number))
+        raise ConfigError(f"--decision-log-filter: must be all, deny or sample:N with N >= 1 (got {text!r})")
+
+    def __str__(self) -> str:
+        return f"sample:{self.every}" if self.mode == "sample" else self.mode
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who called: the transport's peer (``ipv4:10.0.0.1:5123``) and the client certificate's subject."""
+
+    peer: str
+    subject: str = ""
+
+
+class _Record:
+    """One call's decisions, as the serving path had them (the writer renders them)."""
+
+    __slots__ = (
+        "caller",
+        "decisions",
+        "flows",
+        "gen",
+        "index",
+        "kinds",
+        "lines",
+        "method",
+        "request_id",
+        "results",
+        "sample",
+        "seconds",
+        "unix",
+    )
+
+    def __init__(
+        self, method: str, caller: Caller | None, seconds: float, request_id: int, lines: int
+    ) -> None:
+        self.method = method
+        self.caller = caller
+        self.seconds = seconds
+        self.request_id = request_id
+        self.unix = time.time()
+        self.lines = lines
+        self.index: Any = None
+        self.gen: Any = None
+        #: wire bytes of each flow (cached path) or the Flow objects (decided path)
+        self.flows: Sequence[bytes] | Sequence[Flow] = ()
+        #: the cached path: results entries and the slot's entry -> (verdict, reason)
+        self.results: Sequence[bytes] = ()
+        self.kinds: Mapping[bytes, tuple[Verdict, Reason]] = {}
+        #: the decided path: one decision per flow
+        self.decisions: Sequence[Decision] = ()
+        #: sample:N: the first position logged (every N-th after it); -1: filter by mode
+        self.sample = -1
+
+
+def endpoint_json(ip: str, end: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"ip": ip}
+    out.update(end.to_dict())
+    return out
+
+
+def _trace_json(trace: DirectionTrace) -> dict[str, Any]:
+    out = trace.to_dict()
+    out.pop("near_misses", None)  # why-not belongs to explain, not to every logged line
+    return out
+
+
+def render(flow: Flow, d: Decision) -> str:
+    """The per-flow part of a line (no braces): the same for every call deciding ``flow`` at one generation.
+
+    ``policies`` names what decided: for a denial the policies isolating each
+    denied direction (or the cluster policy whose Deny rule decided), for an
+    allowed isolated direction its isolating policies; ``rules`` the rules that
+    allowed it (NetworkPolicy) or the cluster policy rule that decided it.
+    """
+    policies: list[str] = []
+    rules: list[dict[str, Any]] = []
+    traces: dict[str, Any] = {}
+    for trace in (d.egress, d.ingress):
+        if trace is None:
+            continue
+        traces[trace.direction] = _trace_json(trace)
+        decided = trace.decided_by
+        if decided is not None:
+            rules.append({"direction": trace.direction, **decided.to_dict()})
+            if decided.action == "Deny" or d.verdict is not _DENY:
+                policies.append(decided.policy)
+            continue
+        if d.verdict is _DENY and trace.allowed:
+            continue  # the other direction denied it
+        policies.extend(p for p in trace.isolating if p not in policies)
+        rules.extend(
+            {"direction": trace.direction, "policy": r.policy, "rule": r.rule} for r in trace.allowed_by
+        )
+    body: dict[str, Any] = {
+        "verdict": d.verdict.value,
+        "reason": d.reason.value,
+        "protocol": flow.protocol,
+        "dst_port": flow.dst_port,
+        "src": endpoint_json(flow.src_ip, d.src),
+        "dst": endpoint_json(flow.dst_ip, d.dst),
+        "policies": policies,
+        "rules": rules,
+        **traces,
+    }
+    if d.notes:
+        body["notes"] = list(d.notes)
+    return json.dumps(body, separators=(",", ":"))[1:-1]
+
+
+class _Sink:
+    """The file or stdout lines go to; reopened on SIGHUP (a file), flushed after each record."""
+
+    def __init__(self, target: str, stream: IO[str] | None = None) -> None:
+        self.target = target
+        self._stream = stream
+        self.stream = self._open()
+
+    def _open(self) -> IO[str]:
+        if self._stream is not None:
+            return self._stream
+        if self.target == "-":
+            return sys.stdout
+        try:
+            return open(Path(self.target), "a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--decision-log {self.target}: cannot open: {exc.strerror or exc}") from None
+
+    def reopen(self) -> None:
+        if self._stream is None and self.target != "-":
+            old, self.stream = self.stream, self._open()
+            old.close()
+
+    def close(self) -> None:
+        if self._stream is None and self.target != "-":
+            self.stream.close()
+
+
+class DecisionLog:
+    """The bounded queue and its writer thread; ``cached``/``decided`` are called by serving threads."""
+
+    def __init__(
+        self,
+        target: str,
+        log_filter: LogFilter | None = None,
+        *,
+        stream: IO[str] | None = None,
+        queue_lines: int = QUEUE_LINES,
+    ) -> None:
+        self.target = target
+        self.filter = log_filter or LogFilter()
+        self._mode = self.filter.mode
+        self._every = self.filter.every
+        self._sink = _Sink(target, stream)
+        self._queue: queue.SimpleQueue[_Record | None] = queue.SimpleQueue()
+        self._capacity = queue_lines
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._seen = 0  # decisions counted for sample:N (approximate under concurrent calls)
+        self.written = 0
+        self.dropped = 0
+        self.errors = 0
+        self.last_error = ""
+        self._fragments: dict[Any, str] = {}
+        self._fragments_gen: Any = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- serving threads
+
+    def _lines(self, n: int, denies: int) -> tuple[int, int]:
+        """(lines, first sampled position) a call of ``n`` decisions (``denies`` of them denials) makes."""
+        if self._mode == "all":
+            return n, -1
+        if self._mode == "deny":
+            return denies, -1
+        seen = self._seen
+        self._seen = seen + n
+        first = (-seen) % self._every
+        if first >= n:
+            return 0, -1
+        return (n - first - 1) // self._every + 1, first
+
+    def _admit(self, record: _Record) -> None:
+        with self._lock:
+            if self._closed or self._pending + record.lines > self._capacity:
+                self.dropped += record.lines
+                return
+            self._pending += record.lines
+        self._queue.put(record)
+
+    def cached(
+        self,
+        method: str,
+        caller: Caller | None,
+        seconds: float,
+        request_id: int,
+        slot: Any,
+        chunks: Sequence[bytes],
+        results: Sequence[bytes],
+        tally: Mapping[tuple[Verdict, Reason], int],
+    ) -> None:
+        """A call answered through the wire cache: flow bytes, results entries, the slot's kinds."""
+        n = sum(tally.values())
+        denies = sum(c for (v, _), c in tally.items() if v is _DENY) if self._mode == "deny" else 0
+        lines, first = self._lines(n, denies)
+        if not lines:
+            return
+        record = _Record(method, caller, seconds, request_id, lines)
+        record.index, record.gen = slot.index, slot.gen
+        record.flows, record.results, record.kinds = chunks, results, slot.kinds
+        record.sample = first
+        self._admit(record)
+
+    def decided(
+        self,
+        method: str,
+        caller: Caller | None,
+        seconds: float,
+        request_id: int,
+        index: Any,
+        gen: Any,
+        flows: Sequence[Flow],
+        decisions: Sequence[Decision],
+    ) -> None:
+        """A call with its :class:`Decision` objects (uncached, explained, or by name)."""
+        n = len(decisions)
+        denies = sum(1 for d in decisions if d.verdict is _DENY) if self._mode == "deny" else 0
+        lines, first = self._lines(n, denies)
+        if not lines:
+            return
+        record = _Record(method, caller, seconds, request_id, lines)
+        record.index, record.gen = index, gen
+        record.flows, record.decisions = flows, decisions
+        record.sample = first
+        self._admit(record)
+
+    # ----------------------------------------------------------------- writer thread
+
+    def _run(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is None:
+                return
+            try:
+                lines = self._render(record)
+                text = "".join(lines)
+            except Exception as exc:
+                self._failed(record.lines, f"rendering: {exc!r}")
+                continue
+            try:
+                self._sink.stream.write(text)
+                self._sink.stream.flush()
+            except (OSError, ValueError) as exc:
+                self._failed(record.lines, f"writing {self.target}: {exc}")
+                continue
+            with self._lock:
+                self._pending -= record.lines
+                self.written += len(lines)
+
+    def _failed(self, lines: int, message: str) -> None:
+        with self._lock:
+            self._pending -= lines
+            self.errors += lines
+            self.last_error = message
+
+    def _prefix(self, record: _Record) -> str:
+        unix = record.unix
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1e6):06d}Z"
+        head: dict[str, Any] = {
+            "ts": stamp,
+            "method": record.method,
+            "generation": record.gen.number if record.gen is not None else record.index.generation,
+            "latency_us": round(record.seconds * 1e6, 1),
+        }
+        if record.request_id:
+            head["request_id"] = record.request_id
+        caller = record.caller
+        if caller is not None:
+            head["caller"] = (
+                {"peer": caller.peer, "subject": caller.subject} if caller.subject else {"peer": caller.peer}
+            )
+        return "{" + json.dumps(head, separators=(",", ":"))[1:-1] + ","
+
+    def _positions(self, record: _Record, keep: Sequence[Any], n: int) -> Sequence[int]:
+        """Which of the call's ``n`` slots get a line: every N-th (sample:N), else those ``keep`` says."""
+        if record.sample >= 0:
+            return range(record.sample, n, self._every)
+        return [i for i in range(n) if keep[i]]
+
+    def _render(self, record: _Record) -> list[str]:
+        prefix = self._prefix(record)
+        gen = record.gen
+        if gen is not self._fragments_gen or len(self._fragments) >= FRAGMENT_LIMIT:
+            self._fragments = {}
+            self._fragments_gen = gen
+        # without a generation object (the reference evaluator) nothing is kept between calls
+        fragments: dict[Any, str] = self._fragments if gen is not None else {}
+        deny_only = self._mode == "deny"
+        out: list[str] = []
+        if record.results:
+            chunks: Sequence[bytes] = record.flows  # type: ignore[assignment]
+            kinds = [record.kinds.get(e) for e in record.results]  # None: a malformed flow's error entry
+            keep = [k is not None and (not deny_only or k[0] is _DENY) for k in kinds]
+            for i in self._positions(record, keep, len(kinds)):
+                if kinds[i] is None:
+                    continue
+                chunk = chunks[i]
+                fragment = fragments.get(chunk)
+                if fragment is None:
+                    fragment = fragments[chunk] = self._explain_chunk(record, chunk)
+                out.append(prefix + fragment + "}\n")
+            return out
+        flows: Sequence[Flow] = record.flows  # type: ignore[assignment]
+        decisions = record.decisions
+        keep_d = [not deny_only or d.verdict is _DENY for d in decisions]
+        for i in self._positions(record, keep_d, len(decisions)):
+            flow, d = flows[i], decisions[i]
+            fragment = fragments.get(flow)
+            if fragment is None:
+                fragment = fragments[flow] = render(flow, d if d.explained else self._explain(record, flow))
+            out.append(prefix + fragment + "}\n")
+        return out
+
+    def _explain(self, record: _Record, flow: Flow) -> Decision:
+        if record.gen is not None:
+            return record.index.decide(flow, explain=True, gen=record.gen)  # type: ignore[no-any-return]
+        return record.index.decide(flow, explain=True)  # type: ignore[no-any-return]
+
+    def _explain_chunk(self, record: _Record, chunk: bytes) -> str:
+        try:
+            flow = flow_from_pb(pb.Flow.FromString(chunk))
+        except FlowError as exc:  # pragma: no cover - a cached entry's flow was valid when decided
+            raise ValueError(str(exc)) from None
+        return render(flow, self._explain(record, flow))
+
+    # ----------------------------------------------------------------- control
+
+    def reopen(self) -> None:
+        """Reopen the file (SIGHUP, after logrotate renamed it); stdout stays."""
+        try:
+            self._sink.reopen()
+        except ConfigError as exc:
+            with self._lock:
+                self.last_error = str(exc)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Write what is queued (up to ``timeout`` s) and stop; True if the queue was drained."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+        drained = not self._thread.is_alive()
+        if drained:
+            self._sink.close()
+        else:
+            with self._lock:
+                self.dropped += self._pending
+                self._pending = 0
+        return drained
+
+    def status_pb(self) -> pb.DecisionLogStatus:
+        with self._lock:
+            return pb.DecisionLogStatus(
+                path=self.target,
+                filter=str(self.filter),
+                written=self.written,
+                dropped=self.dropped,
+                errors=self.errors,
+                last_error=self.last_error,
+                queued=self._pending,
+                queue_limit=self._capacity,
+            )
+
+    def counts(self) -> tuple[int, int, int]:
+        """(written, dropped, errors): the metrics' counters."""
+        return self.written, self.dropped, self.errors

@@ -1,0 +1,262 @@
+"""The decision log (``serve --decision-log``): its lines, its filters, a stalled sink, mTLS, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netpol_pdp.clients import ClientTls, DecisionClient
+from netpol_pdp.index.engine import Index
+from netpol_pdp.index.manifests import ManifestSource
+from netpol_pdp.server.app import TlsConfig
+from netpol_pdp.server.config import ConfigError
+from netpol_pdp.server.decisionlog import DecisionLog, LogFilter
+from netpol_pdp.server.serve import Service
+from netpol_pdp.server.service import DecisionCore
+from netpol_pdp.server.status import ServerState
+from netpol_pdp.v1 import decision_pb2 as pb
+
+from .conftest import CLIENT, DB, INTRUDER, OUTSIDE, WEB, Pki, flow, scrape_metrics, wait_for
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def logged_service(start: Callable[..., Service], world: Path, tmp_path: Path, **options: Any) -> Service:
+    svc = start([world], decision_log=str(tmp_path / "decisions.jsonl"), **options)
+    assert svc.state.wait_ready(10)
+    return svc
+
+
+def test_a_denial_names_the_policy_that_isolated_the_pod(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, connect: Callable[..., DecisionClient]
+) -> None:
+    svc = logged_service(start_service, world, tmp_path)
+    client = connect(svc)
+    assert not client.decide(flow(INTRUDER, WEB, 8080)).allowed
+    svc.close(0.2)
+    (line,) = lines_of(tmp_path / "decisions.jsonl")
+    assert line["verdict"] == "DENY"
+    assert line["reason"] == "denied-on-ingress"
+    assert line["policies"] == ["shop/web-from-client"]
+    assert line["ingress"]["isolating_policies"] == ["shop/web-from-client"]
+    assert line["src"] == {"ip": INTRUDER, "kind": "pod", "name": "other/intruder", "namespace": "other"}
+    assert line["dst"]["name"] == "shop/web"
+    assert (line["protocol"], line["dst_port"]) == ("TCP", 8080)
+    assert line["method"] == "Decide"
+    assert line["generation"] == svc.index.generation
+    assert line["caller"]["peer"].startswith("ipv4:127.0.0.1:")
+    assert line["latency_us"] > 0
+
+
+def test_an_allowed_flow_names_the_rule_that_allowed_it(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, connect: Callable[..., DecisionClient]
+) -> None:
+    svc = logged_service(start_service, world, tmp_path)
+    assert connect(svc).decide(flow(CLIENT, WEB, 8080)).allowed
+    svc.close(0.2)
+    (line,) = lines_of(tmp_path / "decisions.jsonl")
+    assert (line["verdict"], line["reason"]) == ("ALLOW", "allowed-by-policy")
+    assert line["rules"] == [{"direction": "ingress", "policy": "shop/web-from-client", "rule": 0}]
+
+
+def test_cached_answers_are_logged_once_per_decision(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, connect: Callable[..., DecisionClient]
+) -> None:
+    """The wire cache answers the repeats: every one of them is still a line, and the same line."""
+    svc = logged_service(start_service, world, tmp_path)
+    client = connect(svc)
+    flows = [flow(INTRUDER, WEB, 8080), flow(CLIENT, WEB, 8080)] * 50
+    for _ in range(3):
+        decided = client.decide_many(flows, batch_size=25)  # DecideStream
+        assert [d.allowed for d in decided] == [False, True] * 50  # type: ignore[union-attr]
+    assert len(client.decide_batch(flows)) == len(flows)
+    svc.close(0.2)
+    lines = lines_of(tmp_path / "decisions.jsonl")
+    assert len(lines) == 4 * len(flows)
+    assert {line["method"] for line in lines} == {"DecideBatch", "DecideStream"}
+    denials = [line for line in lines if line["verdict"] == "DENY"]
+    assert len(denials) == 2 * len(flows)
+    assert all(line["policies"] == ["shop/web-from-client"] for line in denials)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("all", 200, id="all logs every decision"),
+        pytest.param("deny", 100, id="deny logs the denials only"),
+        pytest.param("sample:10", 20, id="sample:10 logs one decision in ten"),
+    ],
+)
+def test_the_filter_chooses_the_lines(text: str, expected: int, tmp_path: Path) -> None:
+    core, log, path = _core(tmp_path, LogFilter.parse(text))
+    batch = _batch([(INTRUDER, WEB), (CLIENT, WEB)] * 50)
+    core.decide_batch(batch)
+    core.decide_batch(batch)  # the second is answered from the wire cache
+    assert log.close()
+    lines = lines_of(path)
+    assert len(lines) == expected
+    if text == "deny":
+        assert all(line["verdict"] == "DENY" for line in lines)
+    assert log.status_pb().written == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["some", "sample:", "sample:0", "sample:x", "deny:2"],
+)
+def test_a_bad_filter_is_a_one_line_error_naming_the_option(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--decision-log-filter: must be all, deny or sample:N"):
+        LogFilter.parse(text)
+
+
+class StalledStream:
+    """A sink whose ``write`` blocks until released: a pipe nobody reads, a hung disk."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.text: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait()
+        self.text.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_stalled_sink_drops_and_counts_lines_and_no_decision_waits(tmp_path: Path) -> None:
+    stream = StalledStream()
+    core, log, _ = _core(tmp_path, LogFilter("all"), stream=stream, queue_lines=500)
+    batch = _batch([(INTRUDER, WEB), (CLIENT, WEB), (OUTSIDE, DB)] * 100)  # 300 flows
+    answers: list[pb.DecideBatchResponse] = []
+
+    def serve() -> None:
+        for _ in range(20):
+            answers.append(pb.DecideBatchResponse.FromString(core.decide_batch(batch)))
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "a decision waited for the stalled sink"
+    assert stream.entered.is_set()
+    assert len(answers) == 20
+    for answer in answers:  # every decision made and answered, none lost
+        verdicts = [r.decision.verdict for r in answer.results]
+        assert verdicts == [pb.VERDICT_DENY, pb.VERDICT_ALLOW, pb.VERDICT_ALLOW] * 100
+    status = log.status_pb()
+    assert status.dropped > 0
+    # the first record is being written, the second waits; the rest were refused
+    assert status.written + status.queued + status.dropped == 20 * 300
+    assert status.queued <= status.queue_limit == 500
+    stream.release.set()
+    assert log.close()
+    final = log.status_pb()
+    assert final.written + final.dropped == 20 * 300
+    assert sum(text.count("\n") for text in stream.text) == final.written
+
+
+def test_a_pipe_nobody_reads_is_counted_in_status_and_metrics(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, connect: Callable[..., DecisionClient]
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read: the pipe fills up
+    try:
+        svc = start_service([world], decision_log=str(fifo), metrics_listen="127.0.0.1:0")
+        assert svc.state.wait_ready(10)
+        client = connect(svc)
+        flows = [flow(INTRUDER, WEB, 8080), flow(CLIENT, WEB, 8080)] * 500
+        total = 0
+        while client.status()["decision_log"].get("dropped", 0) == 0:
+            assert len(list(client.decide_many(flows, batch_size=1000))) == len(flows)
+            total += len(flows)
+            assert total < 2_000_000, "the log never dropped a line"
+        status = client.status()["decision_log"]
+        assert status["path"] == str(fifo) and status["filter"] == "all"
+        metrics = scrape_metrics(svc.metrics_port or 0)
+        assert metrics['netpol_pdp_decision_log_lines_total{outcome="dropped"}'] == pytest.approx(
+            status["dropped"], rel=0.5
+        )
+    finally:
+        os.close(reader)
+
+
+def test_the_caller_is_the_client_certificate_subject_under_mutual_tls(
+    start_service: Callable[..., Service],
+    world: Path,
+    tmp_path: Path,
+    pki: Pki,
+    mode: str,
+    connect: Callable[..., DecisionClient],
+) -> None:
+    tls = TlsConfig(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    svc = logged_service(start_service, world, tmp_path, tls=tls, mode=mode)
+    client = connect(svc, tls=ClientTls(ca=pki.ca, cert=pki.client_cert, key=pki.client_key))
+    client.decide(flow(INTRUDER, WEB, 8080))
+    list(client.decide_many([flow(CLIENT, WEB, 8080)] * 3))
+    svc.close(0.2)
+    lines = lines_of(tmp_path / "decisions.jsonl")
+    assert len(lines) == 4
+    assert {line["caller"]["subject"] for line in lines} == {"CN=test-client"}
+
+
+def test_shutdown_writes_every_queued_line(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, connect: Callable[..., DecisionClient]
+) -> None:
+    svc = logged_service(start_service, world, tmp_path)
+    client = connect(svc)
+    flows = [flow(INTRUDER, WEB, 8080), flow(CLIENT, WEB, 8080)] * 2500
+    assert len(list(client.decide_many(flows, batch_size=1000))) == 5000
+    svc.close(0.2)
+    assert len(lines_of(tmp_path / "decisions.jsonl")) == 5000
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--decision-log .*missing/log: cannot open"):
+        DecisionLog(str(tmp_path / "missing" / "log"))
+
+
+def test_reopen_starts_a_new_file_after_the_old_one_was_moved(tmp_path: Path) -> None:
+    core, log, path = _core(tmp_path, LogFilter("all"))
+    core.decide_batch(_batch([(INTRUDER, WEB)]))
+    wait_for(lambda: log.status_pb().written == 1, what="the first line")
+    path.rename(tmp_path / "decisions.jsonl.1")
+    log.reopen()
+    core.decide_batch(_batch([(CLIENT, WEB)]))
+    assert log.close()
+    assert [line["verdict"] for line in lines_of(tmp_path / "decisions.jsonl.1")] == ["DENY"]
+    assert [line["verdict"] for line in lines_of(path)] == ["ALLOW"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _core(
+    tmp_path: Path, log_filter: LogFilter, **log_options: Any
+) -> tuple[DecisionCore, DecisionLog, Path]:
+    from .conftest import NAMESPACES, PODS, policy_text
+
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "all.yaml").write_text(NAMESPACES + "---\n" + PODS + "---\n" + policy_text(8080))
+    index = Index.from_objects(ManifestSource(world).load().objects.values())
+    state = ServerState(index)
+    state.mark_ready()
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionLog(str(path), log_filter, **log_options)
+    return DecisionCore(state, decision_log=log), log, path
+
+
+def _batch(pairs: list[tuple[str, str]]) -> pb.DecideBatchRequest:
+    return pb.DecideBatchRequest(flows=[pb.Flow(src_ip=src, dst_ip=dst, dst_port=8080) for src, dst in pairs])
