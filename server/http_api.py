@@ -55,6 +55,7 @@ from netpol_pdp.v1 import decision_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["DecisionService"]
 JSON = "application/json"
+MAX_BODY = web.AppKey("max_body", int)
 
 #: RPC name -> how a route calls the core: (core, request message, caller) -> response bytes or message.
 #: Streaming RPCs have no route (DecideBatch is their one-message form).
@@ -158,6 +159,7 @@ class HttpApi:
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body, middlewares=[_errors_as_json])
+        app[MAX_BODY] = self.max_body
         for route in _routes():
             app.router.add_post(route_path(route.rpc), self._handler(route))
         status = next(r for r in _routes() if r.rpc == "GetStatus")
@@ -244,9 +246,10 @@ async def _errors_as_json(request: web.Request, handler: Callable[[web.Request],
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY]
         return error_response(
-            grpc.StatusCode.RESOURCE_EXHAUSTED, f"body: larger than {exc.max_size} bytes", "body", 413
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"body: larger than {limit} bytes", "body", 413
         )
     except web.HTTPMethodNotAllowed as exc:
         return error_response(
