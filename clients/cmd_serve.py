@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decision-log",
         metavar="FILE",
-        help="write one JSON line per decision to FILE ('-': stdout); reopened on SIGHUP "
+        help="log the decisions to FILE ('-': stdout) as JSON lines, one per flow and second with its "
+        "count; reopened on SIGHUP "
         "(docs/decision-log.md)",
     )
     parser.add_argument(

@@ -1,7 +1,9 @@
-"""The decision log: one JSON line per decision, written off the serving path.
+"""The decision log: JSON lines of the decisions made, counted and written off the serving path.
 
-``serve --decision-log FILE|-`` (``-``: stdout) writes, for every decision the
-filter keeps (``all``, ``deny``, or ``sample:N``, one in about N), a line with
+``serve --decision-log FILE|-`` (``-``: stdout) writes, for the decisions the
+filter keeps (``all``, ``deny``, or ``sample:N``, one in about N), one line per
+distinct flow of each (method, caller, generation) every second, with its
+``count`` of decisions and
 the flow, both ends by name, the verdict and reason, the policies that isolated
 the pod(s) and the rule that decided, the generation, the call's latency and its
 caller (peer address; with mutual TLS the client certificate's subject) and
@@ -9,6 +11,10 @@ method.  docs/decision-log.md shows a line and what each field means.
 
 Shape and why:
 
+- **Counted, not copied.**  A line stands for every decision of one flow in one
+  window (:data:`FLUSH_SECONDS`) of one (method, caller, generation): the
+  writer counts flows in C (``Counter.update`` over their wire bytes), so the
+  per-decision cost is a hash and an increment, never a rendered line.
 - **The serving path only enqueues.**  A call hands over what it already holds
   (the request's flow wire bytes and the cached result entries, or its
   :class:`Decision` objects) as ONE record per call; no per-decision work or
@@ -24,8 +30,7 @@ Shape and why:
   policies and the deciding rule need an explained decision; the writer thread
   explains each distinct flow once per generation (at THE generation that
   decided it: :meth:`Index.decide` ``gen=``) and keeps its rendered JSON
-  fragment, so a repeated flow's line is the call's prefix joined to a cached
-  string.
+  fragment.
 - **Rotation is left to the log collector**: ``-`` for the container's stdout,
   or a file that logrotate renames; SIGHUP makes the server reopen the file
   (:meth:`DecisionLog.reopen`), as collectors expect.
@@ -35,15 +40,20 @@ Shape and why:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import IO, Any
+
+from google.protobuf.message import DecodeError
 
 from netpol_pdp.index.decision import Decision, DirectionTrace, Reason, Verdict
 from netpol_pdp.index.errors import FlowError
@@ -54,8 +64,10 @@ from netpol_pdp.v1.convert import flow_from_pb
 
 #: Lines waiting for the writer before calls drop theirs.
 QUEUE_LINES = 100_000
-#: Rendered flows kept per generation by the writer.
+#: Rendered flows kept by the writer, and distinct flows a window holds before it is written.
 FRAGMENT_LIMIT = 1 << 16
+#: How often the writer writes the window's lines (one per distinct flow, with its count).
+FLUSH_SECONDS = 1.0
 #: How long :meth:`DecisionLog.close` waits for the writer to drain the queue.
 CLOSE_TIMEOUT = 5.0
 
@@ -96,10 +108,10 @@ class _Record:
     __slots__ = (
         "caller",
         "decisions",
+        "denied",
         "flows",
         "gen",
         "index",
-        "kinds",
         "lines",
         "method",
         "request_id",
@@ -124,7 +136,8 @@ class _Record:
         self.flows: Sequence[bytes] | Sequence[Flow] = ()
         #: the cached path: results entries and the slot's entry -> (verdict, reason)
         self.results: Sequence[bytes] = ()
-        self.kinds: Mapping[bytes, tuple[Verdict, Reason]] = {}
+        #: the slot's entries of denials (``deny``: only their flows are counted)
+        self.denied: set[bytes] | frozenset[bytes] = frozenset()
         #: the decided path: one decision per flow
         self.decisions: Sequence[Decision] = ()
         #: sample:N: the first position logged (every N-th after it); -1: filter by mode
@@ -186,6 +199,49 @@ def render(flow: Flow, d: Decision) -> str:
     return json.dumps(body, separators=(",", ":"))[1:-1]
 
 
+_TICK = object.__new__(object)  # the writer's "time to flush" (a record that never comes from a call)
+
+
+class _Group:
+    """The decisions of one (method, caller, generation) in the current window, counted per flow."""
+
+    __slots__ = ("calls", "counts", "decisions", "first", "gen", "index", "last", "max_seconds", "seconds")
+
+    def __init__(self, index: Any, gen: Any, unix: float) -> None:
+        self.index = index
+        self.gen = gen
+        #: flow wire bytes (cached answers) or Flow objects -> decisions counted
+        self.counts: Counter[Any] = Counter()
+        #: Flow -> its decision (calls that had Decision objects)
+        self.decisions: dict[Flow, Decision] = {}
+        self.calls = 0
+        self.seconds = 0.0
+        self.max_seconds = 0.0
+        self.first = self.last = unix
+
+
+def _stamp(unix: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1e6):06d}Z"
+
+
+def _prefix(method: str, caller: Caller | None, generation: int, group: _Group) -> str:
+    """The part of a line its group shares: times, method, generation, calls and their latency, caller."""
+    head: dict[str, Any] = {
+        "ts": _stamp(group.first),
+        "ts_last": _stamp(group.last),
+        "method": method,
+        "generation": generation,
+        "calls": group.calls,
+        "latency_us": round(group.seconds / group.calls * 1e6, 1),
+        "latency_max_us": round(group.max_seconds * 1e6, 1),
+    }
+    if caller is not None:
+        head["caller"] = (
+            {"peer": caller.peer, "subject": caller.subject} if caller.subject else {"peer": caller.peer}
+        )
+    return "{" + json.dumps(head, separators=(",", ":"))[1:-1] + ","
+
+
 class _Sink:
     """The file or stdout lines go to; reopened on SIGHUP (a file), flushed after each record."""
 
@@ -211,7 +267,8 @@ class _Sink:
 
     def close(self) -> None:
         if self._stream is None and self.target != "-":
-            self.stream.close()
+            with contextlib.suppress(OSError):  # a pipe whose reader left: what was lost is counted
+                self.stream.close()
 
 
 class DecisionLog:
@@ -224,6 +281,7 @@ class DecisionLog:
         *,
         stream: IO[str] | None = None,
         queue_lines: int = QUEUE_LINES,
+        flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.target = target
         self.filter = log_filter or LogFilter()
@@ -239,8 +297,14 @@ class DecisionLog:
         self.dropped = 0
         self.errors = 0
         self.last_error = ""
-        self._fragments: dict[Any, str] = {}
-        self._fragments_gen: Any = None
+        self.lines = 0
+        self.flush_seconds = flush_seconds
+        #: (method, caller, generation, from the wire cache) -> its group, until the next flush
+        self._window: dict[tuple[str, Caller | None, int, bool], _Group] = {}
+        self._window_lines = 0
+        self._distinct = 0
+        #: (generation, flow bytes or Flow) -> (rendered part of a line, denied)
+        self._fragments: dict[tuple[int, Any], tuple[str, bool]] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
@@ -279,7 +343,7 @@ class DecisionLog:
         results: Sequence[bytes],
         tally: Mapping[tuple[Verdict, Reason], int],
     ) -> None:
-        """A call answered through the wire cache: flow bytes, results entries, the slot's kinds."""
+        """A call answered through the wire cache: flow bytes, results entries, the slot's denials."""
         n = sum(tally.values())
         denies = sum(c for (v, _), c in tally.items() if v is _DENY) if self._mode == "deny" else 0
         lines, first = self._lines(n, denies)
@@ -287,7 +351,7 @@ class DecisionLog:
             return
         record = _Record(method, caller, seconds, request_id, lines)
         record.index, record.gen = slot.index, slot.gen
-        record.flows, record.results, record.kinds = chunks, results, slot.kinds
+        record.flows, record.results, record.denied = chunks, results, slot.denied
         record.sample = first
         self._admit(record)
 
@@ -317,101 +381,117 @@ class DecisionLog:
     # ----------------------------------------------------------------- writer thread
 
     def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_seconds
         while True:
-            record = self._queue.get()
+            record: _Record | object | None
+            try:
+                record = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                record = _TICK
             if record is None:
+                self._flush()
                 return
-            try:
-                lines = self._render(record)
-                text = "".join(lines)
-            except Exception as exc:
-                self._failed(record.lines, f"rendering: {exc!r}")
-                continue
-            try:
-                self._sink.stream.write(text)
-                self._sink.stream.flush()
-            except (OSError, ValueError) as exc:
-                self._failed(record.lines, f"writing {self.target}: {exc}")
-                continue
-            with self._lock:
-                self._pending -= record.lines
-                self.written += len(lines)
+            if isinstance(record, _Record):
+                try:
+                    self._add(record)
+                except Exception as exc:
+                    self._failed(record.lines, f"adding a call: {exc!r}")
+            if time.monotonic() >= next_flush or self._distinct >= FRAGMENT_LIMIT:
+                self._flush()
+                next_flush = time.monotonic() + self.flush_seconds
 
-    def _failed(self, lines: int, message: str) -> None:
+    def _add(self, record: _Record) -> None:
+        """Count the record's decisions into the window: C-speed counting, no per-decision Python step."""
+        gen_number = record.gen.number if record.gen is not None else record.index.generation
+        wire = bool(record.results)
+        key = (record.method, record.caller, gen_number, wire)
+        group = self._window.get(key)
+        if group is None:
+            group = self._window[key] = _Group(record.index, record.gen, record.unix)
+        items: Sequence[Any] = record.flows
+        if record.sample >= 0:
+            items = items[record.sample :: self._every]
+        elif wire and self._mode == "deny":
+            # in C: the flows whose cached result is a denial
+            items = list(compress(items, map(record.denied.__contains__, record.results)))
+        before = len(group.counts)
+        group.counts.update(items)
+        self._distinct += len(group.counts) - before
+        if not wire:
+            flows: Sequence[Flow] = record.flows  # type: ignore[assignment]  # Flow objects off the wire path
+            group.decisions.update(zip(flows, record.decisions, strict=True))
+        group.calls += 1
+        group.seconds += record.seconds
+        group.max_seconds = max(group.max_seconds, record.seconds)
+        group.last = record.unix
+        self._window_lines += record.lines
+
+    def _flush(self) -> None:
+        """One line per distinct flow of each (method, caller, generation) of the window, with its count."""
+        window, self._window = self._window, {}
+        taken, self._window_lines = self._window_lines, 0
+        self._distinct = 0
+        if not window:
+            return
+        deny_only = self._mode == "deny"
+        lines: list[str] = []
+        written = 0
+        try:
+            for (method, caller, gen_number, wire), group in window.items():
+                prefix = _prefix(method, caller, gen_number, group)
+                for item, count in group.counts.items():
+                    rendered = self._fragment(group, gen_number, item, wire)
+                    if rendered is None or (deny_only and not rendered[1]):
+                        continue
+                    lines.append(f'{prefix}"count":{count},{rendered[0]}}}\n')
+                    written += count
+        except Exception as exc:
+            self._failed(taken, f"rendering: {exc!r}")
+            return
+        try:
+            self._sink.stream.write("".join(lines))
+            self._sink.stream.flush()
+        except (OSError, ValueError) as exc:
+            self._failed(taken, f"writing {self.target}: {exc}")
+            return
         with self._lock:
-            self._pending -= lines
-            self.errors += lines
+            self._pending -= taken
+            self.written += written
+            self.lines += len(lines)
+
+    def _failed(self, decisions: int, message: str) -> None:
+        with self._lock:
+            self._pending -= decisions
+            self.errors += decisions
             self.last_error = message
 
-    def _prefix(self, record: _Record) -> str:
-        unix = record.unix
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1e6):06d}Z"
-        head: dict[str, Any] = {
-            "ts": stamp,
-            "method": record.method,
-            "generation": record.gen.number if record.gen is not None else record.index.generation,
-            "latency_us": round(record.seconds * 1e6, 1),
-        }
-        if record.request_id:
-            head["request_id"] = record.request_id
-        caller = record.caller
-        if caller is not None:
-            head["caller"] = (
-                {"peer": caller.peer, "subject": caller.subject} if caller.subject else {"peer": caller.peer}
-            )
-        return "{" + json.dumps(head, separators=(",", ":"))[1:-1] + ","
-
-    def _positions(self, record: _Record, keep: Sequence[Any], n: int) -> Sequence[int]:
-        """Which of the call's ``n`` slots get a line: every N-th (sample:N), else those ``keep`` says."""
-        if record.sample >= 0:
-            return range(record.sample, n, self._every)
-        return [i for i in range(n) if keep[i]]
-
-    def _render(self, record: _Record) -> list[str]:
-        prefix = self._prefix(record)
-        gen = record.gen
-        if gen is not self._fragments_gen or len(self._fragments) >= FRAGMENT_LIMIT:
+    def _fragment(self, group: _Group, gen_number: int, item: Any, wire: bool) -> tuple[str, bool] | None:
+        """(the flow's part of a line, whether denied), once per flow and generation; None: no decision."""
+        key = (gen_number, item)
+        hit = self._fragments.get(key)
+        if hit is not None:
+            return hit
+        if len(self._fragments) >= FRAGMENT_LIMIT:
             self._fragments = {}
-            self._fragments_gen = gen
-        # without a generation object (the reference evaluator) nothing is kept between calls
-        fragments: dict[Any, str] = self._fragments if gen is not None else {}
-        deny_only = self._mode == "deny"
-        out: list[str] = []
-        if record.results:
-            chunks: Sequence[bytes] = record.flows  # type: ignore[assignment]
-            kinds = [record.kinds.get(e) for e in record.results]  # None: a malformed flow's error entry
-            keep = [k is not None and (not deny_only or k[0] is _DENY) for k in kinds]
-            for i in self._positions(record, keep, len(kinds)):
-                if kinds[i] is None:
-                    continue
-                chunk = chunks[i]
-                fragment = fragments.get(chunk)
-                if fragment is None:
-                    fragment = fragments[chunk] = self._explain_chunk(record, chunk)
-                out.append(prefix + fragment + "}\n")
-            return out
-        flows: Sequence[Flow] = record.flows  # type: ignore[assignment]
-        decisions = record.decisions
-        keep_d = [not deny_only or d.verdict is _DENY for d in decisions]
-        for i in self._positions(record, keep_d, len(decisions)):
-            flow, d = flows[i], decisions[i]
-            fragment = fragments.get(flow)
-            if fragment is None:
-                fragment = fragments[flow] = render(flow, d if d.explained else self._explain(record, flow))
-            out.append(prefix + fragment + "}\n")
+        if wire:
+            try:
+                flow = flow_from_pb(pb.Flow.FromString(item))
+            except (FlowError, DecodeError):
+                return None  # a malformed flow's error entry: not a decision
+            decision = self._explain(group, flow)
+        else:
+            flow = item
+            decision = group.decisions[item]
+            if not decision.explained:
+                decision = self._explain(group, flow)
+        out = self._fragments[key] = (render(flow, decision), decision.verdict is _DENY)
         return out
 
-    def _explain(self, record: _Record, flow: Flow) -> Decision:
-        if record.gen is not None:
-            return record.index.decide(flow, explain=True, gen=record.gen)  # type: ignore[no-any-return]
-        return record.index.decide(flow, explain=True)  # type: ignore[no-any-return]
-
-    def _explain_chunk(self, record: _Record, chunk: bytes) -> str:
-        try:
-            flow = flow_from_pb(pb.Flow.FromString(chunk))
-        except FlowError as exc:  # pragma: no cover - a cached entry's flow was valid when decided
-            raise ValueError(str(exc)) from None
-        return render(flow, self._explain(record, flow))
+    @staticmethod
+    def _explain(group: _Group, flow: Flow) -> Decision:
+        if group.gen is not None:
+            return group.index.decide(flow, explain=True, gen=group.gen)  # type: ignore[no-any-return]
+        return group.index.decide(flow, explain=True)  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------- control
 

@@ -61,7 +61,7 @@ _EXPLAIN = 0x18  # DecideBatchRequest.explain: field 3, varint
 class Slot:
     """The entries of one index object at one generation."""
 
-    __slots__ = ("entries", "gen", "generation", "index", "kinds", "size")
+    __slots__ = ("denied", "entries", "gen", "generation", "index", "kinds", "size")
 
     def __init__(self, index: Any, generation: int, gen: Any = None) -> None:
         self.index = index
@@ -75,6 +75,8 @@ class Slot:
         self.kinds: dict[bytes, tuple[Verdict, Reason]] = {}
         #: bytes of the keys and values stored (approximate under concurrent puts)
         self.size = 0
+        #: the entries of denials: the decision log's ``deny`` filter picks them out in C
+        self.denied: set[bytes] = set()
 
     def put(self, chunk: bytes, entry: bytes, verdict: Verdict, reason: Reason) -> None:
         if len(chunk) > MAX_CHUNK_BYTES:
@@ -82,6 +84,8 @@ class Slot:
         self.size += len(chunk) + len(entry)
         self.entries[chunk] = entry
         self.kinds[entry] = (verdict, reason)
+        if verdict is Verdict.DENY:
+            self.denied.add(entry)
 
     def tally(self, results: Iterable[bytes]) -> Mapping[tuple[Verdict, Reason], int]:
         """(verdict, reason) -> count over a batch's results entries; error entries are not counted.
