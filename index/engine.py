@@ -288,6 +288,13 @@ class Index:
             gen = self._gen
         return whynot.why_not(gen, flow, self._decide_miss(gen, flow, True))
 
+    def explain_many(self, flows: Iterable[Flow], gen: Generation | None = None) -> list[Decision]:
+        """:meth:`explain` of every flow at ONE generation, in order (what ``audit --explain``
+        and the server's explained batches answer)."""
+        if gen is None:
+            gen = self._gen
+        return [whynot.why_not(gen, f, self._decide_miss(gen, f, True)) for f in flows]
+
     def decide_many(
         self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False, gen: Generation | None = None
     ) -> list[Decision]:

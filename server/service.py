@@ -44,7 +44,6 @@ from netpol_pdp.index.ends import FlowByName, resolve_asked
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.generation import Generation
-from netpol_pdp.index.whynot import why_not
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.decisionlog import Caller, DecisionLog
 from netpol_pdp.server.decoding import Malformed, lenient
@@ -172,9 +171,7 @@ class DecisionCore:
                 raise FlowError("src_name", "this evaluator resolves no names: send addresses")
             return index.decide(asked, explain=explain), False, asked, None
         flow = asked if isinstance(asked, Flow) else resolve_asked(gen, asked).flow
-        decision = index.decide(flow, explain=explain, gen=gen)
-        if explain:
-            decision = why_not(gen, flow, decision)
+        decision = index.explain(flow, gen) if explain else index.decide(flow, gen=gen)
         return decision, isinstance(asked, FlowByName), flow, gen
 
     def decide_batch(
@@ -285,9 +282,10 @@ class DecisionCore:
                 errors[i] = exc
         decisions: list[Decision] = []
         if flows and gen is not None:
-            decisions = index.decide_many(flows, explain=request.explain, gen=gen)
             if request.explain:
-                decisions = [why_not(gen, f, d) for f, d in zip(flows, decisions, strict=True)]
+                decisions = index.explain_many(flows, gen)
+            else:
+                decisions = index.decide_many(flows, gen=gen)
         elif flows:
             decisions = index.decide_many(flows, explain=request.explain)
         generation = decisions[0].generation if decisions else index.generation

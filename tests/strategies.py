@@ -525,8 +525,8 @@ def pod_flows(world: list[Object]) -> st.SearchStrategy[Flow]:
 
 
 @st.composite
-def worlds_and_pod_flows(draw: Draw, max_flows: int = 12) -> WorldAndFlows:
-    world = draw(worlds)
+def worlds_and_pod_flows(draw: Draw, max_flows: int = 12, cluster: bool = False) -> WorldAndFlows:
+    world = draw(cluster_worlds if cluster else worlds)
     return WorldAndFlows(world, draw(st.lists(pod_flows(world), min_size=1, max_size=max_flows)))
 
 
