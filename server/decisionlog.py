@@ -302,6 +302,7 @@ class DecisionLog:
         #: (method, caller, generation, from the wire cache) -> its group, until the next flush
         self._window: dict[tuple[str, Caller | None, int, bool], _Group] = {}
         self._window_lines = 0
+        self._writing = 0  # decisions of the window being written now
         self._distinct = 0
         #: (generation, flow bytes or Flow) -> (rendered part of a line, denied)
         self._fragments: dict[tuple[int, Any], tuple[str, bool]] = {}
@@ -391,11 +392,20 @@ class DecisionLog:
             if record is None:
                 self._flush()
                 return
-            if isinstance(record, _Record):
+            while isinstance(record, _Record):
                 try:
                     self._add(record)
-                except Exception as exc:
-                    self._failed(record.lines, f"adding a call: {exc!r}")
+                except Exception as exc:  # a bug must not end the writer: it is counted
+                    self._failed(record.lines, f"adding a call: {exc!r}", queued=True)
+                # Take what else is queued without blocking: a blocking get gives the GIL
+                # away and waits up to a switch interval to get it back, once per record.
+                try:
+                    record = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if record is None:
+                self._flush()
+                return
             if time.monotonic() >= next_flush or self._distinct >= FRAGMENT_LIMIT:
                 self._flush()
                 next_flush = time.monotonic() + self.flush_seconds
@@ -424,12 +434,16 @@ class DecisionLog:
         group.seconds += record.seconds
         group.max_seconds = max(group.max_seconds, record.seconds)
         group.last = record.unix
-        self._window_lines += record.lines
+        with self._lock:  # out of the queue (which bounds the callers), into the window
+            self._pending -= record.lines
+            self._window_lines += record.lines
 
     def _flush(self) -> None:
         """One line per distinct flow of each (method, caller, generation) of the window, with its count."""
-        window, self._window = self._window, {}
-        taken, self._window_lines = self._window_lines, 0
+        with self._lock:
+            window, self._window = self._window, {}
+            taken, self._window_lines = self._window_lines, 0
+            self._writing = taken
         self._distinct = 0
         if not window:
             return
@@ -455,13 +469,17 @@ class DecisionLog:
             self._failed(taken, f"writing {self.target}: {exc}")
             return
         with self._lock:
-            self._pending -= taken
+            self._writing = 0
             self.written += written
             self.lines += len(lines)
 
-    def _failed(self, decisions: int, message: str) -> None:
+    def _failed(self, decisions: int, message: str, queued: bool = False) -> None:
+        """``decisions`` lost (``queued``: still counted in the queue; else: the window being written)."""
         with self._lock:
-            self._pending -= decisions
+            if queued:
+                self._pending -= decisions
+            else:
+                self._writing = 0
             self.errors += decisions
             self.last_error = message
 
@@ -515,9 +533,9 @@ class DecisionLog:
         if drained:
             self._sink.close()
         else:
-            with self._lock:
-                self.dropped += self._pending
-                self._pending = 0
+            with self._lock:  # the writer is stuck (a stalled sink): what it holds is lost
+                self.dropped += self._pending + self._window_lines + self._writing
+                self._pending = self._window_lines = self._writing = 0
         return drained
 
     def status_pb(self) -> pb.DecisionLogStatus:
@@ -529,7 +547,7 @@ class DecisionLog:
                 dropped=self.dropped,
                 errors=self.errors,
                 last_error=self.last_error,
-                queued=self._pending,
+                queued=self._pending + self._window_lines + self._writing,
                 queue_limit=self._capacity,
             )
 
