@@ -11,7 +11,8 @@ namespace) and the same 5,000-flow mix, each in its own server process:
 - **decision log**: ``DecideStream`` throughput (1,000 flows a message, 8 in
   flight, the bare stub) served without a log, with ``--decision-log-filter
   deny`` and with ``all`` (the log written to a file in a temporary folder);
-  rounds interleaved, the median rate of each, and its ratio to no log;
+  rounds interleaved (each configuration first in turn), the median rate of
+  each, and its ratio to no log;
 - **HTTP/JSON**: ``POST /v1/decide`` (an aiohttp client keeping 32 requests in
   flight) next to gRPC unary ``Decide`` (the project's asyncio client, 32 in
   flight), on one server serving both ports; the ratio HTTP / gRPC.
@@ -58,7 +59,7 @@ def decision_log_cost(
     rates: dict[str, list[float]] = {f: [] for f in FILTERS}
     counters: dict[str, dict[str, Any]] = {}
     for r in range(rounds):
-        for name in FILTERS:
+        for name in FILTERS[r % 3 :] + FILTERS[: r % 3]:  # each configuration first in turn
             extra = [] if name == "none" else ["--decision-log", str(tmp / f"{name}-{r}.jsonl")]
             extra += [] if name == "none" else ["--decision-log-filter", name]
             srv = server(world, extra)
