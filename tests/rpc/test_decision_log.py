@@ -272,3 +272,21 @@ def _core(
 
 def _batch(pairs: list[tuple[str, str]]) -> pb.DecideBatchRequest:
     return pb.DecideBatchRequest(flows=[pb.Flow(src_ip=src, dst_ip=dst, dst_port=8080) for src, dst in pairs])
+
+
+def test_a_denial_by_a_cluster_policy_names_it_and_its_rule(tmp_path: Path) -> None:
+    """The example cluster's Admin tier denies all but DNS and metrics into kube-system."""
+    from netpol_pdp.examples import CLUSTER
+
+    index = Index.from_objects(ManifestSource(CLUSTER).load().objects.values())
+    state = ServerState(index)
+    state.mark_ready()
+    log = DecisionLog(str(tmp_path / "decisions.jsonl"), LogFilter("deny"))
+    core = DecisionCore(state, decision_log=log)
+    core.decide(pb.DecideRequest(flow=pb.Flow(src_ip="10.244.1.11", dst_ip="10.244.1.2", dst_port=8080)))
+    assert log.close()
+    (line,) = lines_of(tmp_path / "decisions.jsonl")
+    assert line["reason"] == "denied-by-admin-policy"
+    assert line["policies"] == ["ClusterNetworkPolicy protect-kube-system"]
+    (rule,) = line["rules"]
+    assert (rule["direction"], rule["tier"], rule["action"]) == ("ingress", "Admin", "Deny")
