@@ -259,7 +259,9 @@ class Service:
             threads=options.threads,
             reuse_port=options.reuse_port,
             # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
-            extra_services=[ext_authz.service(lambda: index if state.ready else None, self.metrics)],
+            extra_services=[
+                ext_authz.service(lambda: index if state.ready else None, self.metrics, self.decision_log)
+            ],
         )
         self.port = self.handle.port
         handle = self.handle

@@ -290,3 +290,25 @@ def test_a_denial_by_a_cluster_policy_names_it_and_its_rule(tmp_path: Path) -> N
     assert line["policies"] == ["ClusterNetworkPolicy protect-kube-system"]
     (rule,) = line["rules"]
     assert (rule["direction"], rule["tier"], rule["action"]) == ("ingress", "Admin", "Deny")
+
+
+def test_envoy_checks_are_logged_as_check(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path, mode: str
+) -> None:
+    import grpc
+    from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+
+    svc = logged_service(start_service, world, tmp_path, mode=mode)
+    attrs = attribute_context_pb2.AttributeContext()
+    attrs.source.address.socket_address.address = INTRUDER
+    attrs.destination.address.socket_address.address = WEB
+    attrs.destination.address.socket_address.port_value = 8080
+    with grpc.insecure_channel(svc.address) as channel:
+        stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+        for _ in range(2):
+            stub.Check(external_auth_pb2.CheckRequest(attributes=attrs), timeout=5)
+    svc.close(0.2)
+    (line,) = lines_of(tmp_path / "decisions.jsonl")
+    assert (line["method"], line["count"], line["verdict"]) == ("Check", 2, "DENY")
+    assert line["policies"] == ["shop/web-from-client"]
+    assert line["caller"]["peer"].startswith("ipv4:127.0.0.1:")
