@@ -14,11 +14,13 @@ The clients' shared parts:
 - ``_options.py``     the ``--server``/TLS command-line options and the client they build.
 
 The command line (``cli.py`` builds the parser; one ``cmd_<name>.py`` per subcommand:
-``decide``, ``audit``, ``validate``, ``test``, ``serve``, ``status``, ``bench``), and
-what its commands share:
+``decide``, ``reach``, ``matrix``, ``audit``, ``validate``, ``test``, ``serve``, ``status``,
+``bench``), and what its commands share:
 
 - ``sources.py``      the ``--source`` option, building an index from it, and the warning
                       for a source that holds no pod;
+- ``queryout.py``     what ``reach`` and ``matrix`` print: text, CSV, JSON, the HTML heat map
+                      (``auditing/templates/matrix.html.j2``);
 - ``render.py``       human-readable flows, decisions and explanations; ``plural`` (counts
                       that agree with their noun) and ``printable`` (every message escaped);
 - ``expectations.py`` the expectations of ``netpol-pdp test`` and their checking;

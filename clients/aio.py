@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import grpc
@@ -35,8 +35,11 @@ from netpol_pdp.clients._channel import (
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.ends import Asked
 from netpol_pdp.index.errors import FlowError
+from netpol_pdp.index.matrix import Matrix
+from netpol_pdp.index.reach import ReachAnswer
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb
+from netpol_pdp.v1.queries import matrix_from_pb, matrix_request, reach_from_pb, reach_request
 
 T = TypeVar("T")
 
@@ -86,6 +89,41 @@ class AsyncDecisionClient(ChannelClient):
         deadline = self._deadline(timeout)
         response = await self._call(lambda: self._decide_batch(request, timeout=deadline))
         return self._decoder.decode(response)[2]
+
+    async def reach(
+        self,
+        pod: str | None = None,
+        *,
+        namespace: str | None = None,
+        selector: str = "",
+        direction: str = "",
+        protocol: str | None = None,
+        port: int | None = None,
+        timeout: float | None = None,
+    ) -> list[ReachAnswer]:
+        """``Reach``: who can reach (``ingress``) / what can be reached from (``egress``; empty:
+        both) the pod ``ns/name`` or the pods of ``namespace`` matching ``selector`` (kubectl
+        ``-l`` syntax), optionally on one protocol and port.  A refused query raises
+        :class:`ClientError` (INVALID_ARGUMENT, the message names the field)."""
+        request = reach_request(pod, namespace, selector, direction, protocol, port)
+        deadline = self._deadline(timeout)
+        response = await self._call(lambda: self.stub.Reach(request, timeout=deadline))
+        return reach_from_pb(response, request.protocol or None, request.port or None)
+
+    async def matrix(
+        self,
+        ports: Sequence[str | tuple[str, int]],
+        *,
+        namespace: str | None = None,
+        selector: str = "",
+        pods: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> Matrix:
+        """``Matrix``: the allowed/denied table of ``pods`` (or of ``namespace`` + ``selector``;
+        neither: every pod) on ``ports`` (``"TCP/80"`` or ``("TCP", 80)``)."""
+        request = matrix_request(ports, namespace, selector, pods)
+        deadline = self._deadline(timeout)
+        return matrix_from_pb(await self._call(lambda: self.stub.Matrix(request, timeout=deadline)))
 
     async def status(self, *, timeout: float | None = None) -> dict[str, Any]:
         deadline = self._deadline(timeout)

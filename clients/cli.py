@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: Subcommands, in help order; each is ``clients/cmd_<name>.py``.
 COMMANDS: list[str] = [
     "decide",
+    "reach",
+    "matrix",
     "audit",
     "validate",
     "test",

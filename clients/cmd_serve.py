@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-listen",
         metavar="HOST:PORT",
-        help="also serve Decide, DecideBatch and GetStatus as JSON over HTTP here, with the same TLS "
-        "options (docs/http-api.md)",
+        help="also serve Decide, DecideBatch, GetStatus, Reach and Matrix as JSON over HTTP here, "
+        "with the same TLS options (docs/http-api.md)",
     )
     parser.add_argument(
         "--decision-log",

@@ -20,6 +20,9 @@ How the pieces connect::
 - ``selectors.py``   label selectors: matching, canonical keys, the index's anchors;
 - ``ipblocks.py``    ipBlock matching with pytricia tries (cidr minus except, both families);
 - ``ports.py``       port matching with sorted intervals (numbers, ranges, named ports);
+- ``portsets.py``    sets of (protocol, port) with merged ranges: the port side of query answers;
+- ``reach.py``       who can reach a pod / what it can reach, from one generation's compiled rules;
+- ``matrix.py``      the reachability matrix of a set of pods and ports, and its diff;
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
                      shared by the file readers;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);

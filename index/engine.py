@@ -965,6 +965,7 @@ class Index:
                     self._dir_for(EGRESS, egress),
                     c_ingress,
                     c_egress,
+                    tuple(sorted(ident.labels.items())),
                 ),
             )
         self._dirty_ips.clear()

@@ -166,6 +166,8 @@ class IdentityView:
     egress: DirPolicy | None
     cluster_ingress: ClusterDir | None = None
     cluster_egress: ClusterDir | None = None
+    #: the identity's pod labels, sorted (read by reach queries, never on the decision path)
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

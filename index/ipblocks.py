@@ -65,8 +65,14 @@ class IPBlockMatcher:
             trie[text] = frozenset(rule_of[b] for b in block_ids)
         return trie
 
+    def prefixes(self) -> list[str]:
+        """Every ``cidr`` and ``except`` prefix of the direction, both families (reach queries
+        cut the address space at them: inside one region the matching rules are constant)."""
+        return [p for trie in (self._v4, self._v6) if trie is not None for p in trie]
+
     def rules_for(self, ip: str) -> frozenset[int]:
-        """Rule ids whose ipBlocks contain ``ip`` (a normalised address)."""
+        """Rule ids whose ipBlocks contain ``ip`` (a normalised address, or a prefix: then the
+        rules of its longest containing prefix)."""
         trie = self._v6 if ":" in ip else self._v4
         if trie is None:
             return _NOTHING

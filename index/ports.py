@@ -62,9 +62,11 @@ class _RangeIndex:
 class PortIndex:
     """Immutable: candidate rule ids for (protocol, port, destination's named ports)."""
 
-    __slots__ = ("_named", "_portless", "_ranges")
+    __slots__ = ("_named", "_portless", "_ranges", "rules")
 
     def __init__(self, rules: list[tuple[int, tuple[PolicyPort, ...]]]) -> None:
+        #: ``(rule id, ports)`` as given: what reach queries read (index/reach.py)
+        self.rules = tuple(rules)
         portless: list[int] = []
         ranges: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         named: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))

@@ -120,6 +120,15 @@ R31. Reasons: a denial by an Admin rule gives ``denied-by-admin-policy``; else a
 R32. The trace of a direction names the deciding cluster rule (``decided_by``) and
      the Pass rules that matched (``passed``); ``isolated``/``isolating`` always
      describe NetworkPolicy, ``allowed_by`` is filled when NetworkPolicy decided.
+
+Queries (docs/queries.md), by enumeration:
+
+R33. Reach: the peers of an address A of a pod for ``ingress`` are the addresses P
+     of A's family for which the flow P -> A is allowed; for ``egress``, those for
+     which A -> P is allowed -- each decided as above, exemptions included.
+R34. Matrix: the cell (from, to, protocol, port) is the decision of the flow from
+     the first address of ``from`` to the first address of ``to`` of the same
+     family (IPv4 first); pods without a common family have no cell.
 """
 
 from __future__ import annotations
@@ -544,3 +553,36 @@ class ReferenceEvaluator:
             ingress=ingress if explain else None,
             explained=explain,
         )
+
+    # --- queries (docs/queries.md) ------------------------------------------------------
+
+    def pod_addresses(self, pod: str) -> list[str]:
+        """The addresses that resolve to the pod ``ns/name`` (R2, R3), in the pod's order."""
+        found = [p for p in self.pods if _qualified(p) == pod]
+        if not found:
+            return []
+        return [ip for ip in found[0].ips if self._resolve(ip).pod is found[0]]
+
+    def reach(self, address: str, direction: str, peers: Iterable[str], protocol: str, port: int) -> set[str]:
+        """R33: the addresses of ``peers`` that reach ``address`` (ingress) or that it reaches (egress)."""
+        out: set[str] = set()
+        family = ipaddress.ip_address(address).version
+        for peer in peers:
+            if ipaddress.ip_address(peer).version != family:
+                continue
+            if direction == "ingress":
+                flow = Flow(peer, address, protocol, port)
+            else:
+                flow = Flow(address, peer, protocol, port)
+            if self.decide(flow).allowed:
+                out.add(peer)
+        return out
+
+    def matrix_cell(self, source: str, destination: str, protocol: str, port: int) -> bool | None:
+        """R34: whether pod ``source`` reaches pod ``destination``; None when they share no family."""
+        for family in (4, 6):
+            src = [ip for ip in self.pod_addresses(source) if ipaddress.ip_address(ip).version == family]
+            dst = [ip for ip in self.pod_addresses(destination) if ipaddress.ip_address(ip).version == family]
+            if src and dst:
+                return self.decide(Flow(src[0], dst[0], protocol, port)).allowed
+        return None

@@ -23,10 +23,11 @@ index instead of testing every selector in the cluster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from netpol_pdp.index.model import LabelSelector, Operator
+from netpol_pdp.index.model import LabelSelector, Operator, Requirement
 
 EMPTY = LabelSelector()
 
@@ -108,3 +109,58 @@ def anchor_of(key: PeerKey) -> Anchor | None:
         if ns is not None:
             return ("ns", *ns)
     return None
+
+
+def parse_selector_text(text: str) -> LabelSelector:
+    """A label selector written as ``kubectl -l`` takes it: ``app=web,tier!=db,env in (a,b),
+    role notin (x),debug,!canary`` (``=`` and ``==`` alike; an empty text selects everything).
+
+    Raises ValueError naming the term that is not one of those forms.
+    """
+    labels: dict[str, str] = {}
+    exprs: list[Requirement] = []
+    terms: list[str] = []
+    depth, start = 0, 0
+    for i, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            terms.append(text[start:i])
+            start = i + 1
+    terms.append(text[start:])
+    for raw in terms:
+        term = raw.strip()
+        if not term:
+            if text.strip():
+                raise ValueError(f"selector {text!r}: an empty term")
+            continue
+        m = _SET_TERM.fullmatch(term)
+        if m is not None:
+            values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
+            op = Operator.IN if m["op"] == "in" else Operator.NOT_IN
+            exprs.append(Requirement(m["key"], op, values))
+        elif "!=" in term:
+            key, value = (p.strip() for p in term.split("!=", 1))
+            exprs.append(Requirement(_key(key, term), Operator.NOT_IN, frozenset({value})))
+        elif "=" in term:
+            key, value = (p.strip() for p in term.replace("==", "=", 1).split("=", 1))
+            if "=" in value:
+                raise ValueError(f"selector term {term!r}: one = (or ==) between key and value")
+            labels[_key(key, term)] = value
+        elif term.startswith("!"):
+            exprs.append(Requirement(_key(term[1:].strip(), term), Operator.DOES_NOT_EXIST))
+        else:
+            exprs.append(Requirement(_key(term, term), Operator.EXISTS))
+    return LabelSelector(tuple(sorted(labels.items())), tuple(exprs))
+
+
+_SET_TERM = re.compile(r"(?P<key>[A-Za-z0-9._/-]+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)")
+_KEY = re.compile(r"([A-Za-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _key(key: str, term: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"selector term {term!r}: {key!r} is not a label key")
+    return key

@@ -28,7 +28,8 @@ How the pieces connect::
 - ``kubeserve.py`` the Kubernetes feed's status for GetStatus and metrics;
 - ``decisionlog.py`` ``serve --decision-log``: one JSON line per decision, rendered and written
                   by a writer thread behind a bounded queue (full: lines dropped and counted);
-- ``http_api.py`` ``serve --http-listen``: the DecisionCore's unary RPCs as JSON over HTTP (aiohttp).
+- ``http_api.py`` ``serve --http-listen``: the DecisionCore's unary RPCs (Decide, DecideBatch,
+                  GetStatus, Reach, Matrix) as JSON over HTTP (aiohttp).
 
 docs/grpc.md describes the API, the options and the measurements behind the choices.
 """

@@ -373,9 +373,11 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
         if self._metrics is not None:
             self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
         if self.log is not None and self._index_getter is not None:
-            index = self._index_getter()
-            gen = index.snapshot() if hasattr(index, "snapshot") else None  # explained at the current one
-            self.log.decided(METHOD, caller, time.perf_counter() - start, 0, index, gen, (flow,), (decision,))
+            index: Any = self._index_getter()
+            if index is not None:  # explained at the generation current now
+                gen = index.snapshot() if hasattr(index, "snapshot") else None
+                seconds = time.perf_counter() - start
+                self.log.decided(METHOD, caller, seconds, 0, index, gen, (flow,), (decision,))
         return response
 
     def _caller(self, context: Any) -> Any:

@@ -19,6 +19,10 @@ name>", "grpc_code": <number>, "message": "...", "field": "..."}}``:
 - before the first load (or while failing closed) -> 503 ``UNAVAILABLE``;
 - an unknown path -> 404, a wrong method -> 405.
 
+``Reach`` and ``Matrix`` (``POST /v1/reach``, ``POST /v1/matrix``) answer what
+they answer over gRPC; their bad requests are 400 (a Matrix over its cell
+limit too: the core reports it as INVALID_ARGUMENT without marking it a limit).
+
 Why aiohttp: a maintained asyncio HTTP/1.1 server with TLS through the standard
 ``ssl`` module; it runs on its own event loop thread, like the aio gRPC
 flavour, and decides inline on the loop (CPU work under the GIL gains nothing
@@ -63,6 +67,8 @@ RPCS: dict[str, Callable[[DecisionCore, Any, Caller], bytes | Message]] = {
     "Decide": lambda core, request, caller: core.decide(request, caller, "HTTP/Decide"),
     "DecideBatch": lambda core, request, caller: core.decide_batch(request, "HTTP/DecideBatch", caller),
     "GetStatus": lambda core, request, caller: core.status(),
+    "Reach": lambda core, request, caller: core.reach(request, "HTTP/Reach"),
+    "Matrix": lambda core, request, caller: core.matrix(request, "HTTP/Matrix"),
 }
 
 _HTTP_STATUS = {

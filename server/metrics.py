@@ -112,8 +112,9 @@ class Metrics:
                 registry=r,
             ).set_function(lambda: 1.0 if stale() else 0.0)
         r.register(_FeedCollector(feed_counters))
-        methods = ("Decide", "DecideBatch", "DecideStream", "Check", "HTTP/Decide", "HTTP/DecideBatch")
-        self._lat = {m: self.latency.labels(m) for m in methods}
+        methods = ("Decide", "DecideBatch", "DecideStream", "Check", "Reach", "Matrix")
+        http = ("HTTP/Decide", "HTTP/DecideBatch", "HTTP/Reach", "HTTP/Matrix")
+        self._lat = {m: self.latency.labels(m) for m in methods + http}
         self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream", "HTTP/DecideBatch")}
         #: (verdict, reason) -> its decisions_total child, so the serving path skips labels()
         self._children: dict[tuple[Verdict, Reason], Any] = {}
@@ -148,6 +149,10 @@ class Metrics:
     def watch_decision_log(self, counts: Callable[[], tuple[int, int, int]]) -> None:
         """Export the decision log's (written, dropped, errors) line counts, read when scraped."""
         self.registry.register(_DecisionLogCollector(counts))
+
+    def observe_query(self, method: str, seconds: float) -> None:
+        """Record one Reach or Matrix call (its latency; it makes no decision to count)."""
+        self._lat[method].observe(seconds)
 
     def flow_error(self, field: str) -> None:
         self.flow_errors.labels(field).inc()

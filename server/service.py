@@ -44,6 +44,10 @@ from netpol_pdp.index.ends import FlowByName, resolve_asked
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.generation import Generation
+from netpol_pdp.index.matrix import MAX_CELLS, MatrixError, matrix, parse_port
+from netpol_pdp.index.reach import ReachError
+from netpol_pdp.index.reach import query as reach_query
+from netpol_pdp.index.selectors import parse_selector_text
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.decisionlog import Caller, DecisionLog
 from netpol_pdp.server.decoding import Malformed, lenient
@@ -55,6 +59,7 @@ from netpol_pdp.server.wirecache import Slot, WireCache, entry_body, flow_chunks
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
 from netpol_pdp.v1.convert import asked_from_pb, fill_decision, flow_from_pb, has_names
+from netpol_pdp.v1.queries import matrix_to_pb, reach_to_pb
 
 
 class RequestError(Exception):
@@ -85,12 +90,15 @@ class DecisionCore:
         wire_cache: bool = True,
         streams: tuple[int, int] = max_streams("sync", 16),
         decision_log: DecisionLog | None = None,
+        max_matrix_cells: int = MAX_CELLS,
     ):
         self.state = state
         #: open DecideStream calls, bounded in all and per connection
         self.streams = StreamLimiter(*streams)
         self.metrics = metrics
         self.max_batch = max_batch
+        #: the most cells one Matrix call may ask for
+        self.max_matrix_cells = max_matrix_cells
         self.encoder = BatchEncoder()
         #: repeated flows answered from their wire bytes (server/wirecache.py); off for the
         #: benchmark's reference evaluator, which must decide every flow
@@ -310,6 +318,58 @@ class DecisionCore:
             self.log.decided(method, caller, seconds, request.request_id, index, gen, flows, decisions)
         return response
 
+    def reach(self, request: pb.ReachRequest | Malformed, method: str = "Reach") -> pb.ReachResponse:
+        """Who can reach / what can reach a pod or selector, at one generation."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        self._check_ready()
+        start = time.perf_counter()
+        try:
+            answers = reach_query(
+                self.state.index.snapshot(),
+                request.direction,
+                request.pod,
+                request.namespace,
+                request.selector,
+                request.protocol or None,
+                request.port or None,
+            )
+        except ReachError as exc:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        response = reach_to_pb(answers)
+        if self.metrics is not None:
+            self.metrics.observe_query(method, time.perf_counter() - start)
+        return response
+
+    def matrix(self, request: pb.MatrixRequest | Malformed, method: str = "Matrix") -> pb.MatrixResponse:
+        """The allowed/denied table of the requested pods and ports, at one generation;
+        more than ``max_matrix_cells`` cells is refused before any is decided."""
+        if isinstance(request, Malformed):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        self._check_ready()
+        start = time.perf_counter()
+        try:
+            ports = [parse_port(p, f"ports[{i}]") for i, p in enumerate(request.ports)]
+            selector = parse_selector_text(request.selector) if request.selector else None
+        except (MatrixError, ValueError) as exc:
+            field = "" if isinstance(exc, MatrixError) else "selector: "
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}{exc}") from None
+        try:
+            result = matrix(
+                self.state.index,
+                ports,
+                request.namespace or None,
+                selector,
+                list(request.pods) or None,
+                max_cells=self.max_matrix_cells,
+            )
+        except MatrixError as exc:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        response = matrix_to_pb(result)
+        if self.metrics is not None:
+            self.metrics.observe_query(method, time.perf_counter() - start)
+        return response
+
     def status(self) -> pb.GetStatusResponse:
         response = self.state.status_pb()
         response.max_batch_flows = self.max_batch
@@ -385,6 +445,16 @@ def add_to_server(servicer: pb_grpc.DecisionServiceServicer, server: Any) -> Non
             request_deserializer=lenient(pb.GetStatusRequest),
             response_serializer=pb.GetStatusResponse.SerializeToString,
         ),
+        "Reach": grpc.unary_unary_rpc_method_handler(
+            servicer.Reach,
+            request_deserializer=lenient(pb.ReachRequest),
+            response_serializer=pb.ReachResponse.SerializeToString,
+        ),
+        "Matrix": grpc.unary_unary_rpc_method_handler(
+            servicer.Matrix,
+            request_deserializer=lenient(pb.MatrixRequest),
+            response_serializer=pb.MatrixResponse.SerializeToString,
+        ),
     }
     name = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
@@ -431,6 +501,20 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
     def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
         return self.core.status()
 
+    def Reach(self, request: pb.ReachRequest, context: grpc.ServicerContext) -> pb.ReachResponse:
+        try:
+            return self.core.reach(request)
+        except RequestError as exc:
+            context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
+    def Matrix(self, request: pb.MatrixRequest, context: grpc.ServicerContext) -> pb.MatrixResponse:
+        try:
+            return self.core.matrix(request)
+        except RequestError as exc:
+            context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
 
 class AioDecisionService(pb_grpc.DecisionServiceServicer):
     """The servicer for ``grpc.aio``: the same core, called on the event loop.
@@ -475,3 +559,17 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return self.core.status()
+
+    async def Reach(self, request: pb.ReachRequest, context: Any) -> pb.ReachResponse:
+        try:
+            return self.core.reach(request)
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def Matrix(self, request: pb.MatrixRequest, context: Any) -> pb.MatrixResponse:
+        try:
+            return self.core.matrix(request)
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+            raise

@@ -261,3 +261,24 @@ def test_plaintext_http_beyond_loopback_needs_insecure() -> None:
     check_http_listen("0.0.0.0:8080", tls=False, insecure=True)
     with pytest.raises(ConfigError, match=r"^--http-listen: must be HOST:PORT"):
         check_http_listen("8080", tls=False, insecure=False)
+
+
+def test_reach_and_matrix_are_routes_too(http: Service) -> None:
+    status, body = call(http, "/v1/reach", {"pod": "shop/web", "direction": "ingress"})
+    assert status == 200, body
+    assert "shop/web-from-client" in json.dumps(body)
+    status, body = call(http, "/v1/matrix", {"namespace": "shop", "ports": ["8080"]})
+    assert status == 200, body
+    assert body["pods"] == ["shop/client", "shop/web"]
+    (table,) = body["tables"]
+    web_column = [row[1] for row in table["rows"]]
+    assert web_column == [".", "."]  # client -> web allowed on 8080; web -> web is loopback
+    metrics = scrape_metrics(http.metrics_port or 0)
+    assert metrics['netpol_pdp_rpc_duration_seconds_count{method="HTTP/Reach"}'] == 1
+    assert metrics['netpol_pdp_rpc_duration_seconds_count{method="HTTP/Matrix"}'] == 1
+
+
+def test_a_bad_reach_request_is_a_400(http: Service) -> None:
+    status, body = call(http, "/v1/reach", {"pod": "shop/nobody"})
+    assert status == 400
+    assert body["error"]["status"] == "INVALID_ARGUMENT"

@@ -373,3 +373,155 @@ class DecisionLogStatus(_message.Message):
     queued: int
     queue_limit: int
     def __init__(self, path: _Optional[str] = ..., filter: _Optional[str] = ..., written: _Optional[int] = ..., dropped: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., queued: _Optional[int] = ..., queue_limit: _Optional[int] = ...) -> None: ...
+
+class ReachRequest(_message.Message):
+    __slots__ = ("pod", "namespace", "selector", "direction", "protocol", "port")
+    POD_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    pod: str
+    namespace: str
+    selector: str
+    direction: str
+    protocol: str
+    port: int
+    def __init__(self, pod: _Optional[str] = ..., namespace: _Optional[str] = ..., selector: _Optional[str] = ..., direction: _Optional[str] = ..., protocol: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class ReachPortRange(_message.Message):
+    __slots__ = ("protocol", "first", "last")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    first: int
+    last: int
+    def __init__(self, protocol: _Optional[str] = ..., first: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
+
+class ReachPorts(_message.Message):
+    __slots__ = ("text", "ranges")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    ranges: _containers.RepeatedCompositeFieldContainer[ReachPortRange]
+    def __init__(self, text: _Optional[str] = ..., ranges: _Optional[_Iterable[_Union[ReachPortRange, _Mapping]]] = ...) -> None: ...
+
+class ReachPodGroup(_message.Message):
+    __slots__ = ("namespace", "labels", "count", "pods", "ports", "rules")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    labels: _containers.ScalarMap[str, str]
+    count: int
+    pods: _containers.RepeatedScalarFieldContainer[str]
+    ports: ReachPorts
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, namespace: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., count: _Optional[int] = ..., pods: _Optional[_Iterable[str]] = ..., ports: _Optional[_Union[ReachPorts, _Mapping]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReachNodeGroup(_message.Message):
+    __slots__ = ("node", "addresses", "ports", "rules")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    ports: ReachPorts
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., ports: _Optional[_Union[ReachPorts, _Mapping]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReachRangeGroup(_message.Message):
+    __slots__ = ("cidrs", "ports", "rules")
+    CIDRS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    cidrs: _containers.RepeatedScalarFieldContainer[str]
+    ports: ReachPorts
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cidrs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Union[ReachPorts, _Mapping]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReachTarget(_message.Message):
+    __slots__ = ("namespace", "labels", "pods", "address", "own_nodes", "pods_allowed", "nodes_allowed", "ranges_allowed")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OWN_NODES_FIELD_NUMBER: _ClassVar[int]
+    PODS_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    NODES_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    RANGES_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    labels: _containers.ScalarMap[str, str]
+    pods: _containers.RepeatedScalarFieldContainer[str]
+    address: str
+    own_nodes: _containers.RepeatedScalarFieldContainer[str]
+    pods_allowed: _containers.RepeatedCompositeFieldContainer[ReachPodGroup]
+    nodes_allowed: _containers.RepeatedCompositeFieldContainer[ReachNodeGroup]
+    ranges_allowed: _containers.RepeatedCompositeFieldContainer[ReachRangeGroup]
+    def __init__(self, namespace: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., pods: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., own_nodes: _Optional[_Iterable[str]] = ..., pods_allowed: _Optional[_Iterable[_Union[ReachPodGroup, _Mapping]]] = ..., nodes_allowed: _Optional[_Iterable[_Union[ReachNodeGroup, _Mapping]]] = ..., ranges_allowed: _Optional[_Iterable[_Union[ReachRangeGroup, _Mapping]]] = ...) -> None: ...
+
+class ReachAnswer(_message.Message):
+    __slots__ = ("direction", "targets")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    direction: str
+    targets: _containers.RepeatedCompositeFieldContainer[ReachTarget]
+    def __init__(self, direction: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[ReachTarget, _Mapping]]] = ...) -> None: ...
+
+class ReachResponse(_message.Message):
+    __slots__ = ("generation", "answers")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    answers: _containers.RepeatedCompositeFieldContainer[ReachAnswer]
+    def __init__(self, generation: _Optional[int] = ..., answers: _Optional[_Iterable[_Union[ReachAnswer, _Mapping]]] = ...) -> None: ...
+
+class MatrixRequest(_message.Message):
+    __slots__ = ("namespace", "selector", "ports", "pods")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    selector: str
+    ports: _containers.RepeatedScalarFieldContainer[str]
+    pods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, namespace: _Optional[str] = ..., selector: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., pods: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MatrixTable(_message.Message):
+    __slots__ = ("port", "rows")
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    port: str
+    rows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, port: _Optional[str] = ..., rows: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MatrixResponse(_message.Message):
+    __slots__ = ("generation", "pods", "tables")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    pods: _containers.RepeatedScalarFieldContainer[str]
+    tables: _containers.RepeatedCompositeFieldContainer[MatrixTable]
+    def __init__(self, generation: _Optional[int] = ..., pods: _Optional[_Iterable[str]] = ..., tables: _Optional[_Iterable[_Union[MatrixTable, _Mapping]]] = ...) -> None: ...

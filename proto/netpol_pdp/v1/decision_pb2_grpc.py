@@ -55,6 +55,16 @@ class DecisionServiceStub:
                 request_serializer=netpol__pdp_dot_v1_dot_decision__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.Reach = channel.unary_unary(
+                '/netpol.pdp.v1.DecisionService/Reach',
+                request_serializer=netpol__pdp_dot_v1_dot_decision__pb2.ReachRequest.SerializeToString,
+                response_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.ReachResponse.FromString,
+                _registered_method=True)
+        self.Matrix = channel.unary_unary(
+                '/netpol.pdp.v1.DecisionService/Matrix',
+                request_serializer=netpol__pdp_dot_v1_dot_decision__pb2.MatrixRequest.SerializeToString,
+                response_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.MatrixResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -97,6 +107,25 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reach(self, request, context):
+        """Who can reach a pod (ingress) and what it can reach (egress), computed from
+        one generation's compiled rules (docs/queries.md "Who can reach").  A target
+        that names no live pod, a bad selector or direction fails with
+        INVALID_ARGUMENT naming the field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Matrix(self, request, context):
+        """The allowed/denied table of a set of pods on a list of ports, one
+        generation (docs/queries.md "Reachability matrix").  More than the
+        server's cell limit fails with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +148,16 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.GetStatusRequest.FromString,
                     response_serializer=netpol__pdp_dot_v1_dot_decision__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'Reach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reach,
+                    request_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.ReachRequest.FromString,
+                    response_serializer=netpol__pdp_dot_v1_dot_decision__pb2.ReachResponse.SerializeToString,
+            ),
+            'Matrix': grpc.unary_unary_rpc_method_handler(
+                    servicer.Matrix,
+                    request_deserializer=netpol__pdp_dot_v1_dot_decision__pb2.MatrixRequest.FromString,
+                    response_serializer=netpol__pdp_dot_v1_dot_decision__pb2.MatrixResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +269,60 @@ class DecisionService:
             '/netpol.pdp.v1.DecisionService/GetStatus',
             netpol__pdp_dot_v1_dot_decision__pb2.GetStatusRequest.SerializeToString,
             netpol__pdp_dot_v1_dot_decision__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netpol.pdp.v1.DecisionService/Reach',
+            netpol__pdp_dot_v1_dot_decision__pb2.ReachRequest.SerializeToString,
+            netpol__pdp_dot_v1_dot_decision__pb2.ReachResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Matrix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netpol.pdp.v1.DecisionService/Matrix',
+            netpol__pdp_dot_v1_dot_decision__pb2.MatrixRequest.SerializeToString,
+            netpol__pdp_dot_v1_dot_decision__pb2.MatrixResponse.FromString,
             options,
             channel_credentials,
             insecure,
