@@ -25,6 +25,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``flowlog_throughput.py`` a 1,000,000-line Hubble log audited with 1 process, ``--jobs``, ``--dask``;
 - ``reload_stall.py`` how long loading one large manifest file delays every other thread;
 - ``flowlog_parsers.py`` one log: json/msgspec/orjson bare parse and orjson parse+dump vs the audit pass;
+  the whole ``netpol-pdp audit`` as a process with its peak RSS (two log lengths); ``--hubble``: the same
+  flows as Hubble lines;
 - ``idle_streams.py`` health and Decide latency beside idle streams, sync and aio (python -m only);
 - ``soak.py``       a mixed soak with reloads and a broken rewrite, RSS sampled (python -m only);
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;

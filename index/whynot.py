@@ -120,7 +120,11 @@ def selector_mismatches(selector: LabelSelector, labels: Mapping[str, str], path
     for key, value in selector.match_labels:
         got = labels.get(key)
         if got != value:
-            message = f"label {key} missing" if got is None else f"label {key} differs"
+            if key == NAMESPACE_NAME_LABEL and got is not None and _names_namespaces(path):
+                # Kubernetes sets this label to the namespace's own name: no relabelling meets it.
+                message = f"the peer's namespace is {got}, not {value}"
+            else:
+                message = f"label {key} missing" if got is None else f"label {key} differs"
             out.append(Mismatch(f"{path}.matchLabels.{key}", value, MISSING if got is None else got, message))
     for x, req in enumerate(selector.match_expressions):
         got = labels.get(req.key)
@@ -146,6 +150,11 @@ def selector_mismatches(selector: LabelSelector, labels: Mapping[str, str], path
             )
             out.append(Mismatch(f"{path}.matchExpressions[{x}]", want, shown, message))
     return out
+
+
+def _names_namespaces(path: str) -> bool:
+    """Whether the selector at ``path`` selects namespaces (its labels are a namespace's)."""
+    return path.endswith(("namespaceSelector", ".namespaces"))
 
 
 def _ip_in(ip: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

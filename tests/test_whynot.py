@@ -40,6 +40,7 @@ from netpol_pdp.index.decision import Decision, DirectionTrace, NearMiss, Verdic
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.index.model import (
+    NAMESPACE_NAME_LABEL,
     ClusterPolicy,
     ContainerPort,
     Kind,
@@ -132,6 +133,15 @@ ROWS = [
         "prod",
         "dev",
         "label env differs",
+    ),
+    Row(
+        "a namespaceSelector on the namespace's name label names the namespace, not a label to add",
+        into_db(src({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prod"}}})),
+        tcp_flow(DEV_WEB, DB),
+        "spec.ingress[0].from[0].namespaceSelector.matchLabels.kubernetes.io/metadata.name",
+        "prod",
+        "dev",
+        "the peer's namespace is dev, not prod",
     ),
     Row(
         "a podSelector alone wants the policy's namespace",
@@ -392,14 +402,16 @@ def _fix_labels(labels_: dict[str, str], selector_path: str, miss_field: str, ru
 def _fixable(miss: NearMiss) -> bool:
     """Labels of the peer pod or its namespace, the flow's port or protocol, a named port."""
 
-    def one(field: str) -> bool:
+    def one(field: str, want: str) -> bool:
         if ".nodes" in field:
             return False
+        if NAMESPACE_NAME_LABEL in field or want.startswith(NAMESPACE_NAME_LABEL):
+            return False  # the namespace's own name: Kubernetes keeps it, no label change meets it
         return (
             "matchLabels." in field or "matchExpressions[" in field or field.endswith((".protocol", ".port"))
         )
 
-    return all(one(m.field) for m in miss.mismatches)
+    return all(one(m.field, m.want) for m in miss.mismatches)
 
 
 def _apply(objects: list[Object], flow: Flow, miss: NearMiss, peer_ip: str) -> tuple[list[Object], Flow]:

@@ -2,7 +2,8 @@
 
 How the pieces connect::
 
-    FlowRecord stream (netpol_pdp.clients.flowlogs)
+    FlowRecord stream (netpol_pdp.clients.flowlogs), or a log's raw lines (lines.LinePass:
+        repeats answered from a bounded cache of their output lines)
         --deciding.decide_batches(records, decider)--> (records, Decisions) in input order,
           repeated flows decided once; ``decider`` is any function Flow batch -> Decisions
           (an in-process Index, a gRPC server, a worker pool)
@@ -15,6 +16,9 @@ How the pieces connect::
     report.write_report: the summary (and what-if diff) as JSON or a self-contained HTML page
 
 - ``audit.py``      one pass (``run_audit``): records in, output lines in input order, summary filled;
+- ``lines.py``      the pass over a log's raw lines: a repeated line (or a reader's quick key) answered
+                    from what it gave the first time, before any record is built;
+- ``output.py``     an output line: the input's own fields with the decision (rendered once) spliced in;
 - ``parallel.py``   the same pass over partitions: ``--jobs`` worker processes or a Dask cluster;
 - ``deciding.py``   batching, deduplication and the ``Decider`` type;
 - ``agreement.py``  observed enforcer verdict vs the policy decision;

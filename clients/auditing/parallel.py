@@ -5,8 +5,8 @@ A plain file or URL is cut into byte ranges that the workers read themselves
 stdin, gzip and ``memory://`` logs are read here and shipped as partitions of
 raw lines.  A header line goes to every partition's reader first.  Each worker
 parses, decides and renders its partitions with the same code as a
-single-process audit (:func:`~netpol_pdp.clients.flowlogs.reading.parse_lines`,
-:func:`run_audit`), against an index it builds **once** from the world's
+single-process audit (:func:`run_audit` over the partition's raw lines, repeated
+lines answered from the line cache), against an index it builds **once** from the world's
 objects (sent once per worker: a pool initializer, or one Dask
 ``scatter(broadcast=True)``) and keeps for the following partitions.  Results
 come back in log order, a bounded number in flight so memory stays flat;
@@ -32,12 +32,11 @@ from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
 from netpol_pdp.clients.auditing.summary import AuditSummary
 from netpol_pdp.clients.auditing.whatif import ChangeGroup, GroupKey, WhatIf, WorldChange
 from netpol_pdp.clients.flowlogs.errors import FlowLogError
-from netpol_pdp.clients.flowlogs.reading import FORMATS, FlowLog, parse_lines
+from netpol_pdp.clients.flowlogs.reading import FORMATS, FlowLog, RawLines, numbered_lines
 from netpol_pdp.clients.flowlogs.record import ReadStats
 from netpol_pdp.clients.flowlogs.source import (
     count_range,
     header_end,
-    iter_lines,
     range_lines,
     size_of,
     splittable,
@@ -115,16 +114,15 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         reader.parse(*part.preamble)
     stats = ReadStats(format=part.fmt)
     warnings: list[str] = []
-    numbered: Iterable[tuple[int, str]] = part.lines
-    if part.byte_range is not None:
-        numbered = iter_lines(part.path, range_lines(part.path, *part.byte_range), part.first_line)
-    records = parse_lines(
-        reader, numbered, stats, part.path, part.skip_invalid, lambda err: warnings.append(err.located)
+    lines = RawLines(
+        reader, numbered_lines(part.lines), stats, part.path, part.skip_invalid, warnings_of(warnings)
     )
+    if part.byte_range is not None:  # a plain file's lines, read in blocks
+        lines.blocks, lines.first = range_lines(part.path, *part.byte_range), part.first_line
     out: list[str] = []
     decide = index.explain_many if spec.explain else index.decide_many
     run = run_audit(
-        records,
+        lines,
         decide,
         write=out.append if part.write else None,
         whatif=whatif,
@@ -146,6 +144,11 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         run.replaced,
         error,
     )
+
+
+def warnings_of(warnings: list[str]) -> Callable[[FlowLogError], None]:
+    """``on_invalid`` that keeps each skipped line's message (sent back with the partition's result)."""
+    return lambda err: warnings.append(err.located)
 
 
 def _install(spec: WorldSpec) -> None:

@@ -69,6 +69,15 @@ class AuditSummary:
         if len(pending) >= FOLD_AT:
             self.fold()
 
+    def add_repeats(self, flow: Flow, decision: Decision, agreement: Agreement | None, count: int) -> None:
+        """``count`` more records of a flow already added with this decision and agreement."""
+        key = (flow, agreement, id(decision))
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + count
+        self._decisions[id(decision)] = decision
+        if len(pending) >= FOLD_AT:
+            self.fold()
+
     def fold(self) -> None:
         """Fold the pending records into the counters."""
         for (flow, agreement, decision_id), count in self._pending.items():

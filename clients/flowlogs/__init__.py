@@ -15,6 +15,10 @@ How the pieces connect::
 - ``jsonl.py``, ``csvlog.py``, ``hubble.py``, ``awsvpc.py``, ``gcpvpc.py``: one reader each;
 - ``reading.py``  the registry of readers and :func:`read_flowlog`, the one entry point.
 
+A reader may also offer ``quick(raw, number)``: a cheap key for lines that differ
+only in a field of their own (Hubble, our JSON Lines, CSV), which the audit's line
+pass uses to reuse a first line's answer (``base.Reader``).
+
 Readers know nothing about decisions: the audit feeds ``record.flow`` to whatever
 decides (an in-process index, a gRPC server) and zips the answers back in order.
 """

@@ -10,7 +10,7 @@ header) turns each line into a :class:`FlowRecord`, a :class:`Skip`, or raises
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
@@ -22,8 +22,27 @@ from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.index.model import PORT_PROTOCOLS
 
+#: A raw line: the bytes as read, or text (a log's first lines, lines shipped to a worker).
+RawLine = bytes | str
+#: A reader's optional ``quick(raw, number)``: the line's key and head, a Skip, or None (parse it).
+Quick = Callable[[RawLine, int], "Skip | tuple[Hashable, str] | None"]
+
 
 class Reader(Protocol):
+    """A log format.
+
+    ``parse``'s answer for a line depends on the line's text alone, except for
+    header lines (``Skip("header")``), which may set the reader up for the lines
+    after them: the audit reuses a repeated line's answer (``clients/auditing/lines.py``).
+
+    A reader may also offer ``quick(raw, number)`` (see :data:`Quick`), cheaper
+    than ``parse``, for lines that differ only in a field of their own (a time):
+    ``(key, head)``, where ``key`` determines the record and its output line
+    except for its first characters, ``head``; or a :class:`Skip`; or None when
+    the line must be parsed.  The audit parses the first line of each key and
+    reuses the rest of its output line for the next ones.
+    """
+
     name: ClassVar[str]
     description: ClassVar[str]
 
@@ -67,6 +86,15 @@ def json_object(text: str, what: str = "line") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LineError(what, f"must be an object (got {type(value).__name__})")
     return value
+
+
+def quick_json(text: str | bytes) -> dict[str, Any] | None:
+    """A line as a JSON object when msgspec reads it as one, else None (no error: parse it to report one)."""
+    try:
+        value = _DECODE(text)
+    except (msgspec.DecodeError, RecursionError, ValueError):
+        return None
+    return value if type(value) is dict else None
 
 
 def first_json_objects(lines: Sequence[str]) -> list[dict[str, Any]]:

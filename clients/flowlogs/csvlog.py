@@ -8,12 +8,15 @@ breaks), which keeps the reader streaming and line numbers exact.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import json
+from collections.abc import Hashable, Sequence
 from typing import ClassVar
 
+from netpol_pdp.clients.flowlogs.base import RawLine
 from netpol_pdp.clients.flowlogs.errors import LineError
 from netpol_pdp.clients.flowlogs.jsonl import record_from_mapping
-from netpol_pdp.clients.flowlogs.record import FlowRecord, Skip
+from netpol_pdp.clients.flowlogs.record import DECISION_FIELDS, FlowRecord, Skip
+from netpol_pdp.clients.flowlogs.source import decode_line
 
 REQUIRED = ("src_ip", "dst_ip")
 
@@ -57,3 +60,31 @@ class CsvReader:
         if len(cells) != len(self.header):
             raise LineError("line", f"has {len(cells)} columns, the header has {len(self.header)}")
         return record_from_mapping(line, dict(zip(self.header, cells, strict=True)))
+
+    def quick(self, raw: RawLine, number: int) -> tuple[Hashable, str] | None:
+        """A record line keyed by its flow, observed and direction cells; its head is its columns as JSON.
+
+        Before the header, a header line, a line of the wrong width, or one with
+        a column the decision overrides: parsed.
+        """
+        header = self.header
+        if header is None:
+            return None
+        text = decode_line(raw, number) if type(raw) is bytes else raw
+        if type(text) is not str:
+            return None
+        try:
+            cells = [c.strip() for c in next(csv.reader([text], strict=True))]
+        except (csv.Error, StopIteration):
+            return None
+        if len(cells) != len(header) or cells == header:
+            return None
+        row = dict(zip(header, cells, strict=True))
+        if not DECISION_FIELDS.isdisjoint(row):
+            return None
+        get = row.get
+        observed = get("observed")
+        key = (get("src_ip"), get("dst_ip"), get("protocol"), get("dst_port"), observed, get("direction"))
+        if observed:  # a verdict: normalised into the decision's part of the line
+            del row["observed"]
+        return key, json.dumps(row)[:-1] + ", "

@@ -23,10 +23,14 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii  # what json.dumps uses for a string
 from typing import Any, ClassVar
 
-from netpol_pdp.clients.flowlogs.base import build_flow, dig, first_json_objects, json_object
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from netpol_pdp.clients.flowlogs.base import RawLine, build_flow, dig, first_json_objects, json_object
 from netpol_pdp.clients.flowlogs.errors import LineError
 from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord, Skip
 from netpol_pdp.index.decision import Verdict
@@ -47,6 +51,58 @@ _FIELD_NAMES = {
 }
 #: Keys of a Hubble observer response that carry something other than a flow.
 NON_FLOW_EVENTS = frozenset({"node_status", "lost_events", "agent_event", "debug_event"})
+
+
+# --- the quick read: only the fields the reader looks at, typed strictly (see HubbleReader.quick) ----
+# Frozen, so that a flow is its own key (hashed in C); a value of another type fails the
+# decoding, and the line is parsed the plain way.
+
+
+class _Endpoint(msgspec.Struct, frozen=True, gc=False):
+    namespace: str | None = None
+    pod_name: str | None = None
+
+
+class _Port(msgspec.Struct, frozen=True, gc=False):
+    destination_port: int | None = None
+
+
+class _L4(msgspec.Struct, frozen=True, gc=False):
+    # absent and null differ here (``"TCP" in l4`` is what the reader asks)
+    TCP: _Port | UnsetType | None = UNSET
+    UDP: _Port | UnsetType | None = UNSET
+    SCTP: _Port | UnsetType | None = UNSET
+
+
+class _IP(msgspec.Struct, frozen=True, gc=False):
+    source: str | None = None
+    destination: str | None = None
+
+
+class _Flow(msgspec.Struct, frozen=True, gc=False):
+    """Every field of a flow the reader reads but its time."""
+
+    IP: _IP | UnsetType = UNSET
+    l4: _L4 | UnsetType = UNSET
+    verdict: str | None = None
+    drop_reason_desc: str | None = None
+    traffic_direction: str | None = None
+    is_reply: bool | None = None
+    reply: bool | None = None
+    source: _Endpoint | UnsetType = UNSET
+    destination: _Endpoint | UnsetType = UNSET
+    node_name: str | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    flow: _Flow | UnsetType = UNSET
+    node_name: str | None = None
+    time: str | None = None
+
+
+_QUICK = msgspec.json.Decoder(_Response).decode
+_REPLY = Skip("reply")
+_NON_L4 = Skip("non-l4")
 
 
 def looks_like_flow(obj: Mapping[str, Any]) -> bool:
@@ -135,3 +191,27 @@ class HubbleReader:
             direction=direction,
             time=str(time) if time else None,
         )
+
+    def quick(self, raw: RawLine, number: int) -> Skip | tuple[Hashable, str] | None:
+        """An observer response read for only the fields the reader looks at (msgspec, typed strictly).
+
+        The key is the flow without its time (and the response's node name):
+        everything the record is made of but the time, which is the output
+        line's head.  Anything else (a bare flow, an event, a time only inside
+        the flow, a value of another type, a line msgspec refuses) is parsed.
+        """
+        try:
+            response = _QUICK(raw)
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            return None
+        flow, time = response.flow, response.time
+        if flow is UNSET:
+            return None
+        if flow.is_reply is True or flow.reply is True:
+            return _REPLY
+        l4 = flow.l4
+        if l4 is UNSET or (l4.TCP is UNSET and l4.UDP is UNSET and l4.SCTP is UNSET):
+            return _NON_L4
+        if not time or flow.IP is UNSET:
+            return None
+        return (flow, response.node_name), '{"time": ' + encode_basestring_ascii(time)

@@ -8,12 +8,13 @@ origin, converted to this shape, be compared with policy; ``time`` (or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
-from netpol_pdp.clients.flowlogs.base import build_flow, first_json_objects, json_object
+from netpol_pdp.clients.flowlogs.base import RawLine, build_flow, first_json_objects, json_object, quick_json
 from netpol_pdp.clients.flowlogs.errors import LineError
-from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord
+from netpol_pdp.clients.flowlogs.record import DECISION_FIELDS, Direction, FlowRecord
+from netpol_pdp.clients.flowlogs.source import decode_line
 from netpol_pdp.index.decision import Verdict
 
 IDENTITY = {"src_ip": "src_ip", "dst_ip": "dst_ip", "protocol": "protocol", "dst_port": "dst_port"}
@@ -79,3 +80,43 @@ class JsonLinesReader:
 
     def parse(self, line: int, text: str) -> FlowRecord:
         return record_from_mapping(line, json_object(text, "flow"), text.strip())
+
+    def quick(self, raw: RawLine, number: int) -> tuple[Hashable, str] | None:
+        """A line that keeps its own text in the output: keyed by its flow fields, its head is its text.
+
+        Lines with ``observed`` or with a field the decision overrides are
+        parsed (their output is not the text with the decision spliced in), and
+        so are lines of only the flow fields: they repeat whole, and the line
+        cache answers them without a key of their own.
+        """
+        text = decode_line(raw, number) if type(raw) is bytes else raw
+        if type(text) is not str:
+            return None  # not UTF-8: parsed, to report it
+        text = text.strip()
+        row = quick_json(text)
+        if row is None or len(row) <= len(IDENTITY):
+            return None  # (only the flow's fields: they repeat whole, for the line cache)
+        if "observed" in row or not DECISION_FIELDS.isdisjoint(row):
+            return None
+        get = row.get
+        src, dst, protocol, port, direction = (
+            get("src_ip"),
+            get("dst_ip"),
+            get("protocol"),
+            get("dst_port"),
+            get("direction"),
+        )
+        body = text[:-1].rstrip()
+        key = (
+            src,
+            dst,
+            protocol,
+            port,
+            direction,
+            type(src),
+            type(dst),
+            type(protocol),
+            type(port),
+            type(direction),
+        )
+        return key, body + ", "

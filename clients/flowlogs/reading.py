@@ -10,11 +10,14 @@ Only the first few lines are buffered (for detection): memory stays flat.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
+from typing import IO
 
-from netpol_pdp.clients.flowlogs.base import Reader
+from netpol_pdp.clients.flowlogs.base import RawLine, Reader
 from netpol_pdp.clients.flowlogs.detect import READERS, SNIFF_LINES, detect_format
 from netpol_pdp.clients.flowlogs.errors import FlowLogError, LineError, clip
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats, Skip
@@ -52,7 +55,8 @@ class FlowLog:
         self.preamble: tuple[int, str] | None = None
         self._stack = contextlib.ExitStack()
         try:
-            self._lines = iter_lines(path, open_binary(path, self._stack))
+            self._binary: IO[bytes] = open_binary(path, self._stack)
+            self._lines = iter_lines(path, self._binary)
             head: list[tuple[int, str]] = []
             for number, text in self._lines:
                 head.append((number, text))
@@ -92,6 +96,28 @@ class FlowLog:
             )
         finally:
             self._stack.close()
+
+    def raw_lines(self) -> RawLines:
+        """Instead of iterating: the numbered raw lines and the reader, for the audit's line pass.
+
+        The first lines come as text (read for detection), the rest as the
+        file's bytes, undecoded; the log closes when they are read (or on
+        :meth:`close`).
+        """
+        head = self._head
+        after = head[-1][0] + 1 if head else 1
+        plain = type(self._binary) is io.BufferedReader and self.path != "-"
+        return RawLines(
+            self.reader,
+            iter(head) if plain else numbered_lines(head, self._binary, after),
+            self.stats,
+            self.path,
+            self.skip_invalid,
+            self.on_invalid,
+            self._stack.close,
+            self._binary if plain else None,
+            after,
+        )
 
     def partitions(self, size: int) -> Iterator[list[tuple[int, str]]]:
         """The raw lines in chunks of ``size``, for readers in other processes (instead of iterating).
@@ -154,6 +180,40 @@ class FlowLog:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@dataclass(slots=True)
+class RawLines:
+    """A log's numbered raw lines with the reader that parses them and the counts to fill.
+
+    What the audit's line pass reads: a line is decoded and parsed only the
+    first time its bytes are seen (see ``clients/auditing/lines.py``).
+    """
+
+    reader: Reader
+    numbered: Iterator[tuple[int, RawLine]]
+    stats: ReadStats
+    path: str
+    skip_invalid: bool = False
+    on_invalid: Callable[[FlowLogError], None] | None = None
+    #: called when the pass is done with the lines (closes the log)
+    close: Callable[[], object] = lambda: None
+    #: after ``numbered``: the rest of a plain file's lines, read in blocks, numbered from ``first``
+    #: (gzip and stdin come line by line in ``numbered``, so a read error names its line)
+    blocks: Iterable[bytes] | None = None
+    first: int = 1
+
+
+def numbered_lines(
+    head: Iterable[tuple[int, str]], raw: Iterable[bytes] | None = None, first: int = 1
+) -> Iterator[tuple[int, RawLine]]:
+    """The head's numbered text, then the ``raw`` lines numbered from ``first``.
+
+    Built of C iterators: no Python step per line.
+    """
+    if raw is None:
+        return iter(head)
+    return itertools.chain(head, enumerate(raw, first))
 
 
 def parse_lines(

@@ -17,6 +17,12 @@ from typing import Any
 from netpol_pdp.index.decision import Verdict
 from netpol_pdp.index.flows import Flow
 
+#: The fields an audit's output line gains (a record's own field of one of these names is overridden).
+#: (``observed`` is not among them: an input ``observed`` column means the same and is normalised.)
+DECISION_FIELDS = frozenset(
+    {"verdict", "reason", "generation", "src", "dst", "notes", "explanation", "agreement"}
+)
+
 
 class Direction(StrEnum):
     """Where the enforcer observed the flow: leaving the source or entering the destination."""

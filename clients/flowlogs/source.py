@@ -61,25 +61,36 @@ class Undecodable(str):
     __slots__ = ()
 
 
+#: What reading a log's bytes may raise (gzip.BadGzipFile is an OSError).
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def decode_line(raw: bytes, number: int) -> str:
+    """Line ``number`` as text without its line end, or an :class:`Undecodable` saying why not.
+
+    A byte-order mark opening the file (Excel's "CSV UTF-8" writes one) is
+    dropped: it would hide the header's first column name and defeat format
+    detection.
+    """
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        return Undecodable(f"not UTF-8 text (byte {exc.start})")
+    return text.rstrip("\r\n")
+
+
 def iter_lines(path: str, binary: Iterable[bytes], first: int = 1) -> Iterator[tuple[int, str]]:
     """``(line number, text without the line end)`` from ``first`` on; blank lines are kept (numbering).
 
     A line that is not UTF-8 comes as an :class:`Undecodable` holding the reason,
-    so that ``--skip-invalid`` can skip it like any other bad line.  A byte-order
-    mark opening the file (Excel's "CSV UTF-8" writes one) is dropped: it would
-    hide the header's first column name and defeat format detection.
+    so that ``--skip-invalid`` can skip it like any other bad line (see :func:`decode_line`).
     """
     number = first - 1
     try:
         for raw in binary:
             number += 1
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, Undecodable(f"not UTF-8 text (byte {exc.start})")
-                continue
-            yield number, text.rstrip("\r\n")
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            yield number, decode_line(raw, number)
+    except READ_ERRORS as exc:
         raise FlowLogError(path, number + 1, "", f"cannot read: {exc}") from None
 
 
