@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -312,3 +313,50 @@ def test_envoy_checks_are_logged_as_check(
     assert (line["method"], line["count"], line["verdict"]) == ("Check", 2, "DENY")
     assert line["policies"] == ["shop/web-from-client"]
     assert line["caller"]["peer"].startswith("ipv4:127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--decision-log-filter", "deny"],
+            "--decision-log-filter needs --decision-log",
+            id="a filter without a log",
+        ),
+        pytest.param(
+            ["--decision-log", "-", "--decision-log-filter", "sample:0"],
+            "--decision-log-filter: must be all, deny or sample:N",
+            id="a sample of zero",
+        ),
+        pytest.param(
+            ["--decision-log", "-", "--workers", "2"],
+            "--decision-log: not available with --workers",
+            id="a log with workers",
+        ),
+    ],
+)
+def test_decision_log_options_are_checked(argv: list[str], message: str) -> None:
+    import argparse
+
+    from netpol_pdp.clients.cmd_serve import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        options_from_args(parser.parse_args(argv))
+
+
+def test_the_options_reach_the_service() -> None:
+    import argparse
+
+    from netpol_pdp.clients.cmd_serve import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = options_from_args(
+        parser.parse_args(
+            ["--decision-log", "-", "--decision-log-filter", "sample:10", "--http-listen", "127.0.0.1:0"]
+        )
+    )
+    assert (options.decision_log, str(options.decision_log_filter)) == ("-", "sample:10")
+    assert options.http_listen == "127.0.0.1:0"
