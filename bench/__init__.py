@@ -36,6 +36,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
   without them: build, policy event cost, cache-miss decisions/s;
 - ``names.py``      decisions by name and why-not: pod events with/without the generation's objects
   snapshot, resolving names, ``Index.explain`` next to ``decide(explain=True)`` (python -m only);
+- ``decision_log.py`` the decision log's cost on the DecideStream path (no log / ``deny`` / ``all``)
+  and HTTP/JSON ``POST /v1/decide`` next to gRPC unary ``Decide``, ratios of one run (python -m only);
 - ``reach.py``      ``reach`` and ``matrix`` latency next to one decide miss and to enumerating
   the world's pods, with the per-generation catalogue apart (python -m only);
 - ``results.py``    result files, the machine record, timing and profiling helpers.

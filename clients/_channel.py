@@ -284,6 +284,21 @@ def status_to_dict(msg: pb.GetStatusResponse) -> dict[str, Any]:
         "uptime_seconds": round(msg.uptime_seconds, 3),
         "version": msg.version,
         "max_batch_flows": msg.max_batch_flows,
+        **({"decision_log": _decision_log_to_dict(msg.decision_log)} if msg.HasField("decision_log") else {}),
+    }
+
+
+def _decision_log_to_dict(log: pb.DecisionLogStatus) -> dict[str, Any]:
+    """``serve --decision-log``'s counters (present only when the log is on)."""
+    return {
+        "path": log.path,
+        "filter": log.filter,
+        "written": log.written,
+        "dropped": log.dropped,
+        "errors": log.errors,
+        "last_error": log.last_error,
+        "queued": log.queued,
+        "queue_limit": log.queue_limit,
     }
 
 

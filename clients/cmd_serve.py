@@ -75,6 +75,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="also answer Envoy's HTTP ext_authz http_service on this address (plain HTTP; docs/envoy.md)",
     )
+    parser.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="also serve Decide, DecideBatch, GetStatus, Reach and Matrix as JSON over HTTP here, "
+        "with the same TLS options (docs/http-api.md)",
+    )
+    parser.add_argument(
+        "--decision-log",
+        metavar="FILE",
+        help="log the decisions to FILE ('-': stdout) as JSON lines, one per flow and second with its "
+        "count; reopened on SIGHUP "
+        "(docs/decision-log.md)",
+    )
+    parser.add_argument(
+        "--decision-log-filter",
+        default="all",
+        metavar="all|deny|sample:N",
+        help="which decisions the decision log keeps: all, the denials, or one in N (default: all)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
@@ -173,9 +192,22 @@ def check_envoy_http_listen(address: str, insecure: bool, workers: int) -> None:
         raise ConfigError(f"--envoy-http-listen {address}: --workers share one port; give a fixed one")
 
 
+def check_http_listen(address: str, tls: bool, insecure: bool) -> None:
+    """``--http-listen``: HOST:PORT; plaintext only on loopback unless ``--insecure`` (as ``--listen``)."""
+    from netpol_pdp.server.app import split_host_port
+
+    host, _ = split_host_port(address, "--http-listen")
+    if not tls and not insecure and not is_loopback_host(host):
+        raise ConfigError(
+            f"--http-listen {address}: serving plaintext beyond loopback needs --insecure "
+            "(or give --tls-cert and --tls-key)"
+        )
+
+
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """Check the options (a :class:`ConfigError` names the bad one) and build :class:`ServeOptions`."""
     from netpol_pdp.server.app import TlsConfig
+    from netpol_pdp.server.decisionlog import LogFilter
     from netpol_pdp.server.serve import ServeOptions
 
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -184,6 +216,16 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         raise ConfigError("--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
     if args.envoy_http_listen is not None:
         check_envoy_http_listen(args.envoy_http_listen, args.insecure, args.workers)
+    log_filter = LogFilter.parse(args.decision_log_filter)
+    if args.decision_log is None and args.decision_log_filter != "all":
+        raise ConfigError("--decision-log-filter needs --decision-log")
+    for flag in ("decision_log", "http_listen"):
+        if getattr(args, flag) is not None and args.workers > 1:
+            raise ConfigError(
+                f"--{flag.replace('_', '-')}: not available with --workers (yet): run one process"
+            )
+    if args.http_listen is not None:
+        check_http_listen(args.http_listen, args.tls_cert is not None, args.insecure)
     for name in ("workers", "threads", "max_batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
@@ -238,6 +280,9 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         fail_closed_after=args.fail_closed_after,
         wait_for_source=args.wait_for_source,
         max_file_bytes=args.max_file_size,
+        decision_log=args.decision_log,
+        decision_log_filter=log_filter,
+        http_listen=args.http_listen,
     )
 
 

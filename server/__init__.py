@@ -25,7 +25,11 @@ How the pieces connect::
                   registered beside the DecisionService (``start_server(extra_services=...)``);
 - ``envoy_http.py`` Envoy's HTTP ext_authz over plain HTTP (``http_service``) for
                   ``serve --envoy-http-listen``: two Envoy-written address headers -> decision;
-- ``kubeserve.py`` the Kubernetes feed's status for GetStatus and metrics.
+- ``kubeserve.py`` the Kubernetes feed's status for GetStatus and metrics;
+- ``decisionlog.py`` ``serve --decision-log``: one JSON line per decision, rendered and written
+                  by a writer thread behind a bounded queue (full: lines dropped and counted);
+- ``http_api.py`` ``serve --http-listen``: the DecisionCore's unary RPCs (Decide, DecideBatch,
+                  GetStatus, Reach, Matrix) as JSON over HTTP (aiohttp).
 
 docs/grpc.md describes the API, the options and the measurements behind the choices.
 """

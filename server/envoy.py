@@ -57,6 +57,7 @@ from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import MAX_IP_CHARS, Flow
 from netpol_pdp.server.decoding import Malformed, lenient
+from netpol_pdp.server.service import caller_of
 
 __all__ = [
     "INVALID_REQUEST",
@@ -323,9 +324,18 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
     without locking).
     """
 
-    def __init__(self, decide: DecideFn, metrics: ObservesCalls | None = None) -> None:
+    def __init__(
+        self,
+        decide: DecideFn,
+        metrics: ObservesCalls | None = None,
+        decision_log: Any = None,
+        index_getter: Callable[[], DecidesFlows | None] | None = None,
+    ) -> None:
         self._decide = decide
         self._metrics = metrics
+        #: ``serve --decision-log`` (server/decisionlog.py), with the index it explains Checks at
+        self.log = decision_log
+        self._index_getter = index_getter
         # (flow, http?, generation) -> the CheckResponse already built for it.  The
         # same flow at the same generation always gets the same answer, and
         # building one (metadata Struct, headers) cost more than mapping and
@@ -334,7 +344,7 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
         self._responses: dict[tuple[Flow, bool, int], Any] = {}
         self._responses_bytes = 0  # their serialized size (also bounded)
 
-    def check(self, request: Any) -> Any:
+    def check(self, request: Any, caller: Any = None) -> Any:
         """The CheckResponse for one CheckRequest (no grpc context: used by Check and by tests)."""
         start = time.perf_counter()
         http = _is_http(request)
@@ -362,13 +372,24 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
                 self._responses_bytes += response.ByteSize()
         if self._metrics is not None:
             self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
+        if self.log is not None and self._index_getter is not None:
+            index: Any = self._index_getter()
+            if index is not None:  # explained at the generation current now
+                gen = index.snapshot() if hasattr(index, "snapshot") else None
+                seconds = time.perf_counter() - start
+                self.log.decided(METHOD, caller, seconds, 0, index, gen, (flow,), (decision,))
         return response
+
+    def _caller(self, context: Any) -> Any:
+        if self.log is None:
+            return None
+        return caller_of(context)
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
         if isinstance(request, Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
-            return self.check(request)
+            return self.check(request, self._caller(context))
         except IndexNotReady as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"netpol-pdp is not ready: {error}")
             raise  # unreachable: abort raises; keeps the type checker honest
@@ -385,7 +406,7 @@ class AioAuthorizationServicer(AuthorizationServicer):
         if isinstance(request, Malformed):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
-            return self.check(request)
+            return self.check(request, self._caller(context))
         except IndexNotReady as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"netpol-pdp is not ready: {error}")
             raise  # unreachable: abort raises
@@ -395,6 +416,7 @@ def add_to_server(
     server: grpc.Server | grpc.aio.Server,
     index_getter: Callable[[], DecidesFlows | None],
     metrics: ObservesCalls | None = None,
+    decision_log: Any = None,
 ) -> AuthorizationServicer:
     """Register the Authorization service on ``server``, deciding with ``index_getter()``'s index.
 
@@ -413,7 +435,7 @@ def add_to_server(
         return index.decide(flow, explain=explain)
 
     flavour = AioAuthorizationServicer if isinstance(server, grpc.aio.Server) else AuthorizationServicer
-    servicer = flavour(decide, metrics)
+    servicer = flavour(decide, metrics, decision_log, index_getter)
     # the generated registration, with a deserializer that makes undecodable bytes
     # INVALID_ARGUMENT rather than grpc's INTERNAL (server/decoding.py)
     handlers = {
@@ -429,7 +451,9 @@ def add_to_server(
 
 
 def service(
-    index_getter: Callable[[], DecidesFlows | None], metrics: ObservesCalls | None = None
+    index_getter: Callable[[], DecidesFlows | None],
+    metrics: ObservesCalls | None = None,
+    decision_log: Any = None,
 ) -> tuple[str, Callable[[grpc.Server | grpc.aio.Server], AuthorizationServicer]]:
     """``(SERVICE_NAME, register)`` for ``server.app.start_server(extra_services=...)``.
 
@@ -437,4 +461,4 @@ def service(
     and lists it for reflection; ``netpol-pdp serve`` passes a getter that returns
     ``None`` until the feed's first load succeeds.
     """
-    return SERVICE_NAME, lambda server: add_to_server(server, index_getter, metrics)
+    return SERVICE_NAME, lambda server: add_to_server(server, index_getter, metrics, decision_log)

@@ -14,7 +14,12 @@ Exported series (prefix ``netpol_pdp_``):
 - ``batch_flows{method}``                     flows per DecideBatch/DecideStream message;
 - ``index_generation``                        the generation being served;
 - ``ready``                                   1 once the first load succeeded;
-- ``feed_loads_total``, ``feed_errors_total`` successful and failed (re)loads of the feed.
+- ``feed_loads_total``, ``feed_errors_total`` successful and failed (re)loads of the feed;
+- ``decision_log_lines_total{outcome}``       decision log lines written, dropped, lost to errors
+                                              (``serve --decision-log``, server/decisionlog.py).
+
+``method`` is the RPC (``Decide``, ``DecideBatch``, ``DecideStream``, ``Check``) or the
+HTTP/JSON route's (``HTTP/Decide``, ``HTTP/DecideBatch``; server/http_api.py).
 """
 
 from __future__ import annotations
@@ -45,6 +50,23 @@ class _FeedCollector(Collector):
         yield CounterMetricFamily(
             "netpol_pdp_feed_errors", "Failed reloads of the feed (last good state kept).", value=errors
         )
+
+
+class _DecisionLogCollector(Collector):
+    """``decision_log_lines_total{outcome}``: the decision log's own counters, read when scraped."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Any]:
+        family = CounterMetricFamily(
+            "netpol_pdp_decision_log_lines",
+            "Decision log lines: written, dropped (queue full: the sink is slow or stalled), errors.",
+            labels=["outcome"],
+        )
+        for outcome, value in zip(("written", "dropped", "errors"), self._counts(), strict=True):
+            family.add_metric([outcome], value)
+        yield family
 
 
 class Metrics:
@@ -90,11 +112,10 @@ class Metrics:
                 registry=r,
             ).set_function(lambda: 1.0 if stale() else 0.0)
         r.register(_FeedCollector(feed_counters))
-        self._lat = {
-            m: self.latency.labels(m)
-            for m in ("Decide", "DecideBatch", "DecideStream", "Check", "Reach", "Matrix")
-        }
-        self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream")}
+        methods = ("Decide", "DecideBatch", "DecideStream", "Check", "Reach", "Matrix")
+        http = ("HTTP/Decide", "HTTP/DecideBatch", "HTTP/Reach", "HTTP/Matrix")
+        self._lat = {m: self.latency.labels(m) for m in methods + http}
+        self._bat = {m: self.batch.labels(m) for m in ("DecideBatch", "DecideStream", "HTTP/DecideBatch")}
         #: (verdict, reason) -> its decisions_total child, so the serving path skips labels()
         self._children: dict[tuple[Verdict, Reason], Any] = {}
         self._http: Any = None
@@ -124,6 +145,10 @@ class Metrics:
             if child is None:
                 child = children[key] = self.decisions.labels(key[0].value, key[1].value)
             child.inc(n)
+
+    def watch_decision_log(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """Export the decision log's (written, dropped, errors) line counts, read when scraped."""
+        self.registry.register(_DecisionLogCollector(counts))
 
     def observe_query(self, method: str, seconds: float) -> None:
         """Record one Reach or Matrix call (its latency; it makes no decision to count)."""

@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,7 +60,9 @@ from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES, FeedReport, Manif
 from netpol_pdp.server import envoy as ext_authz
 from netpol_pdp.server.app import STOP_MARGIN, Mode, ServerHandle, TlsConfig, split_host_port, start_server
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH, ConfigError
+from netpol_pdp.server.decisionlog import DecisionLog, LogFilter
 from netpol_pdp.server.envoy_http import HttpAuthorizer
+from netpol_pdp.server.http_api import HttpApi
 from netpol_pdp.server.kubeserve import Health, KubeTracker
 from netpol_pdp.server.limits import max_streams
 from netpol_pdp.server.logging import get_logger, log_event
@@ -104,6 +106,11 @@ class ServeOptions:
     wait_for_source: bool = False
     #: the largest manifest file read (``--max-file-size``); a larger one is a load problem
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: ``--decision-log FILE|-`` and its filter (server/decisionlog.py); None: off
+    decision_log: str | None = None
+    decision_log_filter: LogFilter = field(default_factory=LogFilter)
+    #: ``--http-listen``: the HTTP/JSON API (server/http_api.py); None: off
+    http_listen: str | None = None
 
 
 class FeedTracker:
@@ -231,8 +238,16 @@ class Service:
         self.state.set_feed_info(self.tracker.info)
         index, state = self.index, self.state
         self.metrics = Metrics(lambda: index.generation, lambda: state.ready, state.feed_counters, stale)
+        self.decision_log: DecisionLog | None = None
+        if options.decision_log is not None:
+            self.decision_log = DecisionLog(options.decision_log, options.decision_log_filter)
+            self.metrics.watch_decision_log(self.decision_log.counts)
         self.core = DecisionCore(
-            state, self.metrics, options.max_batch, streams=max_streams(options.mode, options.threads)
+            state,
+            self.metrics,
+            options.max_batch,
+            streams=max_streams(options.mode, options.threads),
+            decision_log=self.decision_log,
         )
         servicer = AioDecisionService(self.core) if options.mode == "aio" else DecisionService(self.core)
         self.handle: ServerHandle = start_server(
@@ -244,7 +259,9 @@ class Service:
             threads=options.threads,
             reuse_port=options.reuse_port,
             # Envoy's ext_authz Authorization/Check on the same port, UNAVAILABLE until ready.
-            extra_services=[ext_authz.service(lambda: index if state.ready else None, self.metrics)],
+            extra_services=[
+                ext_authz.service(lambda: index if state.ready else None, self.metrics, self.decision_log)
+            ],
         )
         self.port = self.handle.port
         handle = self.handle
@@ -254,6 +271,10 @@ class Service:
         self.envoy_http_port: int | None = None
         if options.envoy_http_listen:
             self.envoy_http, self.envoy_http_port = self._start_envoy_http(options)
+        self.http: HttpApi | None = None
+        self.http_port: int | None = None
+        if options.http_listen:
+            self.http, self.http_port = self._start_http(options)
         self.metrics_port: int | None = None
         if options.metrics_listen:
             host, port = split_host_port(options.metrics_listen, "--metrics-listen")
@@ -276,6 +297,8 @@ class Service:
             port=self.port,
             metrics_port=self.metrics_port,
             envoy_http_port=self.envoy_http_port,
+            http_port=self.http_port,
+            decision_log=options.decision_log,
             tls=options.tls is not None,
             mutual_tls=bool(options.tls and options.tls.client_ca),
             mode=options.mode,
@@ -288,6 +311,34 @@ class Service:
             target=self.tracker.run, args=(self._feed_stop,), name="feed", daemon=True
         )
         self._feed_thread.start()
+
+    def _start_http(self, options: ServeOptions) -> tuple[HttpApi, int]:
+        """The HTTP/JSON API on the same core (options checked by ``cmd_serve.check_http_listen``)."""
+        assert options.http_listen is not None
+        host, port = split_host_port(options.http_listen, "--http-listen")
+        api = HttpApi(self.core, options.tls)
+        try:
+            return api, api.start(host, port)
+        except OSError as exc:
+            self._abort()
+            raise ConfigError(f"--http-listen {options.http_listen}: cannot bind ({exc.strerror})") from None
+        except ConfigError:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Undo a start that failed after the gRPC server started."""
+        if self.envoy_http is not None:
+            self.envoy_http.stop()
+        self.handle.stop(0)
+        if self.decision_log is not None:
+            self.decision_log.close(0.5)
+
+    def reopen_logs(self) -> None:
+        """SIGHUP: reopen the decision log's file (after logrotate moved it)."""
+        if self.decision_log is not None:
+            self.decision_log.reopen()
+            log_event(log, logging.INFO, "decision_log_reopened", path=self.decision_log.target)
 
     def _start_envoy_http(self, options: ServeOptions) -> tuple[HttpAuthorizer, int]:
         """The HTTP authorizer (options checked by ``cmd_serve.check_envoy_http_listen``)."""
@@ -315,7 +366,21 @@ class Service:
         log_event(log, logging.INFO, "shutting_down", grace_seconds=grace, generation=self.index.generation)
         if self.envoy_http is not None:
             self.envoy_http.stop()
+        if self.http is not None:
+            self.http.stop()
         clean = self.handle.stop(grace)
+        if self.decision_log is not None:
+            flushed = self.decision_log.close()
+            status = self.decision_log.status_pb()
+            log_event(
+                log,
+                logging.INFO if flushed else logging.WARNING,
+                "decision_log_closed",
+                flushed=flushed,
+                written=status.written,
+                dropped=status.dropped,
+                errors=status.errors,
+            )
         if not clean:
             log_event(log, logging.WARNING, "stop_overrun", seconds=grace + STOP_MARGIN)
         self._feed_stop.set()
@@ -353,8 +418,12 @@ def serve(options: ServeOptions, stop: threading.Event | None = None) -> int:
     try:
         while not stop.is_set():
             if signals.wait(0.1):
-                for name in signals.take():
+                names = signals.take()
+                for name in names:
                     log_event(log, logging.INFO, "signal", signal=name)
+                if all(name == "SIGHUP" for name in names):
+                    service.reopen_logs()
+                    continue
                 break
             failed = getattr(service.tracker, "startup_error", None)
             if failed is not None:
@@ -401,7 +470,9 @@ class SignalWatch:
         if self.installed:
             self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
             handler = self._on_signal
-            self._previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+            self._previous = {
+                sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            }
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._received.append(signum)

@@ -49,6 +49,7 @@ from netpol_pdp.index.reach import ReachError
 from netpol_pdp.index.reach import query as reach_query
 from netpol_pdp.index.selectors import parse_selector_text
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
+from netpol_pdp.server.decisionlog import Caller, DecisionLog
 from netpol_pdp.server.decoding import Malformed, lenient
 from netpol_pdp.server.encode import BatchEncoder
 from netpol_pdp.server.limits import StreamLimiter, max_streams
@@ -62,12 +63,20 @@ from netpol_pdp.v1.queries import matrix_to_pb, reach_to_pb
 
 
 class RequestError(Exception):
-    """A call-level refusal: the gRPC status code and its message."""
+    """A call-level refusal: the gRPC status code and its message.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    ``over_limit`` marks a request beyond a serving limit (the HTTP API answers 413);
+    ``field`` the request field at fault, when one is (the HTTP API's error names it).
+    """
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, *, over_limit: bool = False, field: str = ""
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.over_limit = over_limit
+        self.field = field
 
 
 class DecisionCore:
@@ -80,6 +89,7 @@ class DecisionCore:
         max_batch: int = DEFAULT_MAX_BATCH,
         wire_cache: bool = True,
         streams: tuple[int, int] = max_streams("sync", 16),
+        decision_log: DecisionLog | None = None,
         max_matrix_cells: int = MAX_CELLS,
     ):
         self.state = state
@@ -93,6 +103,8 @@ class DecisionCore:
         #: repeated flows answered from their wire bytes (server/wirecache.py); off for the
         #: benchmark's reference evaluator, which must decide every flow
         self.wire = WireCache() if wire_cache else None
+        #: ``serve --decision-log``: each call hands its decisions over in one record
+        self.log = decision_log
 
     def _check_ready(self) -> None:
         if not self.state.ready:
@@ -105,8 +117,10 @@ class DecisionCore:
                 "not serving: no working watch of the Kubernetes API for --fail-closed-after seconds",
             )
 
-    def decide(self, request: pb.DecideRequest | Malformed) -> bytes:
-        """The encoded ``DecideResponse`` of one flow (bytes, as for batches)."""
+    def decide(
+        self, request: pb.DecideRequest | Malformed, caller: Caller | None = None, method: str = "Decide"
+    ) -> bytes:
+        """The encoded ``DecideResponse`` of one flow (bytes, as for batches); ``caller``: for the log."""
         if isinstance(request, Malformed):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         self._check_ready()
@@ -118,17 +132,23 @@ class DecisionCore:
             chunk = request.flow.SerializeToString()
             entry = slot.entries.get(chunk)
             if entry is not None:
-                if self.metrics is not None:
-                    kind = slot.kinds[entry]
-                    self.metrics.observe_tally("Decide", time.perf_counter() - start, {kind: 1}, None)
+                if self.metrics is not None or self.log is not None:
+                    seconds = time.perf_counter() - start
+                    tally = {slot.kinds[entry]: 1}
+                    if self.metrics is not None:
+                        self.metrics.observe_tally(method, seconds, tally, None)
+                    if self.log is not None:
+                        self.log.cached(method, caller, seconds, 0, slot, (chunk,), (entry,), tally)
                 return entry_body(entry)
         try:
             asked = asked_from_pb(request.flow)
-            decision, named = self._decide_one(index, asked, request.explain)
+            decision, named, flow, gen = self._decide_one(index, asked, request.explain, self.log is not None)
         except FlowError as exc:
             if self.metrics is not None:
                 self.metrics.flow_error(exc.field)
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, str(exc), field=f"flow.{exc.field}"
+            ) from None
         if not named and slot is not None and chunk is not None and decision.generation == slot.generation:
             entry = self.encoder.result(decision)
             slot.put(chunk, entry, decision.verdict, decision.reason)
@@ -137,26 +157,37 @@ class DecisionCore:
             message = pb.DecideResponse()
             fill_decision(message.decision, decision)
             response = message.SerializeToString()
+        seconds = time.perf_counter() - start
         if self.metrics is not None:
-            self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
+            self.metrics.observe(method, seconds, (decision,), None)
+        if self.log is not None:
+            self.log.decided(method, caller, seconds, 0, index, gen, (flow,), (decision,))
         return response
 
     @staticmethod
-    def _decide_one(index: Any, asked: Flow | FlowByName, explain: bool) -> tuple[Decision, bool]:
-        """(the decision, whether the flow was by name): names are resolved, and the flow
-        decided and explained, at one generation."""
-        if isinstance(asked, Flow) and not explain:
-            return index.decide(asked), False
+    def _decide_one(
+        index: Any, asked: Flow | FlowByName, explain: bool, logged: bool = False
+    ) -> tuple[Decision, bool, Flow, Generation | None]:
+        """(the decision, whether the flow was by name, the flow decided, its generation if taken):
+        names are resolved, and the flow decided and explained, at one generation (taken also
+        when ``logged``: the decision log explains the flow at the generation that decided it)."""
+        if isinstance(asked, Flow) and not explain and not logged:
+            return index.decide(asked), False, asked, None
         gen = _snapshot(index)
         if gen is None:
             if isinstance(asked, FlowByName):
                 raise FlowError("src_name", "this evaluator resolves no names: send addresses")
-            return index.decide(asked, explain=explain), False
+            return index.decide(asked, explain=explain), False, asked, None
         flow = asked if isinstance(asked, Flow) else resolve_asked(gen, asked).flow
         decision = index.explain(flow, gen) if explain else index.decide(flow, gen=gen)
-        return decision, isinstance(asked, FlowByName)
+        return decision, isinstance(asked, FlowByName), flow, gen
 
-    def decide_batch(self, request: pb.DecideBatchRequest | Malformed, method: str = "DecideBatch") -> bytes:
+    def decide_batch(
+        self,
+        request: pb.DecideBatchRequest | Malformed,
+        method: str = "DecideBatch",
+        caller: Caller | None = None,
+    ) -> bytes:
         """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
         if isinstance(request, Malformed):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
@@ -168,9 +199,11 @@ class DecisionCore:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"flows: a batch holds at most {self.max_batch} flows (got {n}); split it "
                 "(the client's decide_many does)",
+                over_limit=True,
+                field="flows",
             )
         if self.wire is None or request.explain:
-            return self._decide_batch_uncached(request, method, start)
+            return self._decide_batch_uncached(request, method, start, caller)
         chunks = flow_chunks(request)
         index = self.state.index
         while True:
@@ -182,10 +215,15 @@ class DecisionCore:
             break
         done: list[bytes] = results  # type: ignore[assignment]  # every slot is filled now
         response = self.encoder.response(request.request_id, slot.generation, done)
-        if self.metrics is not None:
-            for err in errors:
-                self.metrics.flow_error(err.field)
-            self.metrics.observe_tally(method, time.perf_counter() - start, slot.tally(done), n)
+        if self.metrics is not None or self.log is not None:
+            seconds = time.perf_counter() - start
+            tally = slot.tally(done)
+            if self.metrics is not None:
+                for err in errors:
+                    self.metrics.flow_error(err.field)
+                self.metrics.observe_tally(method, seconds, tally, n)
+            if self.log is not None:
+                self.log.cached(method, caller, seconds, request.request_id, slot, chunks, done, tally)
         return response
 
     def _fill_misses(
@@ -231,7 +269,9 @@ class DecisionCore:
                 slot.put(chunks[i], entry, decision.verdict, decision.reason)
         return True
 
-    def _decide_batch_uncached(self, request: pb.DecideBatchRequest, method: str, start: float) -> bytes:
+    def _decide_batch_uncached(
+        self, request: pb.DecideBatchRequest, method: str, start: float, caller: Caller | None = None
+    ) -> bytes:
         """Every flow validated and decided: explained batches, and cores without a wire cache."""
         n = len(request.flows)
         flows: list[Flow] = []
@@ -269,13 +309,16 @@ class DecisionCore:
                 for i in range(n)
             ]
         response = self.encoder.response(request.request_id, generation, results)
+        seconds = time.perf_counter() - start
         if self.metrics is not None:
             for err in errors.values():
                 self.metrics.flow_error(err.field)
-            self.metrics.observe(method, time.perf_counter() - start, decisions, n)
+            self.metrics.observe(method, seconds, decisions, n)
+        if self.log is not None and decisions:
+            self.log.decided(method, caller, seconds, request.request_id, index, gen, flows, decisions)
         return response
 
-    def reach(self, request: pb.ReachRequest | Malformed) -> pb.ReachResponse:
+    def reach(self, request: pb.ReachRequest | Malformed, method: str = "Reach") -> pb.ReachResponse:
         """Who can reach / what can reach a pod or selector, at one generation."""
         if isinstance(request, Malformed):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
@@ -295,10 +338,10 @@ class DecisionCore:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         response = reach_to_pb(answers)
         if self.metrics is not None:
-            self.metrics.observe_query("Reach", time.perf_counter() - start)
+            self.metrics.observe_query(method, time.perf_counter() - start)
         return response
 
-    def matrix(self, request: pb.MatrixRequest | Malformed) -> pb.MatrixResponse:
+    def matrix(self, request: pb.MatrixRequest | Malformed, method: str = "Matrix") -> pb.MatrixResponse:
         """The allowed/denied table of the requested pods and ports, at one generation;
         more than ``max_matrix_cells`` cells is refused before any is decided."""
         if isinstance(request, Malformed):
@@ -324,13 +367,42 @@ class DecisionCore:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         response = matrix_to_pb(result)
         if self.metrics is not None:
-            self.metrics.observe_query("Matrix", time.perf_counter() - start)
+            self.metrics.observe_query(method, time.perf_counter() - start)
         return response
 
     def status(self) -> pb.GetStatusResponse:
         response = self.state.status_pb()
         response.max_batch_flows = self.max_batch
+        if self.log is not None:
+            response.decision_log.CopyFrom(self.log.status_pb())
         return response
+
+
+#: peer -> its Caller: a connection's certificate does not change, so it is read once
+_CALLERS: dict[str, Caller] = {}
+_CALLERS_LIMIT = 4096
+
+
+def caller_of(context: Any) -> Caller:
+    """The call's peer and, with mutual TLS, its client certificate's subject (for the decision log)."""
+    peer = str(context.peer())
+    known = _CALLERS.get(peer)
+    if known is not None:
+        return known
+    subject = ""
+    auth = context.auth_context() or {}
+    for key in ("x509_subject", "x509_common_name"):
+        values = auth.get(key)
+        if values:
+            value = values[0]
+            subject = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            if key == "x509_common_name":
+                subject = f"CN={subject}"
+            break
+    if len(_CALLERS) >= _CALLERS_LIMIT:
+        _CALLERS.clear()
+    caller = _CALLERS[peer] = Caller(peer, subject)
+    return caller
 
 
 def _snapshot(index: Any) -> Generation | None:
@@ -397,14 +469,15 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
 
     def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> bytes:
         try:
-            return self.core.decide(request)
+            return self.core.decide(request, caller_of(context) if self.core.log is not None else None)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
             raise  # unreachable: abort raises
 
     def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:
         try:
-            return self.core.decide_batch(request)
+            caller = caller_of(context) if self.core.log is not None else None
+            return self.core.decide_batch(request, "DecideBatch", caller)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
             raise  # unreachable: abort raises
@@ -416,9 +489,10 @@ class DecisionService(pb_grpc.DecisionServiceServicer):
         refused = self.core.streams.acquire(peer)
         if refused is not None:
             context.abort(grpc.StatusCode.UNAVAILABLE, refused)
+        caller = caller_of(context) if self.core.log is not None else None
         try:
             for request in request_iterator:
-                yield self.core.decide_batch(request, "DecideStream")
+                yield self.core.decide_batch(request, "DecideStream", caller)
         except RequestError as exc:
             context.abort(exc.code, exc.message)
         finally:
@@ -454,14 +528,15 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
 
     async def Decide(self, request: pb.DecideRequest, context: Any) -> bytes:
         try:
-            return self.core.decide(request)
+            return self.core.decide(request, caller_of(context) if self.core.log is not None else None)
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
             raise  # unreachable: abort raises
 
     async def DecideBatch(self, request: pb.DecideBatchRequest, context: Any) -> bytes:
         try:
-            return self.core.decide_batch(request)
+            caller = caller_of(context) if self.core.log is not None else None
+            return self.core.decide_batch(request, "DecideBatch", caller)
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
             raise
@@ -473,9 +548,10 @@ class AioDecisionService(pb_grpc.DecisionServiceServicer):
         refused = self.core.streams.acquire(peer)
         if refused is not None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, refused)
+        caller = caller_of(context) if self.core.log is not None else None
         try:
             async for request in request_iterator:
-                yield self.core.decide_batch(request, "DecideStream")
+                yield self.core.decide_batch(request, "DecideStream", caller)
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
         finally:

@@ -65,17 +65,22 @@ _EXPLAIN = 0x18  # DecideBatchRequest.explain: field 3, varint
 class Slot:
     """The entries of one index object at one generation."""
 
-    __slots__ = ("entries", "generation", "index", "kinds", "size")
+    __slots__ = ("denied", "entries", "gen", "generation", "index", "kinds", "size")
 
-    def __init__(self, index: Any, generation: int) -> None:
+    def __init__(self, index: Any, generation: int, gen: Any = None) -> None:
         self.index = index
         self.generation = generation
+        #: the published generation itself (``Index.snapshot()``), when the index has one: what the
+        #: decision log explains this slot's flows at
+        self.gen = gen
         #: flow wire bytes -> the ``results`` entry (tag, length, FlowResult) of its decision
         self.entries: dict[bytes, bytes] = {}
         #: results entry -> (verdict, reason), for the decision metrics
         self.kinds: dict[bytes, tuple[Verdict, Reason]] = {}
         #: bytes of the keys and values stored (approximate under concurrent puts)
         self.size = 0
+        #: the entries of denials: the decision log's ``deny`` filter picks them out in C
+        self.denied: set[bytes] = set()
 
     def put(self, chunk: bytes, entry: bytes, verdict: Verdict, reason: Reason) -> None:
         if len(chunk) > MAX_CHUNK_BYTES:
@@ -83,6 +88,8 @@ class Slot:
         self.size += len(chunk) + len(entry)
         self.entries[chunk] = entry
         self.kinds[entry] = (verdict, reason)
+        if verdict is Verdict.DENY:
+            self.denied.add(entry)
 
     def tally(self, results: Iterable[bytes]) -> Mapping[tuple[Verdict, Reason], int]:
         """(verdict, reason) -> count over a batch's results entries; error entries are not counted.
@@ -105,14 +112,16 @@ class WireCache:
     def slot(self, index: Any) -> Slot:
         """The slot for ``index`` as published now (read once per request)."""
         slot = self._slot
-        generation = index.generation
+        snapshot = getattr(index, "snapshot", None)
+        gen = snapshot() if snapshot is not None else None
+        generation = gen.number if gen is not None else index.generation
         if (
             slot.index is not index
             or slot.generation != generation
             or len(slot.entries) >= self.limit
             or slot.size >= self.limit_bytes
         ):
-            slot = self._slot = Slot(index, generation)
+            slot = self._slot = Slot(index, generation, gen)
         return slot
 
 

@@ -326,7 +326,7 @@ class ResourceStatus(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., synced: _Optional[bool] = ..., resource_version: _Optional[str] = ..., objects: _Optional[int] = ..., invalid_objects: _Optional[int] = ..., watching: _Optional[bool] = ..., events: _Optional[int] = ..., last_event_unix: _Optional[float] = ..., reconnects: _Optional[int] = ..., relists: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_unix: _Optional[float] = ..., last_invalid: _Optional[str] = ..., seconds_without_watch: _Optional[float] = ..., stale: _Optional[bool] = ..., not_installed: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("generation", "ready", "synced", "object_counts", "feed", "uptime_seconds", "version", "max_batch_flows")
+    __slots__ = ("generation", "ready", "synced", "object_counts", "feed", "uptime_seconds", "version", "max_batch_flows", "decision_log")
     class ObjectCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +342,7 @@ class GetStatusResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FLOWS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_LOG_FIELD_NUMBER: _ClassVar[int]
     generation: int
     ready: bool
     synced: bool
@@ -350,7 +351,28 @@ class GetStatusResponse(_message.Message):
     uptime_seconds: float
     version: str
     max_batch_flows: int
-    def __init__(self, generation: _Optional[int] = ..., ready: _Optional[bool] = ..., synced: _Optional[bool] = ..., object_counts: _Optional[_Mapping[str, int]] = ..., feed: _Optional[_Union[FeedStatus, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., version: _Optional[str] = ..., max_batch_flows: _Optional[int] = ...) -> None: ...
+    decision_log: DecisionLogStatus
+    def __init__(self, generation: _Optional[int] = ..., ready: _Optional[bool] = ..., synced: _Optional[bool] = ..., object_counts: _Optional[_Mapping[str, int]] = ..., feed: _Optional[_Union[FeedStatus, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., version: _Optional[str] = ..., max_batch_flows: _Optional[int] = ..., decision_log: _Optional[_Union[DecisionLogStatus, _Mapping]] = ...) -> None: ...
+
+class DecisionLogStatus(_message.Message):
+    __slots__ = ("path", "filter", "written", "dropped", "errors", "last_error", "queued", "queue_limit")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    filter: str
+    written: int
+    dropped: int
+    errors: int
+    last_error: str
+    queued: int
+    queue_limit: int
+    def __init__(self, path: _Optional[str] = ..., filter: _Optional[str] = ..., written: _Optional[int] = ..., dropped: _Optional[int] = ..., errors: _Optional[int] = ..., last_error: _Optional[str] = ..., queued: _Optional[int] = ..., queue_limit: _Optional[int] = ...) -> None: ...
 
 class ReachRequest(_message.Message):
     __slots__ = ("pod", "namespace", "selector", "direction", "protocol", "port")
