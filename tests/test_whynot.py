@@ -36,7 +36,7 @@ from test_semantics import (
 from test_tiers import cnp, ingress, pods, tcp
 
 from netpol_pdp.clients.render import decision_lines
-from netpol_pdp.index.decision import Decision, DirectionTrace, NearMiss, Verdict
+from netpol_pdp.index.decision import Decision, DirectionTrace, Mismatch, NearMiss, Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.index.model import (
@@ -402,16 +402,19 @@ def _fix_labels(labels_: dict[str, str], selector_path: str, miss_field: str, ru
 def _fixable(miss: NearMiss) -> bool:
     """Labels of the peer pod or its namespace, the flow's port or protocol, a named port."""
 
-    def one(field: str, want: str) -> bool:
+    def one(m: Mismatch) -> bool:
+        field, want = m.field, m.want
         if ".nodes" in field:
             return False
         if NAMESPACE_NAME_LABEL in field or want.startswith(NAMESPACE_NAME_LABEL):
             return False  # the namespace's own name: Kubernetes keeps it, no label change meets it
+        if field.endswith(".port") and m.message == "a named port needs a pod destination":
+            return False  # the destination is no pod: no port change makes it one
         return (
             "matchLabels." in field or "matchExpressions[" in field or field.endswith((".protocol", ".port"))
         )
 
-    return all(one(m.field, m.want) for m in miss.mismatches)
+    return all(one(m) for m in miss.mismatches)
 
 
 def _apply(objects: list[Object], flow: Flow, miss: NearMiss, peer_ip: str) -> tuple[list[Object], Flow]:
