@@ -30,6 +30,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;
 - ``tiers.py``      ClusterNetworkPolicy tiers (Admin + Baseline) on a world, next to the same world
   without them: build, policy event cost, cache-miss decisions/s;
+- ``names.py``      decisions by name and why-not: pod events with/without the generation's objects
+  snapshot, resolving names, ``Index.explain`` next to ``decide(explain=True)`` (python -m only);
 - ``results.py``    result files, the machine record, timing and profiling helpers.
 
 Each benchmark asserts the size of the world it built (STYLE.md 12): a figure is

@@ -18,8 +18,8 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.ends import Asked
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import Flow
 from netpol_pdp.server.config import (
     MAX_MESSAGE_BYTES,
     PEM_CERTIFICATE,
@@ -143,7 +143,7 @@ def check_plaintext(target: str, tls: ClientTls | None, insecure: bool) -> None:
         )
 
 
-def batched(flows: Iterable[Flow], size: int) -> Iterator[list[Flow]]:
+def batched(flows: Iterable[Asked], size: int) -> Iterator[list[Asked]]:
     it = iter(flows)
     while chunk := list(islice(it, size)):
         yield chunk
@@ -154,7 +154,7 @@ DECIDE_BATCH = "/netpol.pdp.v1.DecisionService/DecideBatch"
 DECIDE_STREAM = "/netpol.pdp.v1.DecisionService/DecideStream"
 
 
-def batch_request(request_id: int, flows: list[Flow], explain: bool) -> pb.DecideBatchRequest:
+def batch_request(request_id: int, flows: list[Asked], explain: bool) -> pb.DecideBatchRequest:
     request = pb.DecideBatchRequest(request_id=request_id, explain=explain)
     add = request.flows.add
     for flow in flows:
@@ -346,7 +346,7 @@ class ChannelClient:
         return timeout if timeout is not None else self.timeout
 
 
-def decide_request(flow: Flow, explain: bool) -> pb.DecideRequest:
+def decide_request(flow: Asked, explain: bool) -> pb.DecideRequest:
     request = pb.DecideRequest(explain=explain)
     fill_flow(request.flow, flow)
     return request

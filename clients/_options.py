@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # grpc is imported only by commands that talk to a server (cl
     from netpol_pdp.clients._channel import ClientTls
     from netpol_pdp.clients.client import DecisionClient
     from netpol_pdp.index.decision import Decision
+    from netpol_pdp.index.ends import FlowByName
     from netpol_pdp.index.flows import Flow
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -103,7 +104,7 @@ class RemoteDecider:
         return out
 
 
-def remote_decide(client: DecisionClient, flow: Flow, explain: bool) -> Decision:
+def remote_decide(client: DecisionClient, flow: Flow | FlowByName, explain: bool) -> Decision:
     """One flow decided by the server; errors become :class:`CommandError` naming the server."""
     from netpol_pdp.clients._channel import ClientError
 

@@ -33,8 +33,8 @@ from netpol_pdp.clients._channel import (
     status_to_dict,
 )
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.ends import Asked
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import Flow
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb
 
@@ -69,7 +69,7 @@ class AsyncDecisionClient(ChannelClient):
                         continue
                 raise ClientError(code, exc.details() or "") from None
 
-    async def decide(self, flow: Flow, *, explain: bool = False, timeout: float | None = None) -> Decision:
+    async def decide(self, flow: Asked, *, explain: bool = False, timeout: float | None = None) -> Decision:
         """Decide one flow; raises :class:`FlowError` when the server refuses it."""
         request = decide_request(flow, explain)
         deadline = self._deadline(timeout)
@@ -80,7 +80,7 @@ class AsyncDecisionClient(ChannelClient):
         return decision_from_pb(response.decision)
 
     async def decide_batch(
-        self, flows: Iterable[Flow], *, explain: bool = False, timeout: float | None = None
+        self, flows: Iterable[Asked], *, explain: bool = False, timeout: float | None = None
     ) -> list[Decision | FlowError]:
         request = batch_request(0, list(flows), explain)
         deadline = self._deadline(timeout)
@@ -102,7 +102,7 @@ class AsyncDecisionClient(ChannelClient):
 
     async def decide_many(
         self,
-        flows: Iterable[Flow] | AsyncIterable[Flow],
+        flows: Iterable[Asked] | AsyncIterable[Asked],
         *,
         explain: bool = False,
         batch_size: int | None = None,
@@ -129,8 +129,8 @@ def _failed_send(exc: grpc.aio.AioRpcError) -> bool:
     )
 
 
-async def _abatched(flows: Iterable[Flow] | AsyncIterable[Flow], size: int) -> AsyncIterator[list[Flow]]:
-    chunk: list[Flow] = []
+async def _abatched(flows: Iterable[Asked] | AsyncIterable[Asked], size: int) -> AsyncIterator[list[Asked]]:
+    chunk: list[Asked] = []
     if isinstance(flows, AsyncIterable):
         async for flow in flows:
             chunk.append(flow)
@@ -151,7 +151,7 @@ class _AioPipeline:
     """One ``decide_many``: a writer task bounded by a semaphore, the caller reading in order."""
 
     def __init__(
-        self, client: AsyncDecisionClient, batches: AsyncIterator[list[Flow]], explain: bool, window: int
+        self, client: AsyncDecisionClient, batches: AsyncIterator[list[Asked]], explain: bool, window: int
     ) -> None:
         self.client = client
         self.batches = batches

@@ -43,8 +43,8 @@ from netpol_pdp.clients._channel import (
     status_to_dict,
 )
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.ends import Asked
 from netpol_pdp.index.errors import FlowError
-from netpol_pdp.index.flows import Flow
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1.convert import decision_from_pb
 
@@ -82,7 +82,7 @@ class DecisionClient(ChannelClient):
 
     # ------------------------------------------------------------------ calls
 
-    def decide(self, flow: Flow, *, explain: bool = False, timeout: float | None = None) -> Decision:
+    def decide(self, flow: Asked, *, explain: bool = False, timeout: float | None = None) -> Decision:
         """Decide one flow (unary ``Decide``); raises :class:`FlowError` when the server refuses it."""
         request = decide_request(flow, explain)
         deadline = self._deadline(timeout)
@@ -93,7 +93,7 @@ class DecisionClient(ChannelClient):
         return decision_from_pb(response.decision)
 
     def decide_batch(
-        self, flows: Iterable[Flow], *, explain: bool = False, timeout: float | None = None
+        self, flows: Iterable[Asked], *, explain: bool = False, timeout: float | None = None
     ) -> list[Decision | FlowError]:
         """One ``DecideBatch`` call: every result at one generation, in order."""
         request = batch_request(0, list(flows), explain)
@@ -131,7 +131,7 @@ class DecisionClient(ChannelClient):
 
     def decide_many(
         self,
-        flows: Iterable[Flow],
+        flows: Iterable[Asked],
         *,
         explain: bool = False,
         batch_size: int | None = None,
@@ -163,7 +163,7 @@ class _Pipeline:
     """
 
     def __init__(
-        self, client: DecisionClient, batches: Iterator[list[Flow]], explain: bool, window: int
+        self, client: DecisionClient, batches: Iterator[list[Asked]], explain: bool, window: int
     ) -> None:
         self.client = client
         self.batches = batches

@@ -9,7 +9,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from tqdm import tqdm
@@ -221,9 +221,15 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
         raise CommandError(str(err)) from None
     # Where decisions come from: the local index, or the server (same decide_many(flows, explain)).
     source: BatchDecider = RemoteDecider(client) if index is None else index
-    decide = functools.partial(source.decide_many, explain=args.explain)
+    decide: Callable[[Sequence[Flow]], Sequence[Decision]] = functools.partial(
+        source.decide_many, explain=args.explain
+    )
+    if index is not None and args.explain:  # explained as the server explains: with why-not
+        decide = index.explain_many
 
     def explain_flow(flow: Flow) -> Decision:
+        if index is not None:
+            return index.explain(flow)
         return source.decide_many([flow], explain=True)[0]
 
     parallel = index is not None and (args.jobs > 1 or bool(args.dask))

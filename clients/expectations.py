@@ -9,8 +9,11 @@ An expectations file (YAML) is a list -- or ``{expectations: [...]}`` -- of::
       protocol: TCP                        # default TCP
       expect: allow                        # allow | deny
 
-An end is a pod (``namespace`` + ``pod``), the pods of a namespace matching
-``labels`` (or every pod of the ``namespace``), an ``ip``, or a ``cidr``.  An
+An end is a pod (``namespace`` + ``pod``, or the text ``NAMESPACE/NAME``), a node
+(``node/NAME``), the pods of a namespace matching ``labels`` (or every pod of the
+``namespace``), an ``ip`` (or the address as text), or a ``cidr``.  With ``test
+--server`` (:func:`check_remote`) every expectation is one flow by name, resolved
+by the server; ends by labels need the manifests and are an ERROR there.  An
 expectation holds when **every** concrete flow it stands for -- each source pod
 to each destination pod -- gets the expected verdict; one that selects no pod
 fails (a vacuous pass would hide a typo).  A pod is reached at its first
@@ -28,8 +31,10 @@ from pathlib import Path
 
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.documents import DocumentError, yaml_document
+from netpol_pdp.index.ends import FlowByName, resolve
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
-from netpol_pdp.index.flows import Flow, make_flow, normalize_protocol
+from netpol_pdp.index.flows import Flow, canonical_ip, make_flow, normalize_protocol
+from netpol_pdp.index.generation import Generation
 from netpol_pdp.index.model import PORT_PROTOCOLS, Kind, Object, ObjectKey, Pod
 
 END_KEYS = frozenset({"namespace", "pod", "labels", "ip", "cidr"})
@@ -52,8 +57,12 @@ class End:
     pod: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     ip: str | None = None
+    #: an end written as text: ``NAMESPACE/NAME`` (a pod), ``node/NAME`` (index/ends.py)
+    name: str | None = None
 
     def __str__(self) -> str:
+        if self.name is not None:
+            return self.name
         if self.ip is not None:
             return self.ip
         if self.pod is not None:
@@ -77,7 +86,7 @@ class Expectation:
 class Checked:
     """One concrete flow of an expectation and what the index said."""
 
-    flow: Flow
+    flow: Flow | FlowByName  # by name: checked by a server, which resolved it
     src: str
     dst: str
     decision: Decision | None
@@ -104,8 +113,15 @@ class Result:
 
 
 def _end(raw: object, where: str, problems: list[str]) -> End | None:
+    if isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        ip = canonical_ip(text)
+        return End(ip=ip) if ip is not None else End(name=text)
     if not isinstance(raw, Mapping):
-        problems.append(f"{where}: must be a mapping with namespace/pod/labels, ip or cidr")
+        problems.append(
+            f"{where}: must be NAMESPACE/NAME, node/NAME, an IP, or a mapping with namespace/pod/labels, "
+            "ip or cidr"
+        )
         return None
     unknown = sorted(set(raw) - END_KEYS)
     if unknown:
@@ -186,7 +202,7 @@ def parse_expectations(doc: object, path: str) -> list[Expectation]:
             port = int(port)
         if isinstance(port, bool) or (port is not None and not isinstance(port, int | str)):
             problems.append(f"{where}.port: must be a port number or a container port name")
-        elif isinstance(port, str) and dst is not None and dst.ip is not None:
+        elif isinstance(port, str) and dst is not None and dst.ip is not None and dst.name is None:
             problems.append(f"{where}.port: a named port needs a pod destination (`to` is an address)")
         elif port is None and protocol in PORT_PROTOCOLS:
             problems.append(f"{where}.port: is required for {protocol}")
@@ -238,9 +254,11 @@ def _pick(ips: Sequence[str], family: int | None) -> str:
 
 
 class World:
-    """The live pods of a loaded world, for expanding ends into pods."""
+    """The live pods of a loaded world, for expanding ends into pods; ``gen`` (the index's
+    generation, when given) resolves ends written as names (index/ends.py)."""
 
-    def __init__(self, objects: Mapping[ObjectKey, Object]) -> None:
+    def __init__(self, objects: Mapping[ObjectKey, Object], gen: Generation | None = None) -> None:
+        self.gen = gen
         self.pods = [
             obj
             for key, obj in sorted(objects.items(), key=lambda kv: (kv[0][1], kv[0][2]))
@@ -268,20 +286,24 @@ def _port_of(pod: Pod | None, exp: Expectation) -> int | str | None:
     return None
 
 
-def _addresses(exp: Expectation, src_pod: Pod | None, dst_pod: Pod | None) -> tuple[str, str]:
-    """Source and destination addresses, a pod's chosen in the other end's IP family."""
-    if exp.src.ip is not None:
-        return exp.src.ip, exp.dst.ip or _pick(dst_pod.ips if dst_pod else (), _family(exp.src.ip))
-    src_ips = src_pod.ips if src_pod else ()
-    if exp.dst.ip is not None:
-        return _pick(src_ips, _family(exp.dst.ip)), exp.dst.ip
-    return src_ips[0], _pick(dst_pod.ips if dst_pod else (), _family(src_ips[0]))
+def _addresses(src_ips: Sequence[str], dst_ips: Sequence[str]) -> tuple[str, str]:
+    """Source and destination addresses, a pod's chosen in the other end's IP family
+    (a single address -- an ``ip`` end -- fixes the family)."""
+    if len(dst_ips) == 1 and len(src_ips) > 1:
+        return _pick(src_ips, _family(dst_ips[0])), dst_ips[0]
+    return src_ips[0], _pick(dst_ips, _family(src_ips[0]))
 
 
-def _ends(world: World, end: End) -> list[tuple[str, Pod | None]]:
+def _ends(world: World, end: End, where: str) -> list[tuple[str, Pod | None, tuple[str, ...]]]:
+    """(name, pod, addresses) of each concrete end; a name that does not resolve raises FlowError."""
+    if end.name is not None:
+        if world.gen is None:
+            raise FlowError(where, f"{end.name}: names are resolved by an index (give --source)")
+        resolved = resolve(world.gen, end.name, where)
+        return [(end.name, resolved.pod, resolved.addresses)]
     if end.ip is not None:
-        return [(end.ip, None)]
-    return [(f"{p.namespace}/{p.name}", p) for p in world.select(end)]
+        return [(end.ip, None, (end.ip,))]
+    return [(f"{p.namespace}/{p.name}", p, p.ips) for p in world.select(end)]
 
 
 def check(
@@ -292,7 +314,11 @@ def check(
     for exp in expectations:
         result = Result(exp)
         results.append(result)
-        srcs, dsts = _ends(world, exp.src), _ends(world, exp.dst)
+        try:
+            srcs, dsts = _ends(world, exp.src, "from"), _ends(world, exp.dst, "to")
+        except FlowError as err:
+            result.problem = f"`{err.field}`: {err.message}"
+            continue
         empty = [
             f"`{side}` ({end}) selects no live pod"
             for side, end, ends in (("from", exp.src, srcs), ("to", exp.dst, dsts))
@@ -301,9 +327,9 @@ def check(
         if empty:
             result.problem = "; ".join(empty)
             continue
-        for src_name, src_pod in srcs:
-            for dst_name, dst_pod in dsts:
-                src_ip, dst_ip = _addresses(exp, src_pod, dst_pod)
+        for src_name, _src_pod, src_ips in srcs:
+            for dst_name, dst_pod, dst_ips in dsts:
+                src_ip, dst_ip = _addresses(src_ips, dst_ips)
                 port = _port_of(dst_pod, exp)
                 if port is None and isinstance(exp.port, str):
                     missing = f"{dst_name} has no {exp.protocol} container port named {exp.port!r}"
@@ -318,4 +344,42 @@ def check(
                 result.checked.append(Checked(flow, src_name, dst_name, decide(flow)))
             if result.problem:
                 break
+    return results
+
+
+def check_remote(
+    expectations: Sequence[Expectation], decide: Callable[[FlowByName], Decision | FlowError]
+) -> list[Result]:
+    """Each expectation as ONE flow by name, decided by a server (``test --server``).
+
+    Ends must be concrete: a name (``NAMESPACE/NAME``, ``node/NAME``, ``{namespace, pod}``)
+    or an address; the server resolves the names at its generation.  An end that selects
+    pods by labels needs the manifests, so it is an ERROR here.
+    """
+    results: list[Result] = []
+    for exp in expectations:
+        result = Result(exp)
+        results.append(result)
+        texts: list[str] = []
+        for side, end in (("from", exp.src), ("to", exp.dst)):
+            if end.name is not None or end.ip is not None:
+                texts.append(end.name or end.ip or "")
+            elif end.pod is not None:
+                texts.append(f"{end.namespace}/{end.pod}")
+            else:
+                result.problem = (
+                    f"`{side}` ({end}) selects pods by labels, which needs the manifests: give the pod "
+                    "as NAMESPACE/NAME, or check with --source"
+                )
+                break
+        if result.problem is not None:
+            continue
+        port_name = exp.port if isinstance(exp.port, str) else ""
+        number = exp.port if isinstance(exp.port, int) else 0
+        asked = FlowByName(texts[0], texts[1], exp.protocol, number, port_name)
+        decision = decide(asked)
+        if isinstance(decision, FlowError):
+            result.problem = f"`{decision.field}`: {decision.message}"
+            continue
+        result.checked.append(Checked(asked, texts[0], texts[1], decision))
     return results

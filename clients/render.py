@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind, ServiceTrace
+from netpol_pdp.index.ends import FlowByName
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import PORT_PROTOCOLS
 
@@ -50,8 +51,12 @@ def address(ip: str, port: int | None = None) -> str:
     return f"{ip}:{port}"
 
 
-def flow_text(flow: Flow) -> str:
-    """``TCP 10.0.0.1 -> 10.0.0.2:80`` (no port for ICMP and other port-less protocols)."""
+def flow_text(flow: Flow | FlowByName) -> str:
+    """``TCP 10.0.0.1 -> 10.0.0.2:80`` (no port for ICMP and other port-less protocols);
+    a flow by name as asked: ``TCP shop/frontend-0 -> shop/web-1:http``."""
+    if isinstance(flow, FlowByName):
+        port_text = flow.dst_port_name or (str(flow.dst_port) if flow.protocol in PORT_PROTOCOLS else "")
+        return f"{flow.protocol} {flow.src} -> {flow.dst}{':' + port_text if port_text else ''}"
     port = flow.dst_port if flow.protocol in PORT_PROTOCOLS else None
     return f"{flow.protocol} {flow.src_ip} -> {address(flow.dst_ip, port)}"
 
@@ -81,9 +86,30 @@ def direction_lines(trace: DirectionTrace) -> list[str]:
     if trace.decided_by is not None:
         verdict = "allowed" if trace.allowed else "denied"
         decided = f"  {verdict} by {trace.decided_by}"
-        return [f"{head} decided by the {trace.decided_by.tier} tier", *passed, decided]
+        return [
+            f"{head} decided by the {trace.decided_by.tier} tier",
+            *passed,
+            decided,
+            *near_miss_lines(trace),
+        ]
     lines = _network_policy_lines(trace)
-    return [lines[0], *passed, *lines[1:]]
+    return [lines[0], *passed, *lines[1:], *near_miss_lines(trace)]
+
+
+def near_miss_lines(trace: DirectionTrace) -> list[str]:
+    """Why not: the nearest rules that missed a denied direction, each failed condition on a line."""
+    misses = trace.near_misses
+    if not misses:
+        if not trace.allowed and trace.isolated and trace.decided_by is None:
+            return [f"  why not: the isolating policies have no {trace.direction} rule to come near"]
+        return []
+    missed = misses[0].missed
+    shown = f"the nearest {len(misses)} of {missed}" if missed > len(misses) else f"{plural(missed, 'rule')}"
+    lines = [f"  why not: {shown} that did not match (fewest failed conditions first)"]
+    for miss in misses:
+        lines.append(f"    {miss}:")
+        lines.extend(f"      {m.field}: {m.message} (want {m.want}, got {m.got})" for m in miss.mismatches)
+    return lines
 
 
 def _network_policy_lines(trace: DirectionTrace) -> list[str]:
@@ -134,13 +160,15 @@ def explanation_lines(decision: Decision) -> list[str]:
     return lines
 
 
-def decision_lines(decision: Decision, flow: Flow, *, explain: bool = False) -> list[str]:
-    """The full human answer for one flow."""
+def decision_lines(decision: Decision, flow: Flow | FlowByName, *, explain: bool = False) -> list[str]:
+    """The full human answer for one flow (by name: as asked, the server resolved the addresses)."""
+    src_ip = flow.src_ip if isinstance(flow, Flow) else None
+    dst_ip = flow.dst_ip if isinstance(flow, Flow) else None
     lines = [
         f"{decision.verdict.value}  {flow_text(flow)}",
         f"  reason:      {decision.reason.value}",
-        f"  source:      {endpoint_text(decision.src, flow.src_ip)}",
-        f"  destination: {endpoint_text(decision.dst, flow.dst_ip)}",
+        f"  source:      {endpoint_text(decision.src, src_ip)}",
+        f"  destination: {endpoint_text(decision.dst, dst_ip)}",
         f"  generation:  {decision.generation}",
     ]
     if decision.service is not None:

@@ -13,6 +13,7 @@ How the pieces connect::
 - ``validation_svc.py`` Service and EndpointSlice manifests -> model objects (docs/services.md);
 - ``services.py``    the Service tables: address and port -> endpoints, built per Service from its slices;
 - ``flows.py``       the Flow tuple and its parsing from untrusted input;
+- ``ends.py``        flow ends by name (``ns/name``, ``node/NAME``, an IP) resolved at one generation;
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;
 - ``engine.py``      the incremental index (writer) and its published generations (readers);

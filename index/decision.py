@@ -125,6 +125,60 @@ class TierRuleRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One condition a rule failed: the policy ``field`` (Kubernetes path), what it
+    wants, what the flow has, and the failure in words (index/whynot.py)."""
+
+    field: str
+    want: str
+    got: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} (want {self.want}, got {self.got})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "want": self.want, "got": self.got, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A rule that did not match a denied direction and the conditions it failed.
+
+    ``policy`` is ``ns/name`` (NetworkPolicy, ``tier`` empty) or ``Kind name``
+    (cluster policy, with ``tier``, ``name``, ``action``); ``missed`` counts every
+    rule of the direction that missed (the list holds the nearest few).
+    """
+
+    policy: str
+    rule: int
+    direction: str
+    mismatches: tuple[Mismatch, ...]
+    tier: str = ""
+    name: str = ""
+    action: str = ""
+    missed: int = 0
+
+    def __str__(self) -> str:
+        if self.tier:
+            named = f" ({self.name})" if self.name else ""
+            return f"{self.tier} tier {self.policy} {self.direction} rule {self.rule}{named}: {self.action}"
+        return f"{self.policy} {self.direction} rule {self.rule}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "policy": self.policy,
+            "rule": self.rule,
+            "direction": self.direction,
+            "mismatches": [m.to_dict() for m in self.mismatches],
+            "missed": self.missed,
+        }
+        if self.tier:
+            out.update(tier=self.tier, name=self.name, action=self.action)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class DirectionTrace:
     """How one direction was judged (ingress of the destination, egress of the source).
 
@@ -135,7 +189,8 @@ class DirectionTrace:
     direction, None when NetworkPolicy (or the default) did; ``passed`` the Pass
     rules that matched on the way (at most one per tier).  ``isolated`` and
     ``isolating`` always describe NetworkPolicy; ``allowed_by`` is filled only when
-    the NetworkPolicy tier decided.
+    the NetworkPolicy tier decided.  ``near_misses`` (a denied direction, filled by
+    index/whynot.py when asked) lists the nearest rules that did not match and why.
     """
 
     direction: str
@@ -146,6 +201,7 @@ class DirectionTrace:
     allowed_by: tuple[RuleRef, ...] = ()
     decided_by: TierRuleRef | None = None
     passed: tuple[TierRuleRef, ...] = ()
+    near_misses: tuple[NearMiss, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -160,6 +216,8 @@ class DirectionTrace:
             out["decided_by"] = self.decided_by.to_dict()
         if self.passed:
             out["passed"] = [r.to_dict() for r in self.passed]
+        if self.near_misses:
+            out["near_misses"] = [m.to_dict() for m in self.near_misses]
         return out
 
 

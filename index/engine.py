@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from netpol_pdp.index import tiers
+from netpol_pdp.index import tiers, whynot
 from netpol_pdp.index.decision import (
     AddressKind,
     Decision,
@@ -194,9 +194,10 @@ class Index:
         # published
         self._addr = CowShards[str, Entry]()
         self._views = CowShards[int, IdentityView]()
+        self._objects = CowShards[ObjectKey, Object]()
         self._dirty_idents: set[int] = set()
         self._dirty_ips: set[str] = set()
-        self._gen = Generation(0, self._addr.freeze(), self._views.freeze())
+        self._gen = Generation(0, self._addr.freeze(), self._views.freeze(), None, self._objects.freeze())
         self._hits = 0
         self._misses = 0
 
@@ -284,9 +285,16 @@ class Index:
     def cache_stats(self) -> tuple[int, int]:
         return self._hits, self._misses
 
-    def decide(self, flow: Flow, explain: bool = False) -> Decision:
-        """Decide one (normalised) flow at the current generation.  Lock-free."""
-        gen = self._gen
+    def snapshot(self) -> Generation:
+        """The generation published now: resolve names (ends.py) and decide (``decide(..., gen=)``)
+        at this one, so that both see the same state."""
+        return self._gen
+
+    def decide(self, flow: Flow, explain: bool = False, gen: Generation | None = None) -> Decision:
+        """Decide one (normalised) flow at the current generation, or at ``gen`` (from
+        :meth:`snapshot`) even when a newer one is published.  Lock-free."""
+        if gen is None:
+            gen = self._gen
         if not explain:
             hit = gen.cache.get(flow)
             if hit is not None:
@@ -294,9 +302,26 @@ class Index:
                 return hit
         return self._decide_miss(gen, flow, explain)
 
-    def decide_many(self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False) -> list[Decision]:
-        """Decide every flow at ONE generation, in order."""
-        gen = self._gen
+    def explain(self, flow: Flow, gen: Generation | None = None) -> Decision:
+        """``decide(flow, explain=True)`` plus, for each denied direction, the nearest rules that
+        did not match and why (index/whynot.py), at one generation.  Off the hot path."""
+        if gen is None:
+            gen = self._gen
+        return whynot.why_not(gen, flow, self._decide_miss(gen, flow, True))
+
+    def explain_many(self, flows: Iterable[Flow], gen: Generation | None = None) -> list[Decision]:
+        """:meth:`explain` of every flow at ONE generation, in order (what ``audit --explain``
+        and the server's explained batches answer)."""
+        if gen is None:
+            gen = self._gen
+        return [whynot.why_not(gen, f, self._decide_miss(gen, f, True)) for f in flows]
+
+    def decide_many(
+        self, flows: Sequence[Flow] | Iterable[Flow], explain: bool = False, gen: Generation | None = None
+    ) -> list[Decision]:
+        """Decide every flow at ONE generation, in order: ``gen`` (from :meth:`snapshot`) or the current."""
+        if gen is None:
+            gen = self._gen
         if explain:
             return [self._decide_miss(gen, f, True) for f in flows]
         cache = gen.cache
@@ -640,6 +665,7 @@ class Index:
     # ------------------------------------------------------------------ writer: events
 
     def _upsert(self, obj: Object) -> None:
+        self._objects.set(obj.key, obj)
         if isinstance(obj, Pod):
             self._remove_pod((obj.namespace, obj.name))
             self._add_pod(obj)
@@ -665,6 +691,7 @@ class Index:
             self._svc.upsert_slice(obj)
 
     def _delete(self, key: ObjectKey) -> None:
+        self._objects.pop(key)
         kind, namespace, name = key
         if kind is Kind.POD:
             self._remove_pod((namespace, name))
@@ -1106,6 +1133,7 @@ class Index:
             self._addr.freeze(),
             self._views.freeze(),
             self._node_labels,
+            self._objects.freeze(),
             self._svc.publish(),
         )
 
@@ -1143,6 +1171,8 @@ class Index:
                     refs_a = [r.ref for r in ca.rules] if ca is not None else []
                     refs_b = [r.ref for r in cb.rules] if cb is not None else []
                     assert refs_a == refs_b, f"{ip}: cluster policy rules differ"
+        published = {o.key: o for o in self._gen.all_objects()}
+        assert published == self.objects(), "published objects differ from the writer's"
         assert len(self._views) == len(self._identity_by_id), "published identities differ from writer's"
         for ident in self._identity_by_id.values():
             assert ident.pods, f"identity {ident.id} has no pods"

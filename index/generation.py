@@ -24,6 +24,11 @@ Shape and why:
   direction, in evaluation order, shared like :class:`DirPolicy`.  A generation
   of a world without them has ``clustered`` False and the decision path never
   looks at them.
+- **Objects by key** ``(kind, namespace, name) -> model object``, sharded the
+  same way: what the decision path never reads but the questions *about* a
+  decision do (:mod:`~netpol_pdp.index.ends` resolves ``ns/name`` and
+  ``node/NAME`` here, :mod:`~netpol_pdp.index.whynot` reads the policies), so
+  that they see exactly the state the decision saw.
 - **Service tables** (:mod:`~netpol_pdp.index.services`): Service address and
   port -> endpoints, None in a world without Services.
 - **Decision cache** keyed by the flow itself, owned by the generation, so a new
@@ -39,7 +44,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind, TierRuleRef
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.ipblocks import IPBlockMatcher
-from netpol_pdp.index.model import LabelSelector
+from netpol_pdp.index.model import LabelSelector, Object, ObjectKey
 from netpol_pdp.index.ports import PortIndex
 
 if TYPE_CHECKING:
@@ -196,7 +201,16 @@ Entry = PodEntry | NodeEntry
 class Generation:
     """One published, immutable state of the index (plus its private decision cache)."""
 
-    __slots__ = ("addresses", "cache", "clustered", "identities", "node_labels", "number", "services")
+    __slots__ = (
+        "addresses",
+        "cache",
+        "clustered",
+        "identities",
+        "node_labels",
+        "number",
+        "objects",
+        "services",
+    )
 
     def __init__(
         self,
@@ -204,11 +218,16 @@ class Generation:
         addresses: tuple[dict[str, Entry], ...],
         identities: tuple[dict[int, IdentityView], ...],
         node_labels: Mapping[str, Mapping[str, str]] | None = None,
+        objects: tuple[dict[ObjectKey, Object], ...] | None = None,
         services: ServiceTables | None = None,
     ) -> None:
         self.number = number
         self.addresses = addresses
         self.identities = identities
+        #: every object as given, by key (read by ends.py and whynot.py, never by decide)
+        self.objects: tuple[dict[ObjectKey, Object], ...] = (
+            objects if objects is not None else tuple({} for _ in range(SHARDS))
+        )
         #: node name -> labels, present iff some cluster-scoped policy exists
         self.node_labels = node_labels
         self.clustered = node_labels is not None
@@ -221,3 +240,11 @@ class Generation:
 
     def identity(self, ident: int) -> IdentityView:
         return self.identities[ident & SHARD_MASK][ident]
+
+    def object(self, key: ObjectKey) -> Object | None:
+        """The object with ``key`` as of this generation, None when absent."""
+        return self.objects[hash(key) & SHARD_MASK].get(key)
+
+    def all_objects(self) -> list[Object]:
+        """Every object of this generation (a scan: for explanations, not decisions)."""
+        return [o for shard in self.objects for o in shard.values()]

@@ -7,12 +7,21 @@ that chose the default.  Every batch is decided by ``Index.decide_many`` at one
 published generation, so a batch never mixes the states before and after a
 reload.
 
+Flows by name (``src_name``, ``dst_name``, ``dst_port_name``; index/ends.py) are
+resolved at the generation that decides them, and their results are never put
+in the wire cache (the same bytes mean another address after a pod moves; the
+cache's slot is per generation, but a name's entry would be one more way to go
+wrong for no gain: callers by name are people and scripts, not sidecars).
+An explained decision carries the near misses of its denied directions
+(index/whynot.py), worked out at the same generation.
+
 Errors:
 
 - bytes that are no request message, or a uint32 field sent wider than 32 bits
   (server/decoding.py) -> ``INVALID_ARGUMENT``;
 - a malformed flow of a unary ``Decide`` -> ``INVALID_ARGUMENT``, message
-  ``<field>: <what must hold>`` (the field as :class:`FlowError` names it);
+  ``<field>: <what must hold>`` (the field as :class:`FlowError` names it),
+  an unknown name too (``dst_name: pod shop/web-9 is not known``);
 - a malformed flow inside a batch -> a ``FlowResult.error`` in its slot; the
   other flows are decided;
 - a batch over ``max_batch`` flows -> ``INVALID_ARGUMENT`` for the whole call;
@@ -31,8 +40,10 @@ from typing import Any
 import grpc
 
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.ends import FlowByName, resolve_asked
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.generation import Generation
 from netpol_pdp.server.config import DEFAULT_MAX_BATCH
 from netpol_pdp.server.decoding import Malformed, lenient
 from netpol_pdp.server.encode import BatchEncoder
@@ -42,7 +53,7 @@ from netpol_pdp.server.status import ServerState
 from netpol_pdp.server.wirecache import Slot, WireCache, entry_body, flow_chunks
 from netpol_pdp.v1 import decision_pb2 as pb
 from netpol_pdp.v1 import decision_pb2_grpc as pb_grpc
-from netpol_pdp.v1.convert import fill_decision, flow_from_pb
+from netpol_pdp.v1.convert import asked_from_pb, fill_decision, flow_from_pb, has_names
 
 
 class RequestError(Exception):
@@ -104,13 +115,13 @@ class DecisionCore:
                     self.metrics.observe_tally("Decide", time.perf_counter() - start, {kind: 1}, None)
                 return entry_body(entry)
         try:
-            flow = flow_from_pb(request.flow)
+            asked = asked_from_pb(request.flow)
+            decision, named = self._decide_one(index, asked, request.explain)
         except FlowError as exc:
             if self.metrics is not None:
                 self.metrics.flow_error(exc.field)
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        decision = index.decide(flow, explain=request.explain)
-        if slot is not None and chunk is not None and decision.generation == slot.generation:
+        if not named and slot is not None and chunk is not None and decision.generation == slot.generation:
             entry = self.encoder.result(decision)
             slot.put(chunk, entry, decision.verdict, decision.reason)
             response = entry_body(entry)
@@ -121,6 +132,21 @@ class DecisionCore:
         if self.metrics is not None:
             self.metrics.observe("Decide", time.perf_counter() - start, (decision,), None)
         return response
+
+    @staticmethod
+    def _decide_one(index: Any, asked: Flow | FlowByName, explain: bool) -> tuple[Decision, bool]:
+        """(the decision, whether the flow was by name): names are resolved, and the flow
+        decided and explained, at one generation."""
+        if isinstance(asked, Flow) and not explain:
+            return index.decide(asked), False
+        gen = _snapshot(index)
+        if gen is None:
+            if isinstance(asked, FlowByName):
+                raise FlowError("src_name", "this evaluator resolves no names: send addresses")
+            return index.decide(asked, explain=explain), False
+        flow = asked if isinstance(asked, Flow) else resolve_asked(gen, asked).flow
+        decision = index.explain(flow, gen) if explain else index.decide(flow, gen=gen)
+        return decision, isinstance(asked, FlowByName)
 
     def decide_batch(self, request: pb.DecideBatchRequest | Malformed, method: str = "DecideBatch") -> bytes:
         """The encoded ``DecideBatchResponse`` (see :mod:`netpol_pdp.server.encode` for why bytes)."""
@@ -160,11 +186,23 @@ class DecisionCore:
         """Decide the flows not in ``slot`` and store them; False if the index moved past its generation."""
         missing: list[int] = []
         flows: list[Flow] = []
+        named: set[int] = set()  # flows by name: resolved at the slot's generation, never stored
+        gen = None
         for i, entry in enumerate(results):
             if entry is not None:
                 continue
             try:
-                flow = flow_from_pb(pb.Flow.FromString(chunks[i]))
+                msg = pb.Flow.FromString(chunks[i])
+                if has_names(msg):
+                    if gen is None:
+                        gen = slot.index.snapshot()
+                        if gen.number != slot.generation:
+                            return False
+                    asked = asked_from_pb(msg)
+                    flow = resolve_asked(gen, asked).flow if isinstance(asked, FlowByName) else asked
+                    named.add(i)
+                else:
+                    flow = flow_from_pb(msg)
             except FlowError as exc:
                 errors.append(exc)
                 results[i] = self.encoder.error(exc.field, exc.message)
@@ -173,13 +211,16 @@ class DecisionCore:
             flows.append(flow)
         if not flows:
             return True
-        decisions = slot.index.decide_many(flows)
+        decisions = (
+            slot.index.decide_many(flows, gen=gen) if gen is not None else slot.index.decide_many(flows)
+        )
         if decisions[0].generation != slot.generation:
             return False
         encode = self.encoder.result
         for i, decision in zip(missing, decisions, strict=True):
             entry = results[i] = encode(decision)
-            slot.put(chunks[i], entry, decision.verdict, decision.reason)
+            if i not in named:
+                slot.put(chunks[i], entry, decision.verdict, decision.reason)
         return True
 
     def _decide_batch_uncached(self, request: pb.DecideBatchRequest, method: str, start: float) -> bytes:
@@ -187,13 +228,26 @@ class DecisionCore:
         n = len(request.flows)
         flows: list[Flow] = []
         errors: dict[int, FlowError] = {}
+        index = self.state.index
+        gen = _snapshot(index)
         for i, msg in enumerate(request.flows):
             try:
-                flows.append(flow_from_pb(msg))
+                asked = asked_from_pb(msg)
+                if isinstance(asked, FlowByName):
+                    if gen is None:
+                        raise FlowError("src_name", "this evaluator resolves no names: send addresses")
+                    asked = resolve_asked(gen, asked).flow
+                flows.append(asked)
             except FlowError as exc:
                 errors[i] = exc
-        index = self.state.index
-        decisions: list[Decision] = index.decide_many(flows, explain=request.explain) if flows else []
+        decisions: list[Decision] = []
+        if flows and gen is not None:
+            if request.explain:
+                decisions = index.explain_many(flows, gen)
+            else:
+                decisions = index.decide_many(flows, gen=gen)
+        elif flows:
+            decisions = index.decide_many(flows, explain=request.explain)
         generation = decisions[0].generation if decisions else index.generation
         encode = self.encoder.result
         if not errors:
@@ -217,6 +271,12 @@ class DecisionCore:
         response = self.state.status_pb()
         response.max_batch_flows = self.max_batch
         return response
+
+
+def _snapshot(index: Any) -> Generation | None:
+    """The index's published generation, None for an evaluator without one (the reference)."""
+    snapshot = getattr(index, "snapshot", None)
+    return snapshot() if snapshot is not None else None
 
 
 def _serialize(response: bytes | pb.DecideResponse | pb.DecideBatchResponse) -> bytes:

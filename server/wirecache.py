@@ -25,6 +25,10 @@ Rules that keep it correct (each has a test in ``tests/rpc/test_wirecache.py``):
   every time, as before), so the cache never answers for one;
 - **never explained**: explained decisions bypass the cache entirely, as they
   bypass the index's own decision cache;
+- **never by name**: a flow with ``src_name``/``dst_name``/``dst_port_name``
+  (index/ends.py) is resolved at the slot's generation and decided, but its
+  entry is never stored (server/service.py): the same bytes mean another
+  address once the pod moves;
 - **bounded by bytes**: a slot whose keys and values reach :data:`CACHE_BYTES`
   (or :data:`CACHE_LIMIT` entries) is replaced by an empty one at the next
   request, and a flow whose wire bytes exceed :data:`MAX_CHUNK_BYTES` (a valid

@@ -686,6 +686,29 @@ def flows(world: list[Object]) -> st.SearchStrategy[Flow]:
     return one()
 
 
+def pod_flows(world: list[Object]) -> st.SearchStrategy[Flow]:
+    """A flow between two live pods' addresses at one of the world's container ports (or a
+    common port): the flows a denial names labels, namespaces and ports for (why-not tests)."""
+    ips = live_pod_ips(world) or ALL_IPS
+    ports = world_ports(world) or PORTS
+
+    @st.composite
+    def one(draw: Draw) -> Flow:
+        src = draw(st.sampled_from(ips))
+        same = [ip for ip in ips if (":" in ip) == (":" in src)]  # mostly one family: fewer trivial misses
+        dst = draw(st.sampled_from(same if draw(st.integers(0, 4)) else ips))
+        port = draw(st.one_of(st.sampled_from(ports), st.sampled_from(PORTS)))
+        return make_flow(src, dst, draw(st.sampled_from(PROTOCOLS)), port)
+
+    return one()
+
+
+@st.composite
+def worlds_and_pod_flows(draw: Draw, max_flows: int = 12, cluster: bool = False) -> WorldAndFlows:
+    world = draw(cluster_worlds if cluster else worlds)
+    return WorldAndFlows(world, draw(st.lists(pod_flows(world), min_size=1, max_size=max_flows)))
+
+
 @dataclass(frozen=True)
 class WorldAndFlows:
     world: list[Object]

@@ -124,3 +124,28 @@ def test_a_destination_without_the_named_port_is_a_failure_naming_it(
     status, out, _ = run_test(capsys, path)
     assert status == 1
     assert "data/redis-0 has no TCP container port named 'http'" in out
+
+
+NAMED = """\
+- {name: by name, from: staging/web-staging-6f8d9-r5t2w, to: backend/api-5b7f9-4hq2c, port: http,
+   expect: deny}
+- {name: by address, from: 10.244.1.12, to: backend/api-5b7f9-4hq2c, port: 8080, expect: allow}
+- {name: pod mapping, from: {namespace: frontend, pod: web-6d4cf-x2lqp}, to: backend/api-5b7f9-4hq2c,
+   port: 8080, expect: allow}
+- {name: unknown pod, from: staging/nope, to: backend/api-5b7f9-4hq2c, port: 80, expect: deny}
+"""
+
+
+def test_ends_may_be_names_and_an_unknown_name_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, _ = run_test(capsys, write(tmp_path, NAMED))
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "PASS   by name  (1 flow)",
+        "PASS   by address  (1 flow)",
+        "PASS   pod mapping  (1 flow)",
+        "ERROR  unknown pod  (0 flows)",
+    ]
+    assert "`from`: pod staging/nope is not known" in out

@@ -17,7 +17,6 @@ only the ``dedup`` counters differ (each worker deduplicates on its own).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import multiprocessing
 import time
@@ -125,7 +124,7 @@ def audit_partition(spec: WorldSpec, part: Partition) -> PartitionResult:
         reader, numbered, stats, part.path, part.skip_invalid, lambda err: warnings.append(err.located)
     )
     out: list[str] = []
-    decide = functools.partial(index.decide_many, explain=spec.explain)
+    decide = index.explain_many if spec.explain else index.decide_many
     run = run_audit(
         records,
         decide,

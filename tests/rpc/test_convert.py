@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from netpol_pdp.index.decision import (
@@ -10,6 +12,8 @@ from netpol_pdp.index.decision import (
     DirectionTrace,
     Endpoint,
     EndpointKind,
+    Mismatch,
+    NearMiss,
     Reason,
     RuleRef,
     ServiceEndpoint,
@@ -17,8 +21,11 @@ from netpol_pdp.index.decision import (
     TierRuleRef,
     Verdict,
 )
+from netpol_pdp.index.ends import FlowByName, flow_by_name
+from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, make_flow
-from netpol_pdp.v1.convert import decision_from_pb, decision_to_pb, flow_from_pb, flow_to_pb
+from netpol_pdp.v1 import decision_pb2 as pb
+from netpol_pdp.v1.convert import asked_from_pb, decision_from_pb, decision_to_pb, flow_from_pb, flow_to_pb
 
 
 @pytest.mark.parametrize(
@@ -77,6 +84,35 @@ EXPLAINED = Decision(
                 explained=True,
             ),
             id="a cluster policy tier decided, after a Pass",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                EXPLAINED,
+                egress=dataclasses.replace(
+                    EXPLAINED.egress,  # type: ignore[type-var]
+                    near_misses=(
+                        NearMiss(
+                            "shop/other",
+                            1,
+                            "egress",
+                            (
+                                Mismatch(
+                                    "spec.egress[1].to[0].podSelector.matchLabels.app",
+                                    "db",
+                                    "web",
+                                    "label app differs",
+                                ),
+                                Mismatch("spec.egress[1].ports[0].port", "5432", "80", "port differs"),
+                            ),
+                            missed=4,
+                        ),
+                        NearMiss(
+                            "ClusterNetworkPolicy guard", 0, "egress", (), "Admin", "from-api", "Accept", 4
+                        ),
+                    ),
+                ),
+            ),
+            id="explained with near misses of both kinds",
         ),
         pytest.param(
             Decision(
@@ -153,3 +189,46 @@ def test_a_decision_survives_the_round_trip(decision: Decision) -> None:
     back = decision_from_pb(decision_to_pb(decision))
     assert back == decision
     assert back.to_dict() == decision.to_dict()
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        pytest.param(flow_by_name("shop/client", "shop/web", "TCP", 8080), id="two names"),
+        pytest.param(flow_by_name("10.0.0.1", "node/node-a", "UDP", 53), id="an address and a node"),
+        pytest.param(flow_by_name("shop/client", "shop/web", "SCTP", dst_port_name="sig"), id="a named port"),
+        pytest.param(flow_by_name("shop/client", "fd00::1", "ICMPv6"), id="a port-less protocol"),
+    ],
+)
+def test_a_flow_by_name_survives_the_round_trip(asked: FlowByName) -> None:
+    wire = flow_to_pb(asked)
+    assert asked_from_pb(pb.Flow.FromString(wire.SerializeToString())) == asked
+    assert bool(wire.src_name) != bool(wire.src_ip) and bool(wire.dst_name) != bool(wire.dst_ip)
+
+
+def test_a_wire_flow_without_names_is_a_plain_flow() -> None:
+    plain = make_flow("10.0.0.1", "10.0.0.2", "TCP", 80)
+    assert asked_from_pb(flow_to_pb(plain)) == plain
+
+
+@pytest.mark.parametrize(
+    ("msg", "field"),
+    [
+        pytest.param(
+            pb.Flow(src_name="a/b", dst_ip="10.0.0.1", dst_port=0), "dst_port", id="port checked as usual"
+        ),
+        pytest.param(
+            pb.Flow(src_name="a/b", dst_ip="10.0.0.1", protocol=99, dst_port=80), "protocol", id="enum"
+        ),
+        pytest.param(
+            pb.Flow(src_name="a/b", dst_ip="nope", dst_port=80), "dst_ip", id="a bad address beside a name"
+        ),
+        pytest.param(
+            pb.Flow(src_name="a/b", dst_ip="10.0.0.1", dst_port=80, src_port=70000), "src_port", id="src_port"
+        ),
+    ],
+)
+def test_a_flow_by_name_is_checked_field_by_field(msg: pb.Flow, field: str) -> None:
+    with pytest.raises(FlowError) as err:
+        asked_from_pb(msg)
+    assert err.value.field == field

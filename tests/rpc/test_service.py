@@ -40,7 +40,7 @@ FLOWS = [
 
 def local_decisions(world: Path, explain: bool) -> list[dict[str, object]]:
     index = Index.from_objects(ManifestSource(world).load().objects.values())
-    return [_without_generation(index.decide(f, explain=explain)) for f in FLOWS]
+    return [_without_generation(index.explain(f) if explain else index.decide(f)) for f in FLOWS]
 
 
 def _without_generation(d: Decision) -> dict[str, object]:

@@ -18,6 +18,8 @@ from netpol_pdp.index.decision import (
     DirectionTrace,
     Endpoint,
     EndpointKind,
+    Mismatch,
+    NearMiss,
     Reason,
     RuleRef,
     ServiceEndpoint,
@@ -25,6 +27,7 @@ from netpol_pdp.index.decision import (
     TierRuleRef,
     Verdict,
 )
+from netpol_pdp.index.ends import FlowByName, flow_by_name, is_name
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, make_flow, normalize_ip
 from netpol_pdp.index.model import PORT_PROTOCOLS
@@ -94,10 +97,61 @@ def _flow_from_pb_slow(msg: pb.Flow) -> Flow:
     return make_flow(msg.src_ip, msg.dst_ip, protocol, msg.dst_port)
 
 
-def fill_flow(out: pb.Flow, flow: Flow) -> None:
-    """Write ``flow`` into the message ``out`` (which must be fresh)."""
-    out.src_ip = flow.src_ip
-    out.dst_ip = flow.dst_ip
+def has_names(msg: pb.Flow) -> bool:
+    """Whether a wire flow gives an end or its port by name (``src_name``/``dst_name``/``dst_port_name``)."""
+    return bool(msg.src_name or msg.dst_name or msg.dst_port_name)
+
+
+def _end_text(ip: str, name: str, ip_field: str, name_field: str) -> str:
+    if ip and name:
+        raise FlowError(name_field, f"give {ip_field} or {name_field}, not both")
+    if not ip and not name:
+        raise FlowError(ip_field, f"is required (or {name_field})")
+    if ip:
+        return normalize_ip(ip, ip_field)
+    if not is_name(name):
+        raise FlowError(name_field, f"{name!r} is an address: send it as {ip_field}")
+    return name
+
+
+def asked_from_pb(msg: pb.Flow) -> Flow | FlowByName:
+    """A wire flow as asked: a :class:`Flow` when it has no names, else a :class:`FlowByName`
+    (exactly one of ``src_ip``/``src_name`` and of ``dst_ip``/``dst_name``, else the
+    :class:`FlowError` names the field), resolved by the server at the deciding generation."""
+    if not has_names(msg):
+        return flow_from_pb(msg)
+    src = _end_text(msg.src_ip, msg.src_name, "src_ip", "src_name")
+    dst = _end_text(msg.dst_ip, msg.dst_name, "dst_ip", "dst_name")
+    probe = pb.Flow()
+    probe.CopyFrom(msg)  # protocol, port and src_port checked as for any flow
+    probe.src_ip = probe.dst_ip = "0.0.0.0"
+    probe.ClearField("src_name")
+    probe.ClearField("dst_name")
+    probe.ClearField("dst_port_name")
+    if msg.dst_port_name and not msg.dst_port:
+        probe.dst_port = 1
+    plain = flow_from_pb(probe)
+    if msg.dst_port_name:
+        return flow_by_name(src, dst, plain.protocol, msg.dst_port or None, msg.dst_port_name)
+    return FlowByName(src, dst, plain.protocol, plain.dst_port)
+
+
+def fill_flow(out: pb.Flow, flow: Flow | FlowByName) -> None:
+    """Write ``flow`` into the message ``out`` (which must be fresh); a name end goes as ``*_name``."""
+    if isinstance(flow, FlowByName):
+        if is_name(flow.src):
+            out.src_name = flow.src
+        else:
+            out.src_ip = flow.src
+        if is_name(flow.dst):
+            out.dst_name = flow.dst
+        else:
+            out.dst_ip = flow.dst
+        if flow.dst_port_name:
+            out.dst_port_name = flow.dst_port_name
+    else:
+        out.src_ip = flow.src_ip
+        out.dst_ip = flow.dst_ip
     proto = flow.protocol
     enum = PROTOCOL_TO_PB.get(proto)
     if enum is not None:
@@ -112,7 +166,7 @@ def fill_flow(out: pb.Flow, flow: Flow) -> None:
         out.dst_port = flow.dst_port
 
 
-def flow_to_pb(flow: Flow) -> pb.Flow:
+def flow_to_pb(flow: Flow | FlowByName) -> pb.Flow:
     out = pb.Flow()
     fill_flow(out, flow)
     return out
@@ -143,6 +197,18 @@ def _fill_trace(out: pb.DirectionTrace, trace: DirectionTrace) -> None:
         _fill_tier_ref(out.decided_by, trace.decided_by)
     for tier_ref in trace.passed:
         _fill_tier_ref(out.passed.add(), tier_ref)
+    for miss in trace.near_misses:
+        m = out.near_misses.add(
+            policy=miss.policy,
+            rule=miss.rule,
+            direction=miss.direction,
+            tier=miss.tier,
+            name=miss.name,
+            action=miss.action,
+            missed=miss.missed,
+        )
+        for mm in miss.mismatches:
+            m.mismatches.add(field=mm.field, want=mm.want, got=mm.got, message=mm.message)
 
 
 def _fill_tier_ref(out: pb.TierRuleRef, ref: TierRuleRef) -> None:
@@ -236,6 +302,19 @@ def _trace_from_pb(msg: pb.DirectionTrace) -> DirectionTrace:
         allowed_by=tuple(RuleRef(r.policy, r.rule) for r in msg.allowed_by),
         decided_by=_tier_ref_from_pb(msg.decided_by) if msg.HasField("decided_by") else None,
         passed=tuple(_tier_ref_from_pb(r) for r in msg.passed),
+        near_misses=tuple(
+            NearMiss(
+                m.policy,
+                m.rule,
+                m.direction,
+                tuple(Mismatch(x.field, x.want, x.got, x.message) for x in m.mismatches),
+                m.tier,
+                m.name,
+                m.action,
+                m.missed,
+            )
+            for m in msg.near_misses
+        ),
     )
 
 

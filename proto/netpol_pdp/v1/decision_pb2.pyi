@@ -82,20 +82,26 @@ ENDPOINT_KIND_EXTERNAL: EndpointKind
 ENDPOINT_KIND_SERVICE: EndpointKind
 
 class Flow(_message.Message):
-    __slots__ = ("src_ip", "dst_ip", "protocol", "dst_port", "src_port", "ip_protocol")
+    __slots__ = ("src_ip", "dst_ip", "protocol", "dst_port", "src_port", "ip_protocol", "src_name", "dst_name", "dst_port_name")
     SRC_IP_FIELD_NUMBER: _ClassVar[int]
     DST_IP_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     DST_PORT_FIELD_NUMBER: _ClassVar[int]
     SRC_PORT_FIELD_NUMBER: _ClassVar[int]
     IP_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    SRC_NAME_FIELD_NUMBER: _ClassVar[int]
+    DST_NAME_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_NAME_FIELD_NUMBER: _ClassVar[int]
     src_ip: str
     dst_ip: str
     protocol: Protocol
     dst_port: int
     src_port: int
     ip_protocol: int
-    def __init__(self, src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., dst_port: _Optional[int] = ..., src_port: _Optional[int] = ..., ip_protocol: _Optional[int] = ...) -> None: ...
+    src_name: str
+    dst_name: str
+    dst_port_name: str
+    def __init__(self, src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., dst_port: _Optional[int] = ..., src_port: _Optional[int] = ..., ip_protocol: _Optional[int] = ..., src_name: _Optional[str] = ..., dst_name: _Optional[str] = ..., dst_port_name: _Optional[str] = ...) -> None: ...
 
 class Endpoint(_message.Message):
     __slots__ = ("kind", "name", "namespace", "host_network_pods")
@@ -132,7 +138,7 @@ class TierRuleRef(_message.Message):
     def __init__(self, tier: _Optional[str] = ..., policy: _Optional[str] = ..., rule: _Optional[int] = ..., name: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class DirectionTrace(_message.Message):
-    __slots__ = ("direction", "pod", "isolated", "allowed", "isolating_policies", "allowed_by", "decided_by", "passed")
+    __slots__ = ("direction", "pod", "isolated", "allowed", "isolating_policies", "allowed_by", "decided_by", "passed", "near_misses")
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     ISOLATED_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +147,7 @@ class DirectionTrace(_message.Message):
     ALLOWED_BY_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     PASSED_FIELD_NUMBER: _ClassVar[int]
+    NEAR_MISSES_FIELD_NUMBER: _ClassVar[int]
     direction: str
     pod: str
     isolated: bool
@@ -149,7 +156,40 @@ class DirectionTrace(_message.Message):
     allowed_by: _containers.RepeatedCompositeFieldContainer[RuleRef]
     decided_by: TierRuleRef
     passed: _containers.RepeatedCompositeFieldContainer[TierRuleRef]
-    def __init__(self, direction: _Optional[str] = ..., pod: _Optional[str] = ..., isolated: _Optional[bool] = ..., allowed: _Optional[bool] = ..., isolating_policies: _Optional[_Iterable[str]] = ..., allowed_by: _Optional[_Iterable[_Union[RuleRef, _Mapping]]] = ..., decided_by: _Optional[_Union[TierRuleRef, _Mapping]] = ..., passed: _Optional[_Iterable[_Union[TierRuleRef, _Mapping]]] = ...) -> None: ...
+    near_misses: _containers.RepeatedCompositeFieldContainer[NearMiss]
+    def __init__(self, direction: _Optional[str] = ..., pod: _Optional[str] = ..., isolated: _Optional[bool] = ..., allowed: _Optional[bool] = ..., isolating_policies: _Optional[_Iterable[str]] = ..., allowed_by: _Optional[_Iterable[_Union[RuleRef, _Mapping]]] = ..., decided_by: _Optional[_Union[TierRuleRef, _Mapping]] = ..., passed: _Optional[_Iterable[_Union[TierRuleRef, _Mapping]]] = ..., near_misses: _Optional[_Iterable[_Union[NearMiss, _Mapping]]] = ...) -> None: ...
+
+class Mismatch(_message.Message):
+    __slots__ = ("field", "want", "got", "message")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    WANT_FIELD_NUMBER: _ClassVar[int]
+    GOT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    want: str
+    got: str
+    message: str
+    def __init__(self, field: _Optional[str] = ..., want: _Optional[str] = ..., got: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class NearMiss(_message.Message):
+    __slots__ = ("policy", "rule", "direction", "tier", "name", "action", "mismatches", "missed")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    rule: int
+    direction: str
+    tier: str
+    name: str
+    action: str
+    mismatches: _containers.RepeatedCompositeFieldContainer[Mismatch]
+    missed: int
+    def __init__(self, policy: _Optional[str] = ..., rule: _Optional[int] = ..., direction: _Optional[str] = ..., tier: _Optional[str] = ..., name: _Optional[str] = ..., action: _Optional[str] = ..., mismatches: _Optional[_Iterable[_Union[Mismatch, _Mapping]]] = ..., missed: _Optional[int] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("egress", "ingress")
