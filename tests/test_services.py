@@ -544,3 +544,58 @@ def test_decide_shows_the_service_its_endpoints_and_takes_service_partial(tmp_pa
     assert body["reason"] == "service-partially-allowed" and body["dst"]["kind"] == "service"
     assert [e["verdict"] for e in body["service"]["endpoints"]] == ["ALLOW", "DENY"]
     assert body["service"]["endpoints"][1]["explanation"]["ingress"]["isolating_policies"] == ["pay/deny-b"]
+
+
+# --- Services by name (index/ends.py: svc/NAMESPACE/NAME) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("src", "port", "port_name", "flow"),
+    [
+        pytest.param("shop/front", 80, None, ("10.0.0.1", "10.96.0.10", 80), id="by port number"),
+        pytest.param("shop/front", None, "http", ("10.0.0.1", "10.96.0.10", 80), id="by Service port name"),
+        pytest.param(
+            "fd00::1", 80, None, ("fd00::1", "fd00:96::10", 80), id="the source's family picks the IP"
+        ),
+    ],
+)
+def test_a_service_by_name_is_its_cluster_ip_and_service_port(
+    src: str, port: int | None, port_name: str | None, flow: tuple[str, str, int]
+) -> None:
+    from netpol_pdp.index.ends import resolve_flow
+
+    index = Index.from_objects(objects())
+    resolved = resolve_flow(index.snapshot(), src, "svc/pay/api", "TCP", port, port_name)
+    assert resolved.flow == make_flow(flow[0], flow[1], "TCP", flow[2])
+    assert resolved.dst.ref == "Service pay/api"
+    assert index.decide(resolved.flow).service is not None
+
+
+@pytest.mark.parametrize(
+    ("dst", "port", "port_name", "field", "words"),
+    [
+        pytest.param("svc/pay/nope", 80, None, "dst_name", "Service pay/nope is not known", id="unknown"),
+        pytest.param("svc/pay/headless", 8080, None, "dst_name", "is headless", id="headless has no address"),
+        pytest.param("svc/pay/api", 8080, None, "dst_port", "has no port 8080 for TCP", id="no such port"),
+        pytest.param("svc/pay/api", None, "grpc", "dst_port_name", "has no port 'grpc'", id="no such name"),
+        pytest.param("svc/pay", 80, None, "dst_name", "svc/NAMESPACE/NAME", id="malformed"),
+    ],
+)
+def test_a_service_by_name_that_cannot_be_sent_to_is_a_located_error(
+    dst: str, port: int | None, port_name: str | None, field: str, words: str
+) -> None:
+    from netpol_pdp.index.ends import resolve_flow
+    from netpol_pdp.index.errors import FlowError
+
+    index = Index.from_objects(objects())
+    with pytest.raises(FlowError) as info:
+        resolve_flow(index.snapshot(), "shop/front", dst, "TCP", port, port_name)
+    assert info.value.field == field and words in info.value.message
+
+
+def test_decide_to_a_service_by_name_on_the_bundled_example(cli: Any) -> None:
+    status, out, _ = cli(
+        "decide", "--from", "frontend/web-6d4cf-x2lqp", "--to", "svc/backend/api", "--port", "http"
+    )
+    assert status == 0
+    assert "Service backend/api cluster-ip 10.96.10.20:80/TCP (http)" in out
