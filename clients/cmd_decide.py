@@ -121,7 +121,10 @@ def add_parser(subparsers: Any) -> None:
     dst = parser.add_mutually_exclusive_group(required=True)
     dst.add_argument("--dst", metavar="IP", help="destination address")
     dst.add_argument(
-        "--to", metavar="END", help="destination by name: a pod NAMESPACE/NAME, a node node/NAME, or an IP"
+        "--to",
+        metavar="END",
+        help="destination by name: a pod NAMESPACE/NAME, a node node/NAME, "
+        "a Service svc/NAMESPACE/NAME, or an IP",
     )
     parser.add_argument(
         "--protocol",
