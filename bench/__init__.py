@@ -10,6 +10,8 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
   as manifest dicts validated through ``parse_object``, and written as YAML for the CLI;
 - ``flowmix.py``    flow mixes over any world: a realistic log (Zipf-like repetition, mostly
   allowed) and uniform random flows (nearly all distinct: cache misses);
+- ``services.py``   a Service + EndpointSlice per deployment: an EndpointSlice event and a ClusterIP
+  decision next to a pod relabel and a pod-IP decision (ratios, one index);
 - ``events.py``     the update events timed (pod add / relabel / delete, namespace relabel,
   policy add / delete), each with the event that undoes it;
 - ``test_micro.py`` pytest-benchmark micro-benchmarks (``pytest bench/ --benchmark-enable``);

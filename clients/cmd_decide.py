@@ -15,7 +15,12 @@ from typing import Any
 from netpol_pdp.clients._options import add_client_options, connect_if_asked, remote_decide
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.render import decision_lines, printable
-from netpol_pdp.clients.sources import add_source_argument, load_index, warn_if_empty
+from netpol_pdp.clients.sources import (
+    add_service_partial_argument,
+    add_source_argument,
+    load_index,
+    warn_if_empty,
+)
 from netpol_pdp.index.ends import FlowByName, flow_by_name, resolve_asked
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import FlowError
@@ -116,7 +121,10 @@ def add_parser(subparsers: Any) -> None:
     dst = parser.add_mutually_exclusive_group(required=True)
     dst.add_argument("--dst", metavar="IP", help="destination address")
     dst.add_argument(
-        "--to", metavar="END", help="destination by name: a pod NAMESPACE/NAME, a node node/NAME, or an IP"
+        "--to",
+        metavar="END",
+        help="destination by name: a pod NAMESPACE/NAME, a node node/NAME, "
+        "a Service svc/NAMESPACE/NAME, or an IP",
     )
     parser.add_argument(
         "--protocol",
@@ -138,6 +146,7 @@ def add_parser(subparsers: Any) -> None:
         "rules that did not match and why",
     )
     parser.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    add_service_partial_argument(parser)
     add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
 

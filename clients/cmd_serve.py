@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netpol_pdp.clients.errors import CommandError
+from netpol_pdp.clients.sources import add_service_partial_argument, service_partial
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES
@@ -114,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest manifest file read; a larger one is a load problem "
         f"(default {DEFAULT_MAX_FILE_BYTES >> 20}, docs/manifest-feed.md)",
     )
+    add_service_partial_argument(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -283,6 +285,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         decision_log=args.decision_log,
         decision_log_filter=log_filter,
         http_listen=args.http_listen,
+        service_partial=service_partial(args),
     )
 
 

@@ -9,8 +9,9 @@ The forms (the first segment dispatches, :data:`RESOLVERS`):
 
 - ``IP`` (no ``/``): the address itself, canonical (``::ffff:10.0.0.1`` is ``10.0.0.1``);
 - ``node/NAME``: the Node's addresses (InternalIP/ExternalIP, as the feed keeps them);
-- ``svc/NAMESPACE/NAME``: a Service -- not known to this version: refused with a
-  message saying so;
+- ``svc/NAMESPACE/NAME``: a Service's cluster IPs, the port a Service port (number
+  or name): the flow is then decided through the Service (docs/services.md); a
+  headless Service has no address and is refused, naming its endpoints instead;
 - ``NAMESPACE/NAME``: the pod's addresses (``status.podIPs``).
 
 Errors are :class:`~netpol_pdp.index.errors.FlowError` naming the field the end
@@ -40,7 +41,7 @@ from typing import NamedTuple, Protocol, TypeAlias
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, canonical_ip, normalize_port, normalize_protocol
 from netpol_pdp.index.generation import Entry, PodEntry
-from netpol_pdp.index.model import PORT_PROTOCOLS, Kind, Node, Object, ObjectKey, Pod
+from netpol_pdp.index.model import PORT_PROTOCOLS, Kind, Node, Object, ObjectKey, Pod, Service
 
 #: The longest end text read: ``NAMESPACE/NAME`` is two 253-character DNS names
 #: at most (a pod name is a DNS subdomain); longer text is refused unparsed.
@@ -88,11 +89,34 @@ def _node(world: World, rest: str, text: str, field: str) -> Resolved:
 
 
 def _service(world: World, rest: str, text: str, field: str) -> Resolved:
-    raise FlowError(
-        field,
-        f"{text!r}: Services (svc/NAMESPACE/NAME) are not known to this version; "
-        "give a pod as NAMESPACE/NAME, a node as node/NAME, or an IP",
-    )
+    """``svc/NAMESPACE/NAME``: the Service's cluster IPs, so that the flow is decided through
+    the Service (docs/services.md); the port asked is a Service port, by number or name."""
+    namespace, _, name = rest.partition("/")
+    if not namespace or not name or "/" in name:
+        raise FlowError(field, f"{text!r}: a Service is given as svc/NAMESPACE/NAME")
+    svc = world.object((Kind.SERVICE, namespace, name))
+    if not isinstance(svc, Service):
+        raise FlowError(field, f"Service {namespace}/{name} is not known")
+    if svc.headless:
+        raise FlowError(
+            field,
+            f"Service {namespace}/{name} is headless: it has no address to send to; "
+            "name one of its endpoint pods (NAMESPACE/NAME) instead",
+        )
+    if not svc.cluster_ips:
+        raise FlowError(field, f"Service {namespace}/{name} has no cluster IP (spec.clusterIP is unset)")
+
+    def port_for(asked: int | str, protocol: str) -> int:
+        for sp in svc.ports:
+            if sp.protocol == protocol and (sp.name == asked if isinstance(asked, str) else sp.port == asked):
+                return sp.port
+        known = ", ".join(f"{sp.name + ' ' if sp.name else ''}{sp.port}/{sp.protocol}" for sp in svc.ports)
+        raise FlowError(
+            "dst_port_name" if isinstance(asked, str) else "dst_port",
+            f"Service {namespace}/{name} has no port {asked!r} for {protocol} (ports: {known or 'none'})",
+        )
+
+    return Resolved(text, svc.ref, svc.cluster_ips, None, port_for)
 
 
 def _pod(world: World, text: str, field: str) -> Resolved:
@@ -112,7 +136,7 @@ def _pod(world: World, text: str, field: str) -> Resolved:
     return Resolved(text, pod.ref, addresses, pod)
 
 
-#: The prefixed forms; another module adds its own (``svc`` is refused until Services exist).
+#: The prefixed forms.
 RESOLVERS: dict[str, Resolver] = {"node": _node, "svc": _service}
 
 

@@ -2,7 +2,7 @@
 
 docs/queries.md "Reachability matrix".  A cell (from, to, protocol, port) is the
 decision of the flow from ``from``'s first address to ``to``'s first address of
-the same family, IPv4 first (reference R34); pods that share no family have no
+the same family, IPv4 first (reference R42); pods that share no family have no
 cell (``?``).  Every cell of one matrix is decided at ONE generation, through the
 index's decision path (so its cache, tiers, exemptions and notes are the
 decisions' own).  The layout is the upstream conformance tests' truth table

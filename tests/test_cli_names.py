@@ -68,9 +68,9 @@ def test_an_explained_denial_by_name_says_why_not(cli: Cli) -> None:
             ["--from", WEB_POD, "--to", "node/nope"], "error: --to: node nope is not known", id="unknown node"
         ),
         pytest.param(
-            ["--from", WEB_POD, "--to", "svc/backend/api"],
-            "error: --to: 'svc/backend/api': Services",
-            id="svc",
+            ["--from", WEB_POD, "--to", "svc/data/postgres-headless", "--port", "5432"],
+            "error: --to: Service data/postgres-headless is headless",
+            id="headless svc",
         ),
         pytest.param(
             ["--from", WEB_POD, "--to", "8.8.8.8", "--port", "http"],

@@ -72,7 +72,9 @@ def test_named_port_is_the_destination_pods_container_port(index: Index) -> None
         pytest.param("prod/pending", "prod/db", None, "src_name", "has no IP yet", id="pod without an IP"),
         pytest.param("prod/done", "prod/db", None, "src_name", "is Succeeded", id="finished pod"),
         pytest.param("node/bare", "prod/db", None, "src_name", "no InternalIP", id="node without addresses"),
-        pytest.param("prod/db", "svc/prod/web", None, "dst_name", "Services", id="svc is not known yet"),
+        pytest.param(
+            "prod/db", "svc/prod/web", None, "dst_name", "Service prod/web is not known", id="unknown Service"
+        ),
         pytest.param("prod/db", "a/b/c", None, "dst_name", "must be an IP", id="three segments"),
         pytest.param("prod/db", "not-an-ip", None, "dst_name", "must be an IP", id="neither IP nor name"),
         pytest.param("prod/db", "", None, "dst_name", "must not be empty", id="empty"),

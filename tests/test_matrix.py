@@ -1,7 +1,7 @@
 """The reachability matrix (index/matrix.py) and ``netpol-pdp matrix`` / ``netpol-pdp reach``.
 
 Tables on test_semantics.py's base cluster; the property test checks every cell
-against the reference evaluator deciding the pair (R34) on random worlds; the
+against the reference evaluator deciding the pair (R42) on random worlds; the
 HTML heat map is opened in headless Chromium like the audit report.
 """
 

@@ -3,7 +3,7 @@
 Tables run on test_semantics.py's base cluster (its docstring draws it).  The
 property tests draw random worlds (ipBlocks, named ports, namespace selectors,
 cluster policy tiers) and check that a reach answer holds exactly the peers the
-reference evaluator allows when every flow is decided one by one (R33).
+reference evaluator allows when every flow is decided one by one (R41).
 """
 
 from __future__ import annotations
