@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Kind, Object
+from netpol_pdp.index.model import OPTIONAL_KINDS, Kind, Object
 from netpol_pdp.index.validation import parse_object
 
 Manifest = dict[str, Any]
@@ -130,8 +130,8 @@ class World:
     objects: list[Object] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Manifests per kind: the four core kinds always, cluster-scoped policy kinds when present."""
-        out = {k.value: 0 for k in Kind if k not in CLUSTER_POLICY_KINDS}
+        """Manifests per kind: the four core kinds always; cluster policy and Service kinds when present."""
+        out = {k.value: 0 for k in Kind if k not in OPTIONAL_KINDS}
         for m in self.manifests:
             out[m["kind"]] = out.get(m["kind"], 0) + 1
         return out

@@ -65,6 +65,7 @@ from netpol_pdp.index.model import (
     CLUSTER_POLICY_KINDS,
     NAMESPACE_NAME_LABEL,
     ClusterPolicy,
+    EndpointSlice,
     Event,
     IPBlock,
     Kind,
@@ -75,6 +76,7 @@ from netpol_pdp.index.model import (
     ObjectKey,
     Pod,
     PolicyPort,
+    Service,
     Upsert,
 )
 from netpol_pdp.index.ports import PortIndex
@@ -151,6 +153,8 @@ class Index:
         self._pods: dict[tuple[str, str], Pod] = {}
         self._nodes: dict[str, Node] = {}
         self._policies: dict[tuple[str, str], _Policy] = {}
+        self._services: dict[tuple[str, str], Service] = {}
+        self._slices: dict[tuple[str, str], EndpointSlice] = {}
         # derived, writer side
         self._claims: dict[str, _Claims] = {}
         self._identities: dict[tuple[str, frozenset[tuple[str, str]]], _Identity] = {}
@@ -237,10 +241,14 @@ class Index:
             out[pol.obj.key] = pol.obj
         for cluster in self._cluster.values():
             out[cluster.obj.key] = cluster.obj
+        for svc in self._services.values():
+            out[svc.key] = svc
+        for eps in self._slices.values():
+            out[eps.key] = eps
         return out
 
     def counts(self) -> dict[str, int]:
-        """Objects per kind; the cluster-scoped kinds only when some are held."""
+        """Objects per kind; the cluster-scoped and Service kinds only when some are held."""
         out = {
             Kind.NAMESPACE.value: len(self._namespaces),
             Kind.POD.value: len(self._pods),
@@ -249,6 +257,10 @@ class Index:
         }
         for kind, _ns, _name in self._cluster:
             out[kind.value] = out.get(kind.value, 0) + 1
+        if self._services:
+            out[Kind.SERVICE.value] = len(self._services)
+        if self._slices:
+            out[Kind.ENDPOINT_SLICE.value] = len(self._slices)
         return out
 
     def stats(self) -> dict[str, int]:
@@ -513,6 +525,10 @@ class Index:
             for ip in obj.addresses:
                 self._claim(ip).nodes.add(obj.name)
                 self._dirty_ips.add(ip)
+        elif isinstance(obj, Service):
+            self._services[(obj.namespace, obj.name)] = obj
+        elif isinstance(obj, EndpointSlice):
+            self._slices[(obj.namespace, obj.name)] = obj
 
     def _delete(self, key: ObjectKey) -> None:
         kind, namespace, name = key
@@ -527,6 +543,10 @@ class Index:
             self._remove_node(name)
         elif kind in CLUSTER_POLICY_KINDS:
             self._remove_cluster(key)
+        elif kind is Kind.SERVICE:
+            self._services.pop((namespace, name), None)
+        elif kind is Kind.ENDPOINT_SLICE:
+            self._slices.pop((namespace, name), None)
 
     def _claim(self, ip: str) -> _Claims:
         claims = self._claims.get(ip)

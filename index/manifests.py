@@ -22,7 +22,8 @@ Reading rules (each has a test):
 3. ``kind: List`` and every ``*List`` kind with ``items`` is unpacked; an item
    without ``kind`` takes it from the list (``PodList`` -> ``Pod``), as the API
    server's typed lists omit it;
-4. kinds other than Namespace, Pod, Node, NetworkPolicy are counted in
+4. kinds other than Namespace, Pod, Node, NetworkPolicy, the cluster policy kinds,
+   Service and EndpointSlice are counted in
    ``LoadResult.ignored`` and otherwise ignored; so is a known kind of another API
    group (Calico's ``projectcalico.org/v3`` ``NetworkPolicy`` is not ours);
 5. one object (kind, namespace, name) declared twice is an error naming both places;
@@ -52,7 +53,17 @@ import watchfiles
 
 from netpol_pdp.index.documents import DocumentError, json_document, yaml_documents
 from netpol_pdp.index.errors import SourceError, ValidationError, capped
-from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Delete, Event, Kind, Object, ObjectKey, Upsert
+from netpol_pdp.index.model import (
+    CLUSTER_POLICY_KINDS,
+    OPTIONAL_KINDS,
+    SERVICE_KINDS,
+    Delete,
+    Event,
+    Kind,
+    Object,
+    ObjectKey,
+    Upsert,
+)
 from netpol_pdp.index.validation import parse_object
 
 if TYPE_CHECKING:
@@ -76,11 +87,14 @@ _API_VERSIONS = {
     Kind.CLUSTER_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha2",
     Kind.ADMIN_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha1",
     Kind.BASELINE_ADMIN_NETWORK_POLICY.value: "policy.networking.k8s.io/v1alpha1",
+    Kind.SERVICE.value: "v1",
+    Kind.ENDPOINT_SLICE.value: "discovery.k8s.io/v1",
 }
 
 #: Apply order of upserts (and reverse order of deletes): referenced kinds first.
 _KIND_ORDER = {Kind.NAMESPACE: 0, Kind.NODE: 1, Kind.POD: 2, Kind.NETWORK_POLICY: 3}
 _KIND_ORDER.update(dict.fromkeys(CLUSTER_POLICY_KINDS, 4))
+_KIND_ORDER.update(dict.fromkeys(SERVICE_KINDS, 5))
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -103,8 +117,8 @@ class LoadResult:
 
     def counts(self) -> dict[str, int]:
         """Objects per kind in :class:`Kind` order: the four core kinds always (zero
-        included), the cluster-scoped policy kinds when some were read."""
-        out = {k.value: 0 for k in Kind if k not in CLUSTER_POLICY_KINDS}
+        included), the cluster-scoped policy kinds and Service kinds when some were read."""
+        out = {k.value: 0 for k in Kind if k not in OPTIONAL_KINDS}
         for kind, _ns, _name in self.objects:
             out[kind.value] = out.get(kind.value, 0) + 1
         return out

@@ -32,6 +32,8 @@ class Kind(StrEnum):
     CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
     ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
     BASELINE_ADMIN_NETWORK_POLICY = "BaselineAdminNetworkPolicy"
+    SERVICE = "Service"
+    ENDPOINT_SLICE = "EndpointSlice"
 
 
 #: The cluster-scoped policy kinds (policy.networking.k8s.io), read as tiers.
@@ -40,6 +42,16 @@ CLUSTER_POLICY_KINDS = (
     Kind.ADMIN_NETWORK_POLICY,
     Kind.BASELINE_ADMIN_NETWORK_POLICY,
 )
+
+
+#: The Service kinds (v1 Service, discovery.k8s.io/v1 EndpointSlice): they translate a
+#: Service address to pod addresses (docs/services.md) and decide nothing themselves.
+SERVICE_KINDS = (Kind.SERVICE, Kind.ENDPOINT_SLICE)
+#: Kinds counted only when some are held (the four core kinds are always counted).
+OPTIONAL_KINDS = CLUSTER_POLICY_KINDS + SERVICE_KINDS
+
+#: The label by which an EndpointSlice names the Service that owns it.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class Operator(StrEnum):
@@ -308,7 +320,114 @@ class ClusterPolicy:
         return (0 if self.tier is Tier.ADMIN else 1, self.priority, self.name, _KIND_ORDER[self.kind])
 
 
-Object: TypeAlias = Namespace | Pod | Node | NetworkPolicy | ClusterPolicy
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+
+class TrafficPolicy(StrEnum):
+    """``externalTrafficPolicy`` / ``internalTrafficPolicy``."""
+
+    CLUSTER = "Cluster"
+    LOCAL = "Local"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    """One ``spec.ports`` entry.  ``name`` is "" when unset (only a single-port Service
+    may leave it unset); ``target_port`` is a number or a container port name
+    (defaulted to ``port``); ``node_port`` is None unless allocated."""
+
+    port: int
+    protocol: str = "TCP"
+    name: str = ""
+    target_port: int | str | None = None
+    node_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A v1 Service.  ``cluster_ips`` is ``clusterIPs`` (or ``clusterIP``), normalised,
+    empty for a headless (``clusterIP: None``) or ExternalName Service;
+    ``load_balancer_ips`` is ``status.loadBalancer.ingress[].ip``."""
+
+    namespace: str
+    name: str
+    type: ServiceType = ServiceType.CLUSTER_IP
+    cluster_ips: tuple[str, ...] = ()
+    headless: bool = False
+    ports: tuple[ServicePort, ...] = ()
+    selector: Mapping[str, str] | None = field(default=None, hash=False)
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()
+    external_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+    internal_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+
+    kind: Literal[Kind.SERVICE] = Kind.SERVICE
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.SERVICE, self.namespace, self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"Service {self.namespace}/{self.name}"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SliceEndpoint:
+    """One ``endpoints`` entry.  Conditions are already defaulted as the API documents:
+    ``ready`` unset means ready, ``serving`` unset means ``ready``, ``terminating``
+    unset means not terminating.  ``target`` is ``targetRef`` as ``Kind ns/name``."""
+
+    addresses: tuple[str, ...]
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    node_name: str | None = None
+    target: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePort:
+    """One ``ports`` entry; ``name`` "" when unset; ``port`` None means every port."""
+
+    name: str = ""
+    protocol: str = "TCP"
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    """A discovery.k8s.io/v1 EndpointSlice; ``service`` is its ``kubernetes.io/service-name``
+    label (None: owned by no Service, read by nothing)."""
+
+    namespace: str
+    name: str
+    address_type: str = "IPv4"
+    service: str | None = None
+    endpoints: tuple[SliceEndpoint, ...] = ()
+    ports: tuple[SlicePort, ...] = ()
+
+    kind: Literal[Kind.ENDPOINT_SLICE] = Kind.ENDPOINT_SLICE
+
+    @property
+    def key(self) -> ObjectKey:
+        return (Kind.ENDPOINT_SLICE, self.namespace, self.name)
+
+    @property
+    def ref(self) -> str:
+        return f"EndpointSlice {self.namespace}/{self.name}"
+
+
+Object: TypeAlias = Namespace | Pod | Node | NetworkPolicy | ClusterPolicy | Service | EndpointSlice
 #: (kind, namespace or "", name): identifies an object across updates.
 ObjectKey: TypeAlias = tuple[Kind, str, str]
 

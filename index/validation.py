@@ -515,6 +515,11 @@ _CLUSTER_KINDS = {
     Kind.ADMIN_NETWORK_POLICY.value: "parse_admin_network_policy",
     Kind.BASELINE_ADMIN_NETWORK_POLICY.value: "parse_baseline_admin_network_policy",
 }
+#: The Service kinds and their parser in validation_svc.py.
+_SERVICE_KINDS = {
+    Kind.SERVICE.value: "parse_service",
+    Kind.ENDPOINT_SLICE.value: "parse_endpoint_slice",
+}
 
 
 def parse_object(doc: Mapping[str, Any]) -> Object | None:
@@ -532,6 +537,10 @@ def parse_object(doc: Mapping[str, Any]) -> Object | None:
         from netpol_pdp.index import validation_cnp  # noqa: PLC0415 (it imports this module)
 
         parser = getattr(validation_cnp, _CLUSTER_KINDS[kind])
+    elif parser is None and kind in _SERVICE_KINDS:
+        from netpol_pdp.index import validation_svc  # noqa: PLC0415 (it imports this module)
+
+        parser = getattr(validation_svc, _SERVICE_KINDS[kind])
     if parser is None:
         if kind is None:
             raise ValidationError("document", [FieldError("kind", "is required")])

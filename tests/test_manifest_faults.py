@@ -331,7 +331,7 @@ def test_a_plain_load_does_not_wait(tmp_path: Path) -> None:
 
 
 def test_a_source_without_objects_is_flagged_empty(tmp_path: Path) -> None:
-    write(tmp_path, "services.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+    write(tmp_path, "services.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n")
     assert ManifestSource(tmp_path).load().empty
     feed = ManifestFeed(ManifestSource(tmp_path), Index())
     report = feed.start()

@@ -160,18 +160,18 @@ def test_other_kinds_and_other_api_groups_are_ignored_and_counted(tmp_path: Path
         tmp_path,
         "mixed.yaml",
         """\
-        {apiVersion: v1, kind: Service, metadata: {name: web}}
+        {apiVersion: v1, kind: ConfigMap, metadata: {name: web}}
         ---
         {apiVersion: apps/v1, kind: Deployment, metadata: {name: web}}
         ---
-        {apiVersion: v1, kind: Service, metadata: {name: api}}
+        {apiVersion: v1, kind: ConfigMap, metadata: {name: api}}
         ---
         {apiVersion: projectcalico.org/v3, kind: NetworkPolicy, metadata: {name: x}, spec: {selector: all()}}
         """,
     )
     result = ManifestSource(tmp_path).load()
     assert result.objects == {}
-    assert result.ignored == {"Service": 2, "Deployment": 1, "projectcalico.org/v3/NetworkPolicy": 1}
+    assert result.ignored == {"ConfigMap": 2, "Deployment": 1, "projectcalico.org/v3/NetworkPolicy": 1}
 
 
 def test_a_namespace_gets_its_name_label_and_counts_cover_every_kind(tmp_path: Path) -> None:

@@ -424,7 +424,7 @@ def test_documents_that_are_not_objects(doc: Any, message: str) -> None:
 
 
 def test_other_kinds_are_ignored() -> None:
-    assert parse_object({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}) is None
+    assert parse_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}}) is None
 
 
 # --- defaulting (what the API server would do) ----------------------------------------------

@@ -77,7 +77,7 @@ def test_a_source_without_objects_is_flagged_in_status_and_warned_about(
     connect: Callable[..., DecisionClient],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    (tmp_path / "services.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+    (tmp_path / "services.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n")
     with caplog.at_level(logging.WARNING, logger="netpol_pdp"):
         service = start_service([tmp_path])
         assert service.state.wait_ready(10)
