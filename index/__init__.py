@@ -10,6 +10,8 @@ How the pieces connect::
 - ``model.py``       validated, immutable objects and the Upsert/Delete events;
 - ``validation.py``  manifest dict -> model object, every rule of SEMANTICS.md;
 - ``validation_cnp.py`` the cluster-scoped policy kinds (ClusterNetworkPolicy, ANP, BANP): CRD schema + CEL;
+- ``validation_svc.py`` Service and EndpointSlice manifests -> model objects (docs/services.md);
+- ``services.py``    the Service tables: address and port -> endpoints, built per Service from its slices;
 - ``flows.py``       the Flow tuple and its parsing from untrusted input;
 - ``decision.py``    Verdict, Reason codes, Decision and its explanation;
 - ``reference.py``   the slow, obvious evaluator the index is tested against;

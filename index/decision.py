@@ -44,12 +44,20 @@ class Reason(StrEnum):
     DENIED_BY_ADMIN = "denied-by-admin-policy"
     ALLOWED_BY_BASELINE = "allowed-by-baseline-policy"
     DENIED_BY_BASELINE = "denied-by-baseline-policy"
+    #: The flow is addressed to a Service (docs/services.md): some of its endpoints
+    #: allow it and some do not (DENY unless ``service_partial`` is ALLOW).
+    SERVICE_PARTIALLY_ALLOWED = "service-partially-allowed"
+    #: The Service port has no ready (nor serving, terminating) endpoint: DENY.
+    SERVICE_NO_READY_ENDPOINTS = "service-no-ready-endpoints"
+    #: The address is a Service's but no port of it matches the flow's: DENY.
+    SERVICE_PORT_NOT_FOUND = "service-port-not-found"
 
 
 class EndpointKind(StrEnum):
     POD = "pod"
     NODE = "node"
     EXTERNAL = "external"
+    SERVICE = "service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +163,80 @@ class DirectionTrace:
         return out
 
 
+class AddressKind(StrEnum):
+    """Which of a Service's addresses a flow was sent to."""
+
+    CLUSTER_IP = "cluster-ip"
+    EXTERNAL_IP = "external-ip"
+    LOAD_BALANCER_IP = "load-balancer-ip"
+    NODE_PORT = "node-port"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEndpoint:
+    """One endpoint a Service flow was translated to, and its own decision.
+
+    ``terminating``: a serving, terminating endpoint used because the port had no
+    ready one (kube-proxy's fallback).
+    """
+
+    ip: str
+    port: int
+    decision: Decision
+    target: str | None = None
+    node: str | None = None
+    terminating: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ip": self.ip, "port": self.port, **self.decision.to_dict()}
+        out.pop("generation", None)
+        if self.target is not None:
+            out["target"] = self.target
+        if self.node is not None:
+            out["node"] = self.node
+        if self.terminating:
+            out["terminating"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTrace:
+    """How a flow to a Service address was translated: the Service, the port mapping
+    (``port`` as addressed, ``port_name``, ``target_port`` as declared) and every
+    endpoint's verdict.  ``traffic_policy`` is the one that applied (internal for a
+    cluster IP, external otherwise)."""
+
+    service: str
+    address: str
+    address_kind: AddressKind
+    protocol: str
+    port: int
+    port_name: str = ""
+    target_port: str = ""
+    traffic_policy: str = "Cluster"
+    endpoints: tuple[ServiceEndpoint, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "address": self.address,
+            "address_kind": self.address_kind.value,
+            "protocol": self.protocol,
+            "port": self.port,
+            "port_name": self.port_name,
+            "target_port": self.target_port,
+            "traffic_policy": self.traffic_policy,
+            "endpoints": [e.to_dict() for e in self.endpoints],
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer for one flow.
 
     ``ingress``/``egress`` are filled only when explained, and only for a
-    direction that was evaluated (an exemption evaluates none).  ``notes`` carry
+    direction that was evaluated (an exemption evaluates none; a Service decision
+    keeps them on each endpoint's own decision in ``service``).  ``notes`` carry
     the choices that shaped the answer (hostNetwork ends, IP conflicts) and are
     always present, explained or not.
     """
@@ -174,6 +250,8 @@ class Decision:
     egress: DirectionTrace | None = None
     ingress: DirectionTrace | None = None
     explained: bool = False
+    #: set iff the flow was addressed to a Service (always, explained or not)
+    service: ServiceTrace | None = None
 
     @property
     def allowed(self) -> bool:
@@ -189,6 +267,8 @@ class Decision:
         }
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.service is not None:
+            out["service"] = self.service.to_dict()
         if self.explained:
             out["explanation"] = {
                 "egress": self.egress.to_dict() if self.egress else None,

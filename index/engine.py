@@ -35,15 +35,19 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from netpol_pdp.index import tiers
 from netpol_pdp.index.decision import (
+    AddressKind,
     Decision,
     DirectionTrace,
     Endpoint,
     EndpointKind,
     Reason,
     RuleRef,
+    ServiceEndpoint,
+    ServiceTrace,
     TierRuleRef,
     Verdict,
 )
@@ -77,12 +81,16 @@ from netpol_pdp.index.model import (
     Pod,
     PolicyPort,
     Service,
+    TrafficPolicy,
     Upsert,
 )
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.selectors import Anchor, PeerKey, anchor_of, matches, peer_key
+from netpol_pdp.index.services import ServiceBook, ServicePortEntry, ServiceTables, pick
 
 log = logging.getLogger(__name__)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 #: The decision cache of a generation is dropped when it grows past this many flows.
 #: An entry (flow tuple, its address strings, the Decision) costs ~300 bytes, so
@@ -147,14 +155,15 @@ def _pod_name(key: tuple[str, str]) -> str:
 class Index:
     """The decision index.  See the module docstring; API in the README."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_partial: Verdict = Verdict.DENY) -> None:
         # objects as given
         self._namespaces: dict[str, Namespace] = {}
         self._pods: dict[tuple[str, str], Pod] = {}
         self._nodes: dict[str, Node] = {}
         self._policies: dict[tuple[str, str], _Policy] = {}
-        self._services: dict[tuple[str, str], Service] = {}
-        self._slices: dict[tuple[str, str], EndpointSlice] = {}
+        self._svc = ServiceBook()
+        #: the verdict of a flow to a Service that some endpoints allow and some deny
+        self.service_partial = service_partial
         # derived, writer side
         self._claims: dict[str, _Claims] = {}
         self._identities: dict[tuple[str, frozenset[tuple[str, str]]], _Identity] = {}
@@ -194,8 +203,8 @@ class Index:
     # ------------------------------------------------------------------ public API
 
     @classmethod
-    def from_objects(cls, objects: Iterable[Object]) -> Index:
-        index = cls()
+    def from_objects(cls, objects: Iterable[Object], service_partial: Verdict = Verdict.DENY) -> Index:
+        index = cls(service_partial)
         index.apply(Upsert(o) for o in objects)
         return index
 
@@ -241,9 +250,9 @@ class Index:
             out[pol.obj.key] = pol.obj
         for cluster in self._cluster.values():
             out[cluster.obj.key] = cluster.obj
-        for svc in self._services.values():
+        for svc in self._svc.services.values():
             out[svc.key] = svc
-        for eps in self._slices.values():
+        for eps in self._svc.slices.values():
             out[eps.key] = eps
         return out
 
@@ -257,10 +266,10 @@ class Index:
         }
         for kind, _ns, _name in self._cluster:
             out[kind.value] = out.get(kind.value, 0) + 1
-        if self._services:
-            out[Kind.SERVICE.value] = len(self._services)
-        if self._slices:
-            out[Kind.ENDPOINT_SLICE.value] = len(self._slices)
+        if self._svc.services:
+            out[Kind.SERVICE.value] = len(self._svc.services)
+        if self._svc.slices:
+            out[Kind.ENDPOINT_SLICE.value] = len(self._svc.slices)
         return out
 
     def stats(self) -> dict[str, int]:
@@ -309,6 +318,19 @@ class Index:
     def _decide_miss(self, gen: Generation, flow: Flow, explain: bool) -> Decision:
         if not explain:
             self._misses += 1
+        decision = None
+        if gen.services is not None:
+            decision = self._decide_service(gen, gen.services, flow, explain)
+        if decision is None:
+            decision = self._decide_direct(gen, flow, explain)
+        if not explain:
+            self._remember(gen, flow, decision)
+        return decision
+
+    def _decide_direct(self, gen: Generation, flow: Flow, explain: bool, hairpin: bool = False) -> Decision:
+        """A flow between the two addresses as given (no Service translation).
+        ``hairpin``: the flow went through a Service address, so a pod reaching
+        itself is not loopback (docs/services.md)."""
         src_ip, dst_ip, protocol, port = flow
         s = gen.entry(src_ip)
         d = gen.entry(dst_ip)
@@ -322,7 +344,7 @@ class Index:
         if d is not None and d.notes and d is not s:
             notes = notes + tuple(n for n in d.notes if n not in notes) if notes else d.notes
         reason: Reason | None = None
-        if s_pod is not None and d_pod is not None and s_pod.name == d_pod.name:
+        if s_pod is not None and d_pod is not None and s_pod.name == d_pod.name and not hairpin:
             reason = Reason.LOOPBACK
         elif (s_pod is not None and type(d) is NodeEntry and d.node is not None and d.node == s_pod.node) or (
             d_pod is not None and type(s) is NodeEntry and s.node is not None and s.node == d_pod.node
@@ -334,10 +356,7 @@ class Index:
             )
             reason = Reason.HOST_NETWORK if host else Reason.NO_POD
         if reason is not None:
-            decision = Decision(Verdict.ALLOW, reason, gen.number, src_ep, dst_ep, notes, explained=explain)
-            if not explain:
-                self._remember(gen, flow, decision)
-            return decision
+            return Decision(Verdict.ALLOW, reason, gen.number, src_ep, dst_ep, notes, explained=explain)
 
         if gen.clustered:
             return self._decide_tiered(gen, flow, s, d, s_pod, d_pod, src_ep, dst_ep, notes, explain)
@@ -373,12 +392,130 @@ class Index:
                 reason = Reason.DENIED_BOTH
             else:
                 reason = Reason.DENIED_EGRESS if not egress_ok else Reason.DENIED_INGRESS
-        decision = Decision(
+        return Decision(
             verdict, reason, gen.number, src_ep, dst_ep, notes, egress_trace, ingress_trace, explain
         )
-        if not explain:
-            self._remember(gen, flow, decision)
-        return decision
+
+    def _decide_service(
+        self, gen: Generation, services: ServiceTables, flow: Flow, explain: bool
+    ) -> Decision | None:
+        """The decision of a flow to a Service address, None when ``flow.dst_ip`` is none
+        (docs/services.md: translation, traffic policies, verdicts)."""
+        src_ip, dst_ip, protocol, port = flow
+        node: str | None = None
+        addr = services.address(dst_ip)
+        if addr is not None:
+            entry = addr.ports.get((protocol, port))
+            kind, service, notes = addr.kind, addr.service, addr.notes
+            if entry is None:
+                s = gen.entry(src_ip)
+                return Decision(
+                    Verdict.DENY,
+                    Reason.SERVICE_PORT_NOT_FOUND,
+                    gen.number,
+                    s.endpoint if s is not None else EXTERNAL,
+                    _service_endpoint(service),
+                    (*notes, f"service-port-not-found: Service {service} has no port {port}/{protocol}"),
+                    explained=explain,
+                    service=ServiceTrace(service, dst_ip, kind, protocol, port),
+                )
+        else:
+            if not services.node_ports:
+                return None
+            found = services.node_ports.get((protocol, port))
+            if found is None:
+                return None
+            d = gen.entry(dst_ip)
+            if type(d) is not NodeEntry:
+                return None
+            entry, kind, node, notes = found, AddressKind.NODE_PORT, d.node, ()
+        s = gen.entry(src_ip)
+        return self._translate(gen, flow, s, entry, kind, node, notes, explain)
+
+    def _translate(
+        self,
+        gen: Generation,
+        flow: Flow,
+        s: Entry | None,
+        entry: ServicePortEntry,
+        kind: AddressKind,
+        node: str | None,
+        notes: tuple[str, ...],
+        explain: bool,
+    ) -> Decision:
+        """Decide ``flow`` to each endpoint of ``entry`` and combine the verdicts."""
+        src_ip, dst_ip, protocol, port = flow
+        internal = kind is AddressKind.CLUSTER_IP
+        policy = entry.internal_policy if internal else entry.external_policy
+        more: list[str] = []
+        local_node: str | None = None
+        if policy is TrafficPolicy.LOCAL:
+            if internal:
+                local_node = s.node if s is not None else None
+                if local_node is None:
+                    more.append(
+                        "internalTrafficPolicy Local: the source's node is unknown; "
+                        "every endpoint is considered"
+                    )
+            elif kind is AddressKind.NODE_PORT:
+                local_node = node
+            else:
+                more.append(
+                    "externalTrafficPolicy Local: traffic reaches only nodes with a local endpoint; "
+                    "every endpoint is considered"
+                )
+        chosen, fell_back = pick(entry.candidates[6 if ":" in dst_ip else 4], local_node)
+        chosen.sort(key=lambda c: (c.ip, c.port))
+        if local_node is not None and not chosen:
+            more.append(
+                f"{'internal' if internal else 'external'}TrafficPolicy Local: "
+                f"no endpoint on node {local_node}"
+            )
+        if fell_back and chosen:
+            more.append("no ready endpoint: kube-proxy falls back to the serving, terminating endpoints")
+        snat = not internal and policy is TrafficPolicy.CLUSTER
+        if snat:
+            more.append(
+                "externalTrafficPolicy Cluster: kube-proxy may rewrite the source to a node's address "
+                "(SNAT); this decision keeps the original source"
+            )
+        endpoints: list[ServiceEndpoint] = []
+        merged = list(notes)
+        for c in chosen:
+            sub = self._decide_direct(gen, Flow(src_ip, c.ip, protocol, c.port), explain, hairpin=True)
+            endpoints.append(ServiceEndpoint(c.ip, c.port, sub, c.target, c.node, fell_back))
+            merged.extend(n for n in sub.notes if n not in merged)
+            if snat and kind is AddressKind.NODE_PORT:
+                alt = self._decide_direct(gen, Flow(dst_ip, c.ip, protocol, c.port), False, hairpin=True)
+                if alt.verdict is not sub.verdict:
+                    more.append(
+                        f"snat: with the source rewritten to node {node}'s address {dst_ip}, "
+                        f"{c.ip}:{c.port} would be {alt.verdict.value} ({alt.reason.value})"
+                    )
+        merged.extend(n for n in more if n not in merged)
+        verdict, reason = combine([e.decision for e in endpoints], self.service_partial)
+        sp = entry.port
+        trace = ServiceTrace(
+            entry.service,
+            dst_ip,
+            kind,
+            protocol,
+            port,
+            sp.name,
+            str(sp.target_port),
+            policy.value,
+            tuple(endpoints),
+        )
+        return Decision(
+            verdict,
+            reason,
+            gen.number,
+            s.endpoint if s is not None else EXTERNAL,
+            _service_endpoint(entry.service),
+            tuple(merged),
+            explained=explain,
+            service=trace,
+        )
 
     def _decide_tiered(
         self,
@@ -413,7 +550,7 @@ class Index:
             merged.extend(more)
             notes = tuple(merged)
         reason = tiers.reason(e_ok, e_stage, i_ok, i_stage)
-        decision = Decision(
+        return Decision(
             Verdict.ALLOW if e_ok and i_ok else Verdict.DENY,
             reason,
             gen.number,
@@ -424,9 +561,6 @@ class Index:
             i_trace,
             explain,
         )
-        if not explain:
-            self._remember(gen, flow, decision)
-        return decision
 
     @staticmethod
     def _judge(
@@ -526,9 +660,9 @@ class Index:
                 self._claim(ip).nodes.add(obj.name)
                 self._dirty_ips.add(ip)
         elif isinstance(obj, Service):
-            self._services[(obj.namespace, obj.name)] = obj
+            self._svc.upsert_service(obj)
         elif isinstance(obj, EndpointSlice):
-            self._slices[(obj.namespace, obj.name)] = obj
+            self._svc.upsert_slice(obj)
 
     def _delete(self, key: ObjectKey) -> None:
         kind, namespace, name = key
@@ -544,9 +678,9 @@ class Index:
         elif kind in CLUSTER_POLICY_KINDS:
             self._remove_cluster(key)
         elif kind is Kind.SERVICE:
-            self._services.pop((namespace, name), None)
+            self._svc.delete_service((namespace, name))
         elif kind is Kind.ENDPOINT_SLICE:
-            self._slices.pop((namespace, name), None)
+            self._svc.delete_slice((namespace, name))
 
     def _claim(self, ip: str) -> _Claims:
         claims = self._claims.get(ip)
@@ -968,7 +1102,11 @@ class Index:
             self._node_labels = {name: node.labels for name, node in self._nodes.items()}
         self._nodes_changed = False
         self._gen = Generation(
-            self._gen.number + 1, self._addr.freeze(), self._views.freeze(), self._node_labels
+            self._gen.number + 1,
+            self._addr.freeze(),
+            self._views.freeze(),
+            self._node_labels,
+            self._svc.publish(),
         )
 
     def _dir_for(self, direction: str, serials: frozenset[int] | None) -> DirPolicy | None:
@@ -980,7 +1118,7 @@ class Index:
 
     def check(self) -> None:
         """Assert that the incremental state equals a fresh build of the same objects."""
-        fresh = Index.from_objects(self.objects().values())
+        fresh = Index.from_objects(self.objects().values(), self.service_partial)
         assert set(self._claims) == set(fresh._claims), "address sets differ"
         mine, theirs = self._gen, fresh._gen
         for ip in self._claims:
@@ -1011,9 +1149,41 @@ class Index:
             assert ident.selectors <= set(self._selector_by_id), f"identity {ident.id}: stale selectors"
         for sel in self._selector_by_id.values():
             assert sel.refs > 0, f"selector {sel.key} unreferenced"
+        self._check_services(fresh)
+
+    def _check_services(self, fresh: Index) -> None:
+        """The published Service tables equal a fresh build's."""
+        mine, theirs = self._gen.services, fresh._gen.services
+        assert (mine is None) == (theirs is None), "Service tables present in one build only"
+        if mine is None or theirs is None:
+            return
+        assert _flat(mine.addresses) == _flat(theirs.addresses), "Service address tables differ"
+        assert dict(mine.node_ports) == dict(theirs.node_ports), "node port tables differ"
+        assert _flat(mine.names) == _flat(theirs.names), "Service name tables differ"
 
     def _selector_keys(self, ids: frozenset[int]) -> set[PeerKey]:
         return {self._selector_by_id[i].key for i in ids}
+
+
+def _flat(shards: Iterable[Mapping[_K, _V]]) -> dict[_K, _V]:
+    return {k: v for shard in shards for k, v in shard.items()}
+
+
+def _service_endpoint(service: str) -> Endpoint:
+    return Endpoint(EndpointKind.SERVICE, service, service.partition("/")[0])
+
+
+def combine(decisions: Sequence[Decision], partial: Verdict) -> tuple[Verdict, Reason]:
+    """The verdict and reason of a Service flow from its endpoints' decisions: none ->
+    DENY ``service-no-ready-endpoints``; all allow -> ALLOW, all deny -> DENY, with
+    the endpoints' reason (the first endpoint's when they differ); a mix ->
+    ``partial`` with ``service-partially-allowed``."""
+    if not decisions:
+        return Verdict.DENY, Reason.SERVICE_NO_READY_ENDPOINTS
+    allowed = sum(1 for d in decisions if d.allowed)
+    if allowed and allowed < len(decisions):
+        return partial, Reason.SERVICE_PARTIALLY_ALLOWED
+    return decisions[0].verdict, decisions[0].reason
 
 
 def _evaluate(

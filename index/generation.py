@@ -24,6 +24,8 @@ Shape and why:
   direction, in evaluation order, shared like :class:`DirPolicy`.  A generation
   of a world without them has ``clustered`` False and the decision path never
   looks at them.
+- **Service tables** (:mod:`~netpol_pdp.index.services`): Service address and
+  port -> endpoints, None in a world without Services.
 - **Decision cache** keyed by the flow itself, owned by the generation, so a new
   generation starts with an empty one: invalidation by generation is free.
 """
@@ -32,13 +34,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind, TierRuleRef
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.ipblocks import IPBlockMatcher
 from netpol_pdp.index.model import LabelSelector
 from netpol_pdp.index.ports import PortIndex
+
+if TYPE_CHECKING:
+    from netpol_pdp.index.services import ServiceTables
 
 SHARD_BITS = 8
 SHARDS = 1 << SHARD_BITS
@@ -191,7 +196,7 @@ Entry = PodEntry | NodeEntry
 class Generation:
     """One published, immutable state of the index (plus its private decision cache)."""
 
-    __slots__ = ("addresses", "cache", "clustered", "identities", "node_labels", "number")
+    __slots__ = ("addresses", "cache", "clustered", "identities", "node_labels", "number", "services")
 
     def __init__(
         self,
@@ -199,6 +204,7 @@ class Generation:
         addresses: tuple[dict[str, Entry], ...],
         identities: tuple[dict[int, IdentityView], ...],
         node_labels: Mapping[str, Mapping[str, str]] | None = None,
+        services: ServiceTables | None = None,
     ) -> None:
         self.number = number
         self.addresses = addresses
@@ -206,6 +212,8 @@ class Generation:
         #: node name -> labels, present iff some cluster-scoped policy exists
         self.node_labels = node_labels
         self.clustered = node_labels is not None
+        #: the Service tables (services.py), None when the world has no Service
+        self.services = services
         self.cache: dict[Flow, Decision] = {}
 
     def entry(self, ip: str) -> Entry | None:

@@ -120,6 +120,35 @@ R31. Reasons: a denial by an Admin rule gives ``denied-by-admin-policy``; else a
 R32. The trace of a direction names the deciding cluster rule (``decided_by``) and
      the Pass rules that matched (``passed``); ``isolated``/``isolating`` always
      describe NetworkPolicy, ``allowed_by`` is filled when NetworkPolicy decided.
+
+Services (docs/services.md):
+
+R33. A flow is *to a Service* when its destination is a cluster IP, an externalIP
+     or a load-balancer ingress IP of a Service (the least ``namespace/name`` when
+     several claim it, noted ``service-conflict: ...``), or when it resolves to a
+     node (R4) and its protocol and port are some Service port's ``nodePort``
+     (the least Service again).  Headless and ExternalName Services have no address.
+R34. A Service address whose ports hold none with the flow's protocol and port
+     denies with ``service-port-not-found``.
+R35. The Service port's candidates: every EndpointSlice of the Service's namespace
+     labelled ``kubernetes.io/service-name=<service>``, of the address's IP family,
+     taken in slice-name order; of each, the port with the Service port's name and
+     protocol (none, or no number: the slice adds nothing); each endpoint's first
+     address with that port number; an (address, port) already taken is skipped.
+R36. Traffic policy: ``internalTrafficPolicy`` for a cluster IP, else
+     ``externalTrafficPolicy``.  Local keeps the candidates on one node: the
+     source's node for a cluster IP (unknown: all, noted), the addressed node for
+     a node port; for externalIPs and load-balancer IPs all are kept (noted).
+R37. Of those, the ready ones; when none is ready, the serving and terminating
+     ones (noted).  Sorted by (address, port).
+R38. Each is decided as a flow from the same source to (address, port) by R1-R32,
+     except that a pod reaching itself is not ``loopback`` (hairpin).
+R39. None: DENY ``service-no-ready-endpoints``.  All allow: ALLOW, all deny: DENY,
+     with the first endpoint's reason.  Otherwise ``service-partially-allowed``
+     with the configured verdict (DENY by default).
+R40. For an external address kind with traffic policy Cluster the decision notes
+     the possible SNAT; for a node port it also notes, per endpoint, a verdict that
+     differs when the source is the addressed node's address.
 """
 
 from __future__ import annotations
@@ -129,12 +158,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from netpol_pdp.index.decision import (
+    AddressKind,
     Decision,
     DirectionTrace,
     Endpoint,
     EndpointKind,
     Reason,
     RuleRef,
+    ServiceEndpoint,
+    ServiceTrace,
     TierRuleRef,
     Verdict,
 )
@@ -146,6 +178,7 @@ from netpol_pdp.index.model import (
     ClusterPeer,
     ClusterPolicy,
     ClusterRule,
+    EndpointSlice,
     LabelSelector,
     Namespace,
     NetworkPolicy,
@@ -156,7 +189,11 @@ from netpol_pdp.index.model import (
     Pod,
     PolicyPort,
     Rule,
+    Service,
+    ServicePort,
+    SliceEndpoint,
     Tier,
+    TrafficPolicy,
 )
 
 _PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -183,7 +220,8 @@ class _End:
 class ReferenceEvaluator:
     """Decides flows by scanning every object, rule by rule (see the module docstring)."""
 
-    def __init__(self, objects: Iterable[Object]) -> None:
+    def __init__(self, objects: Iterable[Object], service_partial: Verdict = Verdict.DENY) -> None:
+        self.service_partial = service_partial
         world: dict[object, Object] = {}
         for obj in objects:
             world[obj.key] = obj  # a later object with the same key replaces an earlier one
@@ -191,6 +229,12 @@ class ReferenceEvaluator:
         self.pods = [o for o in world.values() if isinstance(o, Pod)]
         self.nodes = [o for o in world.values() if isinstance(o, Node)]
         self.policies = [o for o in world.values() if isinstance(o, NetworkPolicy)]
+        self.services = sorted(
+            (o for o in world.values() if isinstance(o, Service)), key=lambda o: (o.namespace, o.name)
+        )
+        self.slices = sorted(
+            (o for o in world.values() if isinstance(o, EndpointSlice)), key=lambda o: o.name
+        )
         self.cluster_policies = sorted(
             (o for o in world.values() if isinstance(o, ClusterPolicy)), key=lambda c: c.order
         )
@@ -471,8 +515,185 @@ class ReferenceEvaluator:
 
     # --- the decision -------------------------------------------------------------------
 
+    # --- Services ------------------------------------------------------------------
+
+    def _service_for(self, flow: Flow) -> tuple[Service, AddressKind, list[str]] | None:
+        # R33
+        claimants = []
+        for svc in self.services:
+            addresses = (
+                [(ip, AddressKind.CLUSTER_IP) for ip in svc.cluster_ips]
+                + [(ip, AddressKind.EXTERNAL_IP) for ip in svc.external_ips]
+                + [(ip, AddressKind.LOAD_BALANCER_IP) for ip in svc.load_balancer_ips]
+            )
+            for ip, kind in addresses:
+                if _same_ip(ip, flow.dst_ip):
+                    claimants.append((svc, kind))
+                    break
+        if claimants:
+            svc, kind = claimants[0]
+            notes = []
+            if len(claimants) > 1:
+                names = ", ".join(c.qualified_name for c, _ in claimants)
+                notes.append(
+                    f"service-conflict: {flow.dst_ip} claimed by {names}; "
+                    f"{svc.qualified_name} (first by name) wins"
+                )
+            return svc, kind, notes
+        if self._resolve(flow.dst_ip).endpoint.kind is not EndpointKind.NODE:
+            return None
+        for svc in self.services:
+            for sp in svc.ports:
+                if sp.node_port == flow.dst_port and sp.protocol == flow.protocol:
+                    return svc, AddressKind.NODE_PORT, []
+        return None
+
+    def _candidates(
+        self, svc: Service, sp: ServicePort, ip_family: str
+    ) -> list[tuple[str, int, SliceEndpoint]]:
+        # R35
+        out: list[tuple[str, int, SliceEndpoint]] = []
+        for eps in self.slices:
+            if eps.namespace != svc.namespace or eps.service != svc.name or eps.address_type != ip_family:
+                continue
+            numbers = [p.port for p in eps.ports if p.name == sp.name and p.protocol == sp.protocol]
+            if not numbers or numbers[0] is None:
+                continue
+            for ep in eps.endpoints:
+                if not ep.addresses:
+                    continue
+                if any(ip == ep.addresses[0] and port == numbers[0] for ip, port, _ in out):
+                    continue
+                out.append((ep.addresses[0], numbers[0], ep))
+        return out
+
+    def _decide_service(self, flow: Flow, explain: bool) -> Decision | None:
+        found = self._service_for(flow)
+        if found is None:
+            return None
+        svc, kind, notes = found
+        src = self._resolve(flow.src_ip)
+        dst_ep = Endpoint(EndpointKind.SERVICE, svc.qualified_name, svc.namespace)
+        if kind is AddressKind.NODE_PORT:
+            port = next(p for p in svc.ports if p.node_port == flow.dst_port and p.protocol == flow.protocol)
+        else:
+            matching = [p for p in svc.ports if p.port == flow.dst_port and p.protocol == flow.protocol]
+            if not matching:
+                # R34
+                notes.append(
+                    f"service-port-not-found: Service {svc.qualified_name} "
+                    f"has no port {flow.dst_port}/{flow.protocol}"
+                )
+                return Decision(
+                    Verdict.DENY,
+                    Reason.SERVICE_PORT_NOT_FOUND,
+                    0,
+                    src.endpoint,
+                    dst_ep,
+                    tuple(notes),
+                    explained=explain,
+                    service=ServiceTrace(svc.qualified_name, flow.dst_ip, kind, flow.protocol, flow.dst_port),
+                )
+            port = matching[0]
+        ip_family = "IPv6" if ipaddress.ip_address(flow.dst_ip).version == 6 else "IPv4"
+        candidates = self._candidates(svc, port, ip_family)
+        # R36
+        more: list[str] = []
+        if kind is AddressKind.CLUSTER_IP:
+            policy = svc.internal_traffic_policy
+        else:
+            policy = svc.external_traffic_policy
+        node = None
+        if policy is TrafficPolicy.LOCAL:
+            if kind is AddressKind.CLUSTER_IP:
+                if src.pod is not None:
+                    node = src.pod.node_name
+                elif src.endpoint.kind is EndpointKind.NODE:
+                    node = src.endpoint.name
+                if node is None:
+                    more.append(
+                        "internalTrafficPolicy Local: the source's node is unknown; "
+                        "every endpoint is considered"
+                    )
+            elif kind is AddressKind.NODE_PORT:
+                node = self._resolve(flow.dst_ip).endpoint.name
+            else:
+                more.append(
+                    "externalTrafficPolicy Local: traffic reaches only nodes with a local endpoint; "
+                    "every endpoint is considered"
+                )
+            if node is not None:
+                candidates = [c for c in candidates if c[2].node_name == node]
+        # R37
+        chosen = [c for c in candidates if c[2].ready]
+        fell_back = False
+        if not chosen:
+            fell_back = True
+            chosen = [c for c in candidates if c[2].serving and c[2].terminating]
+        chosen.sort(key=lambda c: (c[0], c[1]))
+        if node is not None and not chosen:
+            which = "internal" if kind is AddressKind.CLUSTER_IP else "external"
+            more.append(f"{which}TrafficPolicy Local: no endpoint on node {node}")
+        if fell_back and chosen:
+            more.append("no ready endpoint: kube-proxy falls back to the serving, terminating endpoints")
+        snat = kind is not AddressKind.CLUSTER_IP and policy is TrafficPolicy.CLUSTER
+        if snat:
+            more.append(
+                "externalTrafficPolicy Cluster: kube-proxy may rewrite the source to a node's address "
+                "(SNAT); this decision keeps the original source"
+            )
+        # R38
+        endpoints = []
+        for ip, number, ep in chosen:
+            sub = self._decide_direct(Flow(flow.src_ip, ip, flow.protocol, number), explain, hairpin=True)
+            endpoints.append(ServiceEndpoint(ip, number, sub, ep.target, ep.node_name, fell_back))
+            for n in sub.notes:
+                if n not in notes:
+                    notes.append(n)
+            if snat and kind is AddressKind.NODE_PORT:
+                # R40
+                alt = self._decide_direct(Flow(flow.dst_ip, ip, flow.protocol, number), False, hairpin=True)
+                if alt.verdict is not sub.verdict:
+                    node_name = self._resolve(flow.dst_ip).endpoint.name
+                    more.append(
+                        f"snat: with the source rewritten to node {node_name}'s address {flow.dst_ip}, "
+                        f"{ip}:{number} would be {alt.verdict.value} ({alt.reason.value})"
+                    )
+        for n in more:
+            if n not in notes:
+                notes.append(n)
+        # R39
+        allowed = [e for e in endpoints if e.decision.verdict is Verdict.ALLOW]
+        if not endpoints:
+            verdict, reason = Verdict.DENY, Reason.SERVICE_NO_READY_ENDPOINTS
+        elif len(allowed) == len(endpoints) or not allowed:
+            verdict, reason = endpoints[0].decision.verdict, endpoints[0].decision.reason
+        else:
+            verdict, reason = self.service_partial, Reason.SERVICE_PARTIALLY_ALLOWED
+        trace = ServiceTrace(
+            svc.qualified_name,
+            flow.dst_ip,
+            kind,
+            flow.protocol,
+            flow.dst_port,
+            port.name,
+            str(port.target_port),
+            policy.value,
+            tuple(endpoints),
+        )
+        return Decision(
+            verdict, reason, 0, src.endpoint, dst_ep, tuple(notes), explained=explain, service=trace
+        )
+
     def decide(self, flow: Flow, explain: bool = False) -> Decision:
         """The decision for ``flow`` at generation 0 (with both traces when ``explain``)."""
+        decision = self._decide_service(flow, explain)
+        if decision is not None:
+            return decision
+        return self._decide_direct(flow, explain)
+
+    def _decide_direct(self, flow: Flow, explain: bool, hairpin: bool = False) -> Decision:
+        """R1-R32 for the two addresses as given; ``hairpin``: no loopback (R38)."""
         src = self._resolve(flow.src_ip)
         dst = self._resolve(flow.dst_ip)
         notes: list[str] = []
@@ -486,7 +707,7 @@ class ReferenceEvaluator:
             )
 
         # R8
-        if src.pod is not None and dst.pod is not None and src.pod.key == dst.pod.key:
+        if src.pod is not None and dst.pod is not None and src.pod.key == dst.pod.key and not hairpin:
             return exempt(Reason.LOOPBACK)
         # R9
         for pod_end, other in ((src, dst), (dst, src)):

@@ -1,0 +1,519 @@
+"""Flows to a Service address (docs/services.md, reference.py R33-R40), as a table, on BOTH evaluators.
+
+The world (every row may add objects)::
+
+    nodes       n1 192.168.0.1    n2 192.168.0.2
+    shop/front  10.0.0.1 + fd00::1   n1  app=front
+    shop/self   10.0.0.9             n1  app=self     http:80
+    pay/api-1   10.0.1.1 + fd00::11  n1  app=api      http:8080
+    pay/api-2   10.0.1.2             n2  app=api zone=b  http:8080
+    pay/api-3   10.0.1.3             n2  app=api      (its endpoint is not ready)
+    Service pay/api      LoadBalancer 10.96.0.10 + fd00:96::10, externalIP 192.0.2.10, LB 203.0.113.10,
+                         port http 80 -> targetPort http (slices: 8080), nodePort 30080
+    Service pay/empty    10.96.0.11 port 80, its only endpoint not ready
+    Service pay/headless clusterIP None (endpoints api-1, api-2)
+    Service shop/self    10.96.0.12 port 80 -> shop/self
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from test_semantics import netpol, node, ns, pod
+
+from netpol_pdp.index.decision import AddressKind, Decision, Reason, Verdict
+from netpol_pdp.index.engine import Index
+from netpol_pdp.index.flows import make_flow
+from netpol_pdp.index.model import Delete, Kind, Object, Upsert
+from netpol_pdp.index.reference import ReferenceEvaluator
+from netpol_pdp.index.validation import parse_object
+
+Doc = dict[str, Any]
+
+
+def service(namespace: str, name: str, cluster_ip: str | list[str] | None, *ports: Doc, **spec: Any) -> Doc:
+    body: Doc = {"ports": list(ports), **spec}
+    if isinstance(cluster_ip, list):
+        body["clusterIPs"] = cluster_ip
+    elif cluster_ip is not None:
+        body["clusterIP"] = cluster_ip
+    status = body.pop("status", None)
+    doc: Doc = {"kind": "Service", "metadata": {"name": name, "namespace": namespace}, "spec": body}
+    if status:
+        doc["status"] = status
+    return doc
+
+
+def endpoint(ip: str, node_name: str | None = None, **conditions: bool) -> Doc:
+    out: Doc = {"addresses": [ip], "conditions": conditions}
+    if node_name:
+        out["nodeName"] = node_name
+    return out
+
+
+def eps(
+    namespace: str,
+    name: str,
+    owner: str,
+    *endpoints: Doc,
+    ports: Iterable[tuple[str, int]] = (("http", 8080),),
+    family: str = "IPv4",
+) -> Doc:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"kubernetes.io/service-name": owner}},
+        "addressType": family,
+        "endpoints": list(endpoints),
+        "ports": [{"name": n, "port": p} for n, p in ports],
+    }
+
+
+HTTP = {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}
+
+
+def world() -> list[Doc]:
+    return [
+        ns("shop"),
+        ns("pay"),
+        node("n1", "192.168.0.1"),
+        node("n2", "192.168.0.2"),
+        pod("shop", "front", ["10.0.0.1", "fd00::1"], node="n1", labels={"app": "front"}),
+        pod("shop", "self", ["10.0.0.9"], node="n1", labels={"app": "self"}, ports=[("http", 80, "TCP")]),
+        pod(
+            "pay",
+            "api-1",
+            ["10.0.1.1", "fd00::11"],
+            node="n1",
+            labels={"app": "api"},
+            ports=[("http", 8080, "TCP")],
+        ),
+        pod(
+            "pay",
+            "api-2",
+            ["10.0.1.2"],
+            node="n2",
+            labels={"app": "api", "zone": "b"},
+            ports=[("http", 8080, "TCP")],
+        ),
+        pod("pay", "api-3", ["10.0.1.3"], node="n2", labels={"app": "api"}, ports=[("http", 8080, "TCP")]),
+        service(
+            "pay",
+            "api",
+            ["10.96.0.10", "fd00:96::10"],
+            HTTP,
+            type="LoadBalancer",
+            externalIPs=["192.0.2.10"],
+            status={"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}},
+        ),
+        eps(
+            "pay",
+            "api-a",
+            "api",
+            endpoint("10.0.1.1", "n1"),
+            endpoint("10.0.1.2", "n2", ready=True),
+            endpoint("10.0.1.3", "n2", ready=False),
+        ),
+        eps("pay", "api-v6", "api", endpoint("fd00::11", "n1"), family="IPv6"),
+        service("pay", "empty", "10.96.0.11", {"port": 80}),
+        eps("pay", "empty-a", "empty", endpoint("10.0.1.3", "n2", ready=False), ports=[("", 80)]),
+        service("pay", "headless", "None", {"name": "http", "port": 8080}),
+        eps("pay", "headless-a", "headless", endpoint("10.0.1.1"), endpoint("10.0.1.2")),
+        service("shop", "self", "10.96.0.12", {"port": 80}),
+        eps("shop", "self-a", "self", endpoint("10.0.0.9", "n1"), ports=[("", 80)]),
+    ]
+
+
+DENY_ALL_PAY = netpol("deny-all", "pay", policyTypes=["Ingress"])
+DENY_ZONE_B = netpol("deny-b", "pay", podSelector={"matchLabels": {"zone": "b"}}, policyTypes=["Ingress"])
+FROM_FRONT_ONLY = netpol(
+    "from-front",
+    "pay",
+    ingress=[{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "front"}}}]}],
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    src: str
+    dst: str
+    port: int
+    verdict: Verdict
+    reason: Reason
+    #: (ip:port, verdict) of every endpoint, in order; None: not a Service decision
+    endpoints: tuple[tuple[str, Verdict], ...] | None = ()
+    extra: tuple[Doc, ...] = ()
+    protocol: str = "TCP"
+    partial: Verdict = Verdict.DENY
+    kind: AddressKind | None = AddressKind.CLUSTER_IP
+    note: str | None = None
+
+
+A, D = Verdict.ALLOW, Verdict.DENY
+BOTH = (("10.0.1.1:8080", A), ("10.0.1.2:8080", A))
+
+CASES = [
+    Case(
+        "a cluster IP is decided on each ready endpoint at the slice's port number",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+    ),
+    Case(
+        "every endpoint denying denies, with their reason",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        D,
+        Reason.DENIED_INGRESS,
+        (("10.0.1.1:8080", D), ("10.0.1.2:8080", D)),
+        (DENY_ALL_PAY,),
+    ),
+    Case(
+        "a mix of verdicts is service-partially-allowed, DENY by default",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        D,
+        Reason.SERVICE_PARTIALLY_ALLOWED,
+        (("10.0.1.1:8080", A), ("10.0.1.2:8080", D)),
+        (DENY_ZONE_B,),
+    ),
+    Case(
+        "a mix is ALLOW when service_partial is ALLOW",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        A,
+        Reason.SERVICE_PARTIALLY_ALLOWED,
+        (("10.0.1.1:8080", A), ("10.0.1.2:8080", D)),
+        (DENY_ZONE_B,),
+        partial=A,
+    ),
+    Case(
+        "no ready endpoint denies with its own reason",
+        "10.0.0.1",
+        "10.96.0.11",
+        80,
+        D,
+        Reason.SERVICE_NO_READY_ENDPOINTS,
+        (),
+    ),
+    Case(
+        "a port the Service does not have denies",
+        "10.0.0.1",
+        "10.96.0.10",
+        81,
+        D,
+        Reason.SERVICE_PORT_NOT_FOUND,
+        (),
+        note="service-port-not-found: Service pay/api has no port 81/TCP",
+    ),
+    Case(
+        "a protocol the Service port does not have denies",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        D,
+        Reason.SERVICE_PORT_NOT_FOUND,
+        (),
+        protocol="UDP",
+    ),
+    Case(
+        "a node port on any node's address is the Service",
+        "10.0.0.1",
+        "192.168.0.2",
+        30080,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        kind=AddressKind.NODE_PORT,
+        note="externalTrafficPolicy Cluster",
+    ),
+    Case(
+        "a node address on another port is the node",
+        "10.0.0.1",
+        "192.168.0.2",
+        30081,
+        A,
+        Reason.NOT_ISOLATED,
+        None,
+        kind=None,
+    ),
+    Case(
+        "an externalIP is the Service",
+        "10.0.0.1",
+        "192.0.2.10",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        kind=AddressKind.EXTERNAL_IP,
+    ),
+    Case(
+        "a load-balancer IP is the Service",
+        "10.0.0.1",
+        "203.0.113.10",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        kind=AddressKind.LOAD_BALANCER_IP,
+    ),
+    Case(
+        "the IPv6 cluster IP uses the IPv6 slices",
+        "fd00::1",
+        "fd00:96::10",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        (("fd00::11:8080", A),),
+    ),
+    Case(
+        "hairpin to itself through the cluster IP is not loopback",
+        "10.0.0.9",
+        "10.96.0.12",
+        80,
+        D,
+        Reason.DENIED_INGRESS,
+        (("10.0.0.9:80", D),),
+        (netpol("deny-self", "shop", podSelector={"matchLabels": {"app": "self"}}, policyTypes=["Ingress"]),),
+    ),
+    Case(
+        "a pod to itself by its own address stays loopback",
+        "10.0.0.9",
+        "10.0.0.9",
+        80,
+        A,
+        Reason.LOOPBACK,
+        None,
+        (netpol("deny-self", "shop", podSelector={"matchLabels": {"app": "self"}}, policyTypes=["Ingress"]),),
+        kind=None,
+    ),
+    Case(
+        "a headless Service has no address: its endpoint's address is the pod",
+        "10.0.0.1",
+        "10.0.1.1",
+        8080,
+        A,
+        Reason.NOT_ISOLATED,
+        None,
+        kind=None,
+    ),
+    Case(
+        "internalTrafficPolicy Local keeps the source node's endpoints",
+        "10.0.0.1",
+        "10.96.0.13",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        (("10.0.1.1:8080", A),),
+        (
+            service("pay", "local", "10.96.0.13", HTTP | {"nodePort": None}, internalTrafficPolicy="Local"),
+            eps("pay", "local-a", "local", endpoint("10.0.1.1", "n1"), endpoint("10.0.1.2", "n2")),
+        ),
+    ),
+    Case(
+        "externalTrafficPolicy Local on a node port keeps that node's endpoints",
+        "10.0.0.1",
+        "192.168.0.2",
+        30090,
+        D,
+        Reason.DENIED_INGRESS,
+        (("10.0.1.2:8080", D),),
+        (
+            DENY_ALL_PAY,
+            service(
+                "pay",
+                "np",
+                "10.96.0.14",
+                HTTP | {"nodePort": 30090},
+                type="NodePort",
+                externalTrafficPolicy="Local",
+            ),
+            eps("pay", "np-a", "np", endpoint("10.0.1.1", "n1"), endpoint("10.0.1.2", "n2")),
+        ),
+        kind=AddressKind.NODE_PORT,
+    ),
+    Case(
+        "externalTrafficPolicy Local with no endpoint on the node denies",
+        "10.0.0.1",
+        "192.168.0.1",
+        30090,
+        D,
+        Reason.SERVICE_NO_READY_ENDPOINTS,
+        (),
+        (
+            service(
+                "pay",
+                "np",
+                "10.96.0.14",
+                HTTP | {"nodePort": 30090},
+                type="NodePort",
+                externalTrafficPolicy="Local",
+            ),
+            eps("pay", "np-a", "np", endpoint("10.0.1.2", "n2")),
+        ),
+        kind=AddressKind.NODE_PORT,
+        note="externalTrafficPolicy Local: no endpoint on node n1",
+    ),
+    Case(
+        "no ready endpoint falls back to serving, terminating ones",
+        "10.0.0.1",
+        "10.96.0.15",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        (("10.0.1.3:8080", A),),
+        (
+            service("pay", "drain", "10.96.0.15", HTTP | {"nodePort": None}),
+            eps(
+                "pay",
+                "drain-a",
+                "drain",
+                endpoint("10.0.1.3", "n2", ready=False, serving=True, terminating=True),
+                endpoint("10.0.1.2", "n2", ready=False, serving=False, terminating=True),
+            ),
+        ),
+        note="no ready endpoint: kube-proxy falls back",
+    ),
+    Case(
+        "a node port under Cluster policy notes a verdict that SNAT to the node would change",
+        "10.0.0.1",
+        "192.168.0.2",
+        30080,
+        A,
+        Reason.ALLOWED_BY_POLICY,
+        BOTH,
+        (FROM_FRONT_ONLY,),
+        kind=AddressKind.NODE_PORT,
+        note="snat: with the source rewritten to node n2's address 192.168.0.2, 10.0.1.1:8080 would be DENY",
+    ),
+    Case(
+        "two Services claiming one address: the first by name wins, noted",
+        "10.0.0.1",
+        "10.96.0.10",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        (service("pay", "zzz", "10.96.0.10", {"port": 80}),),
+        note="service-conflict: 10.96.0.10 claimed by pay/api, pay/zzz; pay/api (first by name) wins",
+    ),
+]
+
+
+Factory = Callable[[Iterable[Object], Verdict], Any]
+
+
+@pytest.fixture(params=["reference", "index"])
+def make(request: pytest.FixtureRequest) -> Factory:
+    if request.param == "reference":
+        return ReferenceEvaluator
+    return lambda objs, partial: Index.from_objects(list(objs), partial)
+
+
+def objects(extra: Iterable[Doc] = ()) -> list[Object]:
+    out = [parse_object(d) for d in (*world(), *extra)]
+    return [o for o in out if o is not None]
+
+
+def endpoints_of(decision: Decision) -> tuple[tuple[str, Verdict], ...] | None:
+    if decision.service is None:
+        return None
+    out = []
+    for e in decision.service.endpoints:
+        host = e.ip
+        out.append((f"{host}:{e.port}", e.decision.verdict))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("explain", [False, True], ids=["plain", "explained"])
+def test_service_rule(make: Factory, case: Case, explain: bool) -> None:
+    evaluator = make(objects(case.extra), case.partial)
+    decision = evaluator.decide(make_flow(case.src, case.dst, case.protocol, case.port), explain)
+    assert (decision.verdict, decision.reason) == (case.verdict, case.reason)
+    assert endpoints_of(decision) == case.endpoints
+    if case.kind is not None:
+        assert decision.service is not None and decision.service.address_kind is case.kind
+        assert decision.dst.kind.value == "service"
+    if case.note is not None:
+        assert any(case.note in n for n in decision.notes), decision.notes
+
+
+def test_the_trace_names_the_service_its_port_mapping_and_each_endpoint(make: Factory) -> None:
+    decision = make(objects(), Verdict.DENY).decide(make_flow("10.0.0.1", "10.96.0.10", "TCP", 80), True)
+    trace = decision.service
+    assert trace is not None
+    assert (
+        trace.service,
+        trace.address,
+        trace.port,
+        trace.port_name,
+        trace.target_port,
+        trace.traffic_policy,
+    ) == ("pay/api", "10.96.0.10", 80, "http", "http", "Cluster")
+    first = trace.endpoints[0]
+    assert first.decision.dst.name == "pay/api-1" and first.node == "n1"
+    assert first.decision.ingress is not None and first.decision.ingress.pod == "pay/api-1"
+    out = decision.to_dict()
+    assert out["dst"] == {"kind": "service", "name": "pay/api", "namespace": "pay"}
+    assert [e["ip"] for e in out["service"]["endpoints"]] == ["10.0.1.1", "10.0.1.2"]
+
+
+def decide(index: Index, dst: str = "10.96.0.10", port: int = 80) -> tuple[Verdict, Reason, Any]:
+    d = index.decide(make_flow("10.0.0.1", dst, "TCP", port))
+    return d.verdict, d.reason, endpoints_of(d)
+
+
+def doc_object(doc: Doc) -> Object:
+    obj = parse_object(doc)
+    assert obj is not None
+    return obj
+
+
+def test_incremental_updates_touch_only_the_service_and_match_a_fresh_build() -> None:
+    index = Index.from_objects(objects((DENY_ZONE_B,)))
+    assert decide(index)[1] is Reason.SERVICE_PARTIALLY_ALLOWED
+    # the denied endpoint becomes unready: every remaining endpoint allows
+    slice_doc = eps(
+        "pay", "api-a", "api", endpoint("10.0.1.1", "n1"), endpoint("10.0.1.2", "n2", ready=False)
+    )
+    before = index._gen.services
+    index.apply([Upsert(doc_object(slice_doc))])
+    after = index._gen.services
+    assert before is not None and after is not None
+    assert after.view("pay", "empty") is before.view("pay", "empty"), "another Service's entries were rebuilt"
+    assert decide(index) == (A, Reason.NOT_ISOLATED, (("10.0.1.1:8080", A),))
+    index.check()
+    # the slice is replaced by another one
+    index.apply(
+        [
+            Delete((Kind.ENDPOINT_SLICE, "pay", "api-a")),
+            Upsert(doc_object(eps("pay", "api-b", "api", endpoint("10.0.1.2", "n2")))),
+        ]
+    )
+    assert decide(index) == (D, Reason.DENIED_INGRESS, (("10.0.1.2:8080", D),))
+    index.check()
+    # the Service is deleted: its address is nobody's
+    index.apply([Delete((Kind.SERVICE, "pay", "api"))])
+    assert decide(index) == (A, Reason.NOT_ISOLATED, None)
+    index.check()
+    # and it comes back
+    index.apply([Upsert(doc_object(world()[9]))])
+    assert decide(index)[1] is Reason.DENIED_INGRESS
+    index.check()
+
+
+def test_a_world_without_services_publishes_no_service_table() -> None:
+    index = Index.from_objects([o for o in objects() if o.kind not in (Kind.SERVICE, Kind.ENDPOINT_SLICE)])
+    assert index._gen.services is None
+    assert decide(index) == (A, Reason.NOT_ISOLATED, None)  # an external address, as before Services
