@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from netpol_pdp.clients.auditing.agreement import Agreement, compare
+from netpol_pdp.clients.auditing.summary import AuditSummary
 from netpol_pdp.clients.cli import main
-from netpol_pdp.clients.flowlogs.record import Direction
+from netpol_pdp.clients.flowlogs.record import Direction, FlowRecord
 from netpol_pdp.index.decision import Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import make_flow
@@ -310,3 +311,22 @@ def test_observed_vs_policy_compares_with_the_endpoint_the_enforcer_judged(
     decision = world_index().decide(make_flow(src, dst, "TCP", port))
     assert decision.service is not None
     assert compare(observed, direction, decision) is expected
+
+
+def test_service_rows_of_partitions_merge_to_those_of_one_pass() -> None:
+    """What ``--jobs``/``--dask`` rely on: summaries of parts add up to the summary of the whole."""
+    index = world_index()
+    records = [
+        FlowRecord(i, make_flow(s, d, "TCP", p), {}, Verdict.ALLOW if o == "allow" else Verdict.DENY)
+        for i, ((s, d, p, o), _) in enumerate(FLOWS * 3)
+    ]
+    whole, first, second = AuditSummary(), AuditSummary(), AuditSummary()
+    for n, record in enumerate(records):
+        decision = index.decide(record.flow)
+        agreement = compare(record.observed, None, decision)
+        whole.add(record, decision, agreement)
+        (first if n % 2 else second).add(record, decision, agreement)
+    first.merge(second)
+    assert first.by_service() == whole.by_service()
+    key, counts = whole.by_service()[0]
+    assert (key, counts[0] + counts[1]) == (("shop/web", "TCP/80"), 9)
