@@ -23,7 +23,13 @@ from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.flowlogs import FORMATS, FlowLogError, read_flowlog
 from netpol_pdp.clients.render import printable
-from netpol_pdp.clients.sources import add_source_argument, load_index, warn_if_empty
+from netpol_pdp.clients.sources import (
+    add_service_partial_argument,
+    add_source_argument,
+    load_index,
+    service_partial,
+    warn_if_empty,
+)
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.flows import Flow
 
@@ -54,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("flows", metavar="FLOWS", help="the flow log (.gz accepted); - reads stdin")
     add_source_argument(parser)
+    add_service_partial_argument(parser)
     parser.add_argument(
         "--format",
         "-f",
@@ -223,7 +230,7 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
     try:
         with log, _output(args.output) as out, _progress() as progress:
             if parallel and index is not None:
-                spec = WorldSpec(tuple(index.objects().values()), change, args.explain)
+                spec = WorldSpec(tuple(index.objects().values()), change, args.explain, service_partial(args))
                 workers = (
                     dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)
                 )

@@ -15,7 +15,12 @@ from typing import Any
 from netpol_pdp.clients._options import add_client_options, connect_if_asked, remote_decide
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.render import decision_lines, printable
-from netpol_pdp.clients.sources import add_source_argument, load_index, warn_if_empty
+from netpol_pdp.clients.sources import (
+    add_service_partial_argument,
+    add_source_argument,
+    load_index,
+    warn_if_empty,
+)
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.index.model import PORT_PROTOCOLS
@@ -77,6 +82,7 @@ def add_parser(subparsers: Any) -> None:
         "--explain", "-e", action="store_true", help="show, per direction, the isolating policies and rules"
     )
     parser.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    add_service_partial_argument(parser)
     add_client_options(parser, server_default=None)
     parser.set_defaults(run=run)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netpol_pdp.clients.errors import CommandError
+from netpol_pdp.clients.sources import add_service_partial_argument, service_partial
 from netpol_pdp.examples import CLUSTER
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.manifests import DEFAULT_MAX_FILE_BYTES
@@ -95,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest manifest file read; a larger one is a load problem "
         f"(default {DEFAULT_MAX_FILE_BYTES >> 20}, docs/manifest-feed.md)",
     )
+    add_service_partial_argument(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -238,6 +240,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         fail_closed_after=args.fail_closed_after,
         wait_for_source=args.wait_for_source,
         max_file_bytes=args.max_file_size,
+        service_partial=service_partial(args),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind
+from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind, ServiceTrace
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import PORT_PROTOCOLS
 
@@ -98,8 +98,33 @@ def _network_policy_lines(trace: DirectionTrace) -> list[str]:
     return lines
 
 
+def service_lines(trace: ServiceTrace) -> list[str]:
+    """The translation of a Service flow: the Service, its port mapping, each endpoint's verdict."""
+    named = f" ({trace.port_name})" if trace.port_name else ""
+    target = f" -> targetPort {trace.target_port}" if trace.target_port else ""
+    where = f"{trace.address_kind.value} {address(trace.address, trace.port)}/{trace.protocol}"
+    lines = [f"Service {trace.service} {where}{named}{target}; traffic policy {trace.traffic_policy}"]
+    if not trace.endpoints:
+        lines.append("  no endpoint to translate to")
+    for e in trace.endpoints:
+        where = f" on node {e.node}" if e.node else ""
+        state = " (serving, terminating)" if e.terminating else ""
+        lines.append(
+            f"  {e.decision.verdict.value}  {address(e.ip, e.port)} {e.decision.dst}{where}{state}: "
+            f"{e.decision.reason.value}"
+        )
+    return lines
+
+
 def explanation_lines(decision: Decision) -> list[str]:
-    """The per-direction trace, egress of the source first (the order the packet meets them)."""
+    """The per-direction trace, egress of the source first (the order the packet meets them);
+    for a Service flow, each endpoint's."""
+    if decision.service is not None:
+        out: list[str] = []
+        for e in decision.service.endpoints:
+            out.append(f"endpoint {address(e.ip, e.port)}:")
+            out.extend(f"  {line}" for line in explanation_lines(e.decision))
+        return out or [f"no endpoint was evaluated: {decision.reason.value}"]
     traces = [t for t in (decision.egress, decision.ingress) if t is not None]
     if not traces:
         return [f"no policy was evaluated: the {decision.reason.value} exemption applies"]
@@ -118,6 +143,10 @@ def decision_lines(decision: Decision, flow: Flow, *, explain: bool = False) -> 
         f"  destination: {endpoint_text(decision.dst, flow.dst_ip)}",
         f"  generation:  {decision.generation}",
     ]
+    if decision.service is not None:
+        trace = service_lines(decision.service)
+        lines.append(f"  service:     {trace[0]}")
+        lines.extend(f"    {line.strip()}" for line in trace[1:])
     lines.extend(f"  note:        {note}" for note in decision.notes)
     if explain:
         lines.append("  explanation:")

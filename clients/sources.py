@@ -9,6 +9,7 @@ from pathlib import Path
 
 from netpol_pdp.clients.render import plural, printable
 from netpol_pdp.examples import CLUSTER
+from netpol_pdp.index.decision import Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.manifests import LoadResult, ManifestSource
 from netpol_pdp.index.model import Kind
@@ -26,6 +27,23 @@ def add_source_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_service_partial_argument(parser: argparse.ArgumentParser) -> None:
+    """``--service-partial deny|allow``: the verdict of a flow to a Service that some of its
+    endpoints allow and some do not (docs/services.md)."""
+    parser.add_argument(
+        "--service-partial",
+        choices=("deny", "allow"),
+        default="deny",
+        help="verdict of a flow to a Service that some endpoints allow and others deny "
+        "(reason service-partially-allowed; default deny, docs/services.md)",
+    )
+
+
+def service_partial(args: argparse.Namespace) -> Verdict:
+    """The ``--service-partial`` verdict (DENY when the command has no such option)."""
+    return Verdict.ALLOW if getattr(args, "service_partial", "deny") == "allow" else Verdict.DENY
+
+
 def source_paths(args: argparse.Namespace) -> Sequence[Path]:
     """The paths given with ``--source``, or the bundled example cluster."""
     paths: list[Path] | None = args.source
@@ -40,7 +58,7 @@ def load_source(args: argparse.Namespace) -> LoadResult:
 def load_index(args: argparse.Namespace) -> tuple[Index, LoadResult]:
     """An index built from the source in one generation."""
     result = load_source(args)
-    return Index.from_objects(result.objects.values()), result
+    return Index.from_objects(result.objects.values(), service_partial(args)), result
 
 
 def warn_if_empty(result: LoadResult, args: argparse.Namespace) -> None:

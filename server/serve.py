@@ -53,6 +53,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from netpol_pdp.index.decision import Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.errors import SourceError
 from netpol_pdp.index.kubefeed import KubeFeed, load_api_client
@@ -104,6 +105,8 @@ class ServeOptions:
     wait_for_source: bool = False
     #: the largest manifest file read (``--max-file-size``); a larger one is a load problem
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: the verdict of a flow to a Service that some endpoints allow and some deny
+    service_partial: Verdict = Verdict.DENY
 
 
 class FeedTracker:
@@ -213,7 +216,7 @@ class Service:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        self.index = Index()
+        self.index = Index(options.service_partial)
         self.state = ServerState(self.index)
         self.feed: ManifestFeed | KubeFeed
         self.tracker: FeedTracker | KubeTracker
@@ -538,6 +541,7 @@ def _worker_argv(options: ServeOptions, listen: str, metrics_port_file: Path | N
     if options.wait_for_source:
         argv.append("--wait-for-source")
     argv += ["--max-file-size", repr(options.max_file_bytes / (1 << 20))]
+    argv += ["--service-partial", options.service_partial.value.lower()]
     argv += ["--threads", str(options.threads), "--max-batch", str(options.max_batch)]
     argv += ["--grace", str(options.grace), "--switch-interval", str(options.switch_interval)]
     argv += ["--log-level", options.log_level]

@@ -19,8 +19,17 @@ from netpol_pdp.bench.envoy_proc import (
     missing_reason,
 )
 
-__all__ = ["BOOTSTRAPS", "EXAMPLES", "Envoy", "Upstream", "bootstrap", "envoy_binary", "free_port",
-           "missing_reason", "talk"]
+__all__ = [
+    "BOOTSTRAPS",
+    "EXAMPLES",
+    "Envoy",
+    "Upstream",
+    "bootstrap",
+    "envoy_binary",
+    "free_port",
+    "missing_reason",
+    "talk",
+]
 
 
 class Upstream:
@@ -85,4 +94,3 @@ def talk(src: str, dst: tuple[str, int], payload: bytes | None, timeout: float =
         except ConnectionResetError:
             return received
         return received
-

@@ -20,7 +20,17 @@ from typing import Any
 from hypothesis import strategies as st
 
 from netpol_pdp.index.flows import Flow, make_flow
-from netpol_pdp.index.model import CLUSTER_POLICY_KINDS, Delete, Event, Node, Object, ObjectKey, Pod, Upsert
+from netpol_pdp.index.model import (
+    CLUSTER_POLICY_KINDS,
+    Delete,
+    Event,
+    Node,
+    Object,
+    ObjectKey,
+    Pod,
+    Service,
+    Upsert,
+)
 from netpol_pdp.index.validation import parse_object
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -414,6 +424,124 @@ def parse(doc: Manifest) -> Object:
     return obj
 
 
+# --- Services and EndpointSlices ----------------------------------------------------------
+
+SERVICE_NAMES = ["s1", "s2"]
+SERVICE_NAMESPACES = ["default", "prod"]  # fewer than NAMESPACES: slices meet their Services
+SLICE_NAMES = ["e1", "e2", "e3"]
+SERVICE_IPS_V4 = ["10.96.0.1", "10.96.0.2"]
+SERVICE_IPS_V6 = ["fd00:96::1"]
+SERVICE_PORT_NAMES = ["", "http", "web-1"]
+NODE_PORTS = [30080, 30081]
+SERVICE_EXTERNAL_IPS = ["192.0.2.1", "10.96.0.2"]  # the second also a cluster IP: a conflict on purpose
+LB_IPS = ["203.0.113.1"]
+
+
+@st.composite
+def service_manifests(draw: Draw, namespace: str | None = None, name: str | None = None) -> Manifest:
+    """A valid Service: any type, one or both families or headless, 1-2 ports, traffic policies."""
+    namespace = namespace or draw(st.sampled_from(SERVICE_NAMESPACES))
+    name = name or draw(st.sampled_from(SERVICE_NAMES))
+    stype = draw(st.sampled_from(["ClusterIP", "ClusterIP", "NodePort", "LoadBalancer"]))
+    spec: Manifest = {"type": stype}
+    shape = draw(st.sampled_from(["v4", "v6", "dual", "headless", "unallocated"]))
+    if shape == "headless" and stype == "ClusterIP":
+        spec["clusterIP"] = "None"
+    elif shape in ("v4", "dual", "headless"):
+        spec["clusterIP"] = draw(st.sampled_from(SERVICE_IPS_V4))
+        if shape == "dual":
+            spec["clusterIPs"] = [spec["clusterIP"], SERVICE_IPS_V6[0]]
+    elif shape == "v6":
+        spec["clusterIPs"] = SERVICE_IPS_V6[:]
+    count = draw(st.integers(1, 2))
+    names = draw(
+        st.lists(st.sampled_from(SERVICE_PORT_NAMES[1:]), min_size=count, max_size=count, unique=True)
+    )
+    numbers = draw(st.lists(st.sampled_from(PORTS), min_size=count, max_size=count, unique=True))
+    node_ports = draw(st.lists(st.sampled_from(NODE_PORTS), min_size=count, max_size=count, unique=True))
+    ports = []
+    for i in range(count):
+        port: Manifest = {"port": numbers[i]}
+        if count > 1 or draw(st.booleans()):
+            port["name"] = names[i]
+        target = draw(st.sampled_from([None, *PORTS, *PORT_NAMES]))
+        if target is not None:
+            port["targetPort"] = target
+        protocol = draw(st.sampled_from([None, None, None, None, *PROTOCOLS]))
+        if protocol is not None:
+            port["protocol"] = protocol
+        if stype != "ClusterIP" and draw(st.booleans()):
+            port["nodePort"] = node_ports[i]
+        ports.append(port)
+    spec["ports"] = ports
+    if draw(st.integers(0, 3)) == 0:
+        spec["externalIPs"] = draw(st.lists(st.sampled_from(SERVICE_EXTERNAL_IPS), min_size=1, unique=True))
+    if stype != "ClusterIP" or "externalIPs" in spec:
+        spec["externalTrafficPolicy"] = draw(st.sampled_from(["Cluster", "Local"]))
+    spec["internalTrafficPolicy"] = draw(st.sampled_from(["Cluster", "Cluster", "Local"]))
+    doc: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(draw, name, namespace, None),
+        "spec": spec,
+    }
+    if stype == "LoadBalancer" and draw(st.booleans()):
+        doc["status"] = {"loadBalancer": {"ingress": [{"ip": LB_IPS[0]}]}}
+    return doc
+
+
+@st.composite
+def slice_manifests(
+    draw: Draw,
+    namespace: str | None = None,
+    name: str | None = None,
+    owner: str | None = None,
+    port_names: list[str] | None = None,
+) -> Manifest:
+    """A valid EndpointSlice of one family owned by one of the Services (or none), with
+    endpoints ready, unready or terminating on pod (and other) addresses; ``owner`` and
+    ``port_names``: the slice of that Service, with its port names."""
+    namespace = namespace or draw(st.sampled_from(SERVICE_NAMESPACES))
+    name = name or draw(st.sampled_from(SLICE_NAMES))
+    family = draw(st.sampled_from(["IPv4", "IPv4", "IPv6"]))
+    pool = [*POD_IPS_V4, "8.8.8.8"] if family == "IPv4" else POD_IPS_V6
+    endpoints = []
+    for ip in draw(st.lists(st.sampled_from(pool), max_size=4)):
+        ep: Manifest = {"addresses": [ip]}
+        conditions = {
+            k: v
+            for k in ("ready", "serving", "terminating")
+            if (v := draw(st.sampled_from([None, True, False]))) is not None
+        }
+        if conditions:
+            ep["conditions"] = conditions
+        node = draw(st.sampled_from([None, *NODE_NAMES]))
+        if node:
+            ep["nodeName"] = node
+        endpoints.append(ep)
+    ports = []
+    names = port_names or draw(
+        st.lists(st.sampled_from(SERVICE_PORT_NAMES), min_size=1, max_size=2, unique=True)
+    )
+    for pname in names:
+        port: Manifest = {"name": pname, "port": draw(st.sampled_from([*PORTS, None]))}
+        protocol = draw(st.sampled_from([None, None, None, *PROTOCOLS]))
+        if protocol:
+            port["protocol"] = protocol
+        ports.append(port)
+    labels = {}
+    if owner is not None or draw(st.integers(0, 5)):
+        labels["kubernetes.io/service-name"] = owner or draw(st.sampled_from(SERVICE_NAMES))
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": _metadata(draw, name, namespace, labels),
+        "addressType": family,
+        "endpoints": endpoints,
+        "ports": ports,
+    }
+
+
 any_manifest = st.one_of(
     namespace_manifests(),
     node_manifests(),
@@ -429,11 +557,17 @@ any_cluster_manifest = st.one_of(
 )
 
 
+any_service_manifest = st.one_of(
+    any_manifest, service_manifests(), slice_manifests(), slice_manifests(), slice_manifests()
+)
+
+
 @st.composite
-def world_manifests(draw: Draw, cluster: bool = False) -> list[Manifest]:
+def world_manifests(draw: Draw, cluster: bool = False, services: bool = False) -> list[Manifest]:
     """A cluster: some namespaces (others stay undeclared), nodes, pods and policies.
 
     ``cluster``: nodes carry labels and 1-4 cluster-scoped policies join the NetworkPolicies.
+    ``services``: 1-3 Services and 1-4 EndpointSlices join them.
     """
     docs: list[Manifest] = []
     docs += draw(st.lists(namespace_manifests(), max_size=3))
@@ -442,6 +576,23 @@ def world_manifests(draw: Draw, cluster: bool = False) -> list[Manifest]:
     docs += draw(st.lists(policy_manifests(), min_size=0 if cluster else 1, max_size=2 if cluster else 5))
     if cluster:
         docs += draw(st.lists(cluster_policy_manifests(), min_size=1, max_size=4))
+    if services:
+        svcs = draw(st.lists(service_manifests(), min_size=1, max_size=3))
+        docs += svcs
+        for svc in svcs:  # most Services get a slice of their own, with their port names
+            if draw(st.integers(0, 4)):
+                meta = svc["metadata"]
+                docs.append(
+                    draw(
+                        slice_manifests(
+                            meta.get("namespace", "default"),
+                            f"{meta['name']}-{draw(st.sampled_from(SLICE_NAMES))}",
+                            meta["name"],
+                            [p.get("name", "") for p in svc["spec"]["ports"]],
+                        )
+                    )
+                )
+        docs += draw(st.lists(slice_manifests(), max_size=2))
     return docs
 
 
@@ -456,6 +607,7 @@ def to_world(docs: list[Manifest]) -> list[Object]:
 
 worlds: st.SearchStrategy[list[Object]] = world_manifests().map(to_world)
 cluster_worlds: st.SearchStrategy[list[Object]] = world_manifests(cluster=True).map(to_world)
+service_worlds: st.SearchStrategy[list[Object]] = world_manifests(services=True).map(to_world)
 
 # --- flows -------------------------------------------------------------------------------
 
@@ -468,6 +620,8 @@ def world_ips(world: list[Object]) -> list[str]:
             ips.update(obj.ips)
         elif isinstance(obj, Node):
             ips.update(obj.addresses)
+        elif isinstance(obj, Service):
+            ips.update((*obj.cluster_ips, *obj.external_ips, *obj.load_balancer_ips))
     return sorted(ips)
 
 
@@ -476,7 +630,27 @@ def live_pod_ips(world: list[Object]) -> list[str]:
 
 
 def world_ports(world: list[Object]) -> list[int]:
-    return sorted({cp.port for obj in world if isinstance(obj, Pod) for cp in obj.ports})
+    ports = {cp.port for obj in world if isinstance(obj, Pod) for cp in obj.ports}
+    for obj in world:
+        if isinstance(obj, Service):
+            ports.update(p.port for p in obj.ports)
+            ports.update(p.node_port for p in obj.ports if p.node_port is not None)
+    return sorted(ports)
+
+
+def service_targets(world: list[Object]) -> list[tuple[str, str, int]]:
+    """(address, protocol, port) of every Service port on its addresses and every node port
+    on every node address: flows to Services would hardly ever be drawn by chance."""
+    node_ips = sorted({ip for obj in world if isinstance(obj, Node) for ip in obj.addresses})
+    out: set[tuple[str, str, int]] = set()
+    for obj in world:
+        if isinstance(obj, Service):
+            for p in obj.ports:
+                for ip in (*obj.cluster_ips, *obj.external_ips, *obj.load_balancer_ips):
+                    out.add((ip, p.protocol, p.port))
+                if p.node_port is not None:
+                    out.update((ip, p.protocol, p.node_port) for ip in node_ips)
+    return sorted(out)
 
 
 def flows(world: list[Object]) -> st.SearchStrategy[Flow]:
@@ -495,8 +669,13 @@ def flows(world: list[Object]) -> st.SearchStrategy[Flow]:
     )
     protocols = st.sampled_from(["TCP", "TCP", "TCP", "UDP", "UDP", "SCTP", "ICMP", "ICMPv6", 47, "50"])
 
+    targets = service_targets(world)
+
     @st.composite
     def one(draw: Draw) -> Flow:
+        if targets and draw(st.booleans()):
+            dst, protocol, port = draw(st.sampled_from(targets))
+            return make_flow(draw(ips), dst, protocol, port)
         protocol = draw(protocols)
         port = draw(port_values) if protocol in PROTOCOLS else None
         src, dst = draw(ips), draw(ips)
@@ -514,8 +693,10 @@ class WorldAndFlows:
 
 
 @st.composite
-def worlds_and_flows(draw: Draw, max_flows: int = 12, cluster: bool = False) -> WorldAndFlows:
-    world = draw(cluster_worlds if cluster else worlds)
+def worlds_and_flows(
+    draw: Draw, max_flows: int = 12, cluster: bool = False, services: bool = False
+) -> WorldAndFlows:
+    world = draw(service_worlds if services else cluster_worlds if cluster else worlds)
     return WorldAndFlows(world, draw(st.lists(flows(world), min_size=1, max_size=max_flows)))
 
 
@@ -540,19 +721,25 @@ def _replacement(key: ObjectKey, cluster: bool = False) -> st.SearchStrategy[Man
         return labelled_node_manifests(name) if cluster else node_manifests(name)
     if kind in CLUSTER_POLICY_KINDS:
         return cluster_policy_manifests(kind.value, name)
+    if kind == "Service":
+        return service_manifests(namespace, name)
+    if kind == "EndpointSlice":
+        return slice_manifests(namespace, name)
     if kind == "Pod":
         return pod_manifests(namespace, name)
     return policy_manifests(namespace, name)
 
 
 @st.composite
-def histories(draw: Draw, max_events: int = 14, cluster: bool = False) -> History:
+def histories(draw: Draw, max_events: int = 14, cluster: bool = False, services: bool = False) -> History:
     """Random upserts (new objects, changed objects), deletes (present or not), in 1-4 batches.
 
-    ``cluster``: the worlds and the new objects include cluster-scoped policies.
+    ``cluster``: the worlds and the new objects include cluster-scoped policies;
+    ``services``: Services and EndpointSlices (endpoints turning ready or unready,
+    slices replaced, Services deleted are all changes and deletes of these).
     """
-    manifests = any_cluster_manifest if cluster else any_manifest
-    initial = to_world(draw(world_manifests(cluster)))
+    manifests = any_service_manifest if services else any_cluster_manifest if cluster else any_manifest
+    initial = to_world(draw(world_manifests(cluster, services)))
     current: dict[ObjectKey, Object] = {o.key: o for o in initial}
     events: list[Event] = []
     for _ in range(draw(st.integers(1, max_events))):

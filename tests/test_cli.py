@@ -54,7 +54,7 @@ def test_audit_of_the_bundled_example_matches_the_documented_verdicts_in_input_o
     assert [(r["verdict"], r["reason"]) for r in rows] == [(e["verdict"], e["reason"]) for e in EXPECTED]
     assert [{k: r[k] for k in inp} for r, inp in zip(rows, inputs, strict=True)] == inputs  # fields kept
     assert all(r["generation"] == 1 and "src" in r and "dst" in r for r in rows)
-    assert "audited 45 flows (43 distinct) at generation 1" in err
+    assert "audited 54 flows (52 distinct) at generation 1" in err
     assert "by reason:" in err and "top denied (source -> destination):" in err
     assert "pod default/netshoot -> pod data/postgres-0" in err
 
@@ -246,8 +246,8 @@ def test_validate_summarises_a_good_source(cli: Cli) -> None:
     status, out, _err = cli("validate")
     assert status == 0
     assert out.startswith(
-        "ok: 50 objects in 15 files (7 Namespace, 21 Pod, 2 Node, 18 NetworkPolicy, 2 ClusterNetworkPolicy); "
-        "ignored: 3 Service"
+        "ok: 62 objects in 15 files (7 Namespace, 21 Pod, 2 Node, 18 NetworkPolicy, 2 ClusterNetworkPolicy, "
+        "6 Service, 6 EndpointSlice) from"
     )
 
 
@@ -289,7 +289,7 @@ def test_the_installed_console_script_audits_the_bundled_example(tmp_path: Path)
     assert done.returncode == 0, done.stderr.decode()
     rows = jsonl(done.stdout.decode())
     assert [(r["verdict"], r["reason"]) for r in rows] == [(e["verdict"], e["reason"]) for e in EXPECTED]
-    assert b"audited 45 flows" in done.stderr
+    assert b"audited 54 flows" in done.stderr
 
 
 def test_remembered_parses_never_let_a_malformed_spelling_through(cli: Cli, tmp_path: Path) -> None:

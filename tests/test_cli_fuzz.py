@@ -84,9 +84,7 @@ YAML = st.one_of(st.lists(YAML_BITS, max_size=30).map("".join), TEXT)
 #: Manifests leave out the values PyYAML's constructors fail on (an empty ``!!int``, a date such
 #: as 2024-13-45): the manifest reader turns those into located problems in issue 16's feed
 #: work, not here.  The expectations reader (``test``) gets them all.
-MANIFEST_YAML = st.one_of(
-    st.lists(YAML_BITS, max_size=30).map("".join), TEXT
-)
+MANIFEST_YAML = st.one_of(st.lists(YAML_BITS, max_size=30).map("".join), TEXT)
 SOURCE = st.one_of(
     st.just(str(CLUSTER)),
     st.sampled_from(sorted(str(p) for p in CLUSTER.glob("*.yaml"))),

@@ -74,8 +74,9 @@ def test_rendered_objects_are_wired_together(rendered: dict[tuple[str, str], dic
         assert doc["metadata"]["namespace"] == namespace, _key(doc)
     binding = by_kind["ClusterRoleBinding"]
     assert binding["roleRef"]["name"] == by_kind["ClusterRole"]["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": namespace}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": namespace}
+    ]
     pod = deployment["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
     labels = pod["metadata"]["labels"]

@@ -7,6 +7,9 @@
 (c) The same two on worlds that mix cluster-scoped policies (ClusterNetworkPolicy
     in both tiers, AdminNetworkPolicy, BaselineAdminNetworkPolicy) with
     NetworkPolicies, incremental updates included.
+(d) The same two on worlds with Services and EndpointSlices (either verdict for a
+    partially allowed Service), incremental updates included: endpoints turning
+    ready or unready, slices replaced, Services deleted.
 (b) After random upserts/deletes applied incrementally with ``Index.apply`` in
     several batches, the index (checked with ``idx.check()`` after every step)
     agrees with the reference on the world so far, and at the end with a fresh
@@ -51,7 +54,13 @@ def _index_class() -> Any:
 
 
 def comparable(d: Decision) -> Decision:
-    """A decision without its generation (the reference always answers at generation 0)."""
+    """A decision without its generation (the reference always answers at generation 0),
+    its Service endpoints' decisions too."""
+    if d.service is not None:
+        endpoints = tuple(
+            dataclasses.replace(e, decision=comparable(e.decision)) for e in d.service.endpoints
+        )
+        d = dataclasses.replace(d, service=dataclasses.replace(d.service, endpoints=endpoints))
     return dataclasses.replace(d, generation=0)
 
 
@@ -202,6 +211,41 @@ def test_index_agrees_with_reference_on_worlds_with_cluster_policies(case: World
 @needs_index
 @given(histories(cluster=True), st.data())
 def test_incremental_cluster_policy_updates_agree_with_the_reference(
+    history: History, data: st.DataObject
+) -> None:
+    index = _index_class().from_objects(history.initial)
+    world = {o.key: o for o in history.initial}
+    probe = data.draw(
+        st.lists(flows([*history.initial, *history.final]), min_size=1, max_size=6), label="flows"
+    )
+    for batch in history.batches:
+        index.apply(batch)
+        index.check()
+        _apply_to(world, batch)
+        assert index.objects() == world
+        current = list(world.values())
+        assert_agree(index, ReferenceEvaluator(current), probe, current)
+    fresh = _index_class().from_objects(history.final)
+    for flow in probe:
+        assert comparable(index.decide(flow, explain=True)) == comparable(fresh.decide(flow, explain=True))
+
+
+# --- Services and EndpointSlices ---------------------------------------------------------
+
+
+@needs_index
+@settings(max_examples=examples(0.5))
+@given(worlds_and_flows(services=True), st.sampled_from([Verdict.DENY, Verdict.ALLOW]))
+def test_index_agrees_with_reference_on_worlds_with_services(case: WorldAndFlows, partial: Verdict) -> None:
+    index = _index_class().from_objects(case.world, partial)
+    index.check()
+    assert_agree(index, ReferenceEvaluator(case.world, partial), case.flows, case.world)
+
+
+@needs_index
+@settings(max_examples=examples(0.5))
+@given(histories(services=True), st.data())
+def test_incremental_service_and_slice_updates_agree_with_the_reference(
     history: History, data: st.DataObject
 ) -> None:
     index = _index_class().from_objects(history.initial)

@@ -151,10 +151,16 @@ def test_every_request_is_counted_cached_or_not() -> None:
     ("argv", "message"),
     [
         pytest.param(["--envoy-http-listen", "50052"], "--envoy-http-listen", id="no host"),
-        pytest.param(["--envoy-http-listen", "0.0.0.0:50052"], "plain HTTP beyond loopback needs --insecure",
-                     id="beyond loopback without --insecure"),
-        pytest.param(["--envoy-http-listen", "127.0.0.1:0", "--workers", "2"], "give a fixed one",
-                     id="port 0 with workers"),
+        pytest.param(
+            ["--envoy-http-listen", "0.0.0.0:50052"],
+            "plain HTTP beyond loopback needs --insecure",
+            id="beyond loopback without --insecure",
+        ),
+        pytest.param(
+            ["--envoy-http-listen", "127.0.0.1:0", "--workers", "2"],
+            "give a fixed one",
+            id="port 0 with workers",
+        ),
     ],
 )
 def test_serve_names_a_bad_envoy_http_listen(argv: list[str], message: str) -> None:

@@ -12,7 +12,7 @@ from netpol_pdp.index.decision import Reason
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import parse_flow
 from netpol_pdp.index.manifests import ManifestSource
-from netpol_pdp.index.model import NetworkPolicy, Node, Pod
+from netpol_pdp.index.model import EndpointSlice, NetworkPolicy, Node, Pod, Service
 
 EXPECTED = HERE / "expected.jsonl"
 
@@ -30,6 +30,10 @@ def world() -> dict[str, list[Any]]:
         "policies": [o for o in objs if isinstance(o, NetworkPolicy)],
         "all": objs,
     }
+
+
+def _services(w: dict[str, list[Any]]) -> list[Service]:
+    return [o for o in w["all"] if isinstance(o, Service)]
 
 
 def _policy_ports(p: NetworkPolicy) -> list[Any]:
@@ -75,6 +79,16 @@ FEATURES = {
         isinstance(port.port, str) for p in w["policies"] for port in _policy_ports(p)
     ),
     "a port range": lambda w: any(port.end_port for p in w["policies"] for port in _policy_ports(p)),
+    "Services with a named target port, a NodePort, a headless one, one without a ready endpoint": lambda w: (
+        any(isinstance(p.target_port, str) for s in _services(w) for p in s.ports)
+        and any(p.node_port for s in _services(w) for p in s.ports)
+        and any(s.headless for s in _services(w))
+        and any(
+            e.service == "orders" and not any(ep.ready for ep in e.endpoints)
+            for e in w["all"]
+            if isinstance(e, EndpointSlice)
+        )
+    ),
     "a UDP port (DNS)": lambda w: any(
         port.protocol == "UDP" for p in w["policies"] for port in _policy_ports(p)
     ),

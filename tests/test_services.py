@@ -517,3 +517,30 @@ def test_a_world_without_services_publishes_no_service_table() -> None:
     index = Index.from_objects([o for o in objects() if o.kind not in (Kind.SERVICE, Kind.ENDPOINT_SLICE)])
     assert index._gen.services is None
     assert decide(index) == (A, Reason.NOT_ISOLATED, None)  # an external address, as before Services
+
+
+def write_world(tmp_path: Any, extra: Iterable[Doc] = ()) -> str:
+    import yaml
+
+    path = tmp_path / "world.yaml"
+    path.write_text(yaml.safe_dump_all([*world(), *extra]))
+    return str(path)
+
+
+def test_decide_shows_the_service_its_endpoints_and_takes_service_partial(tmp_path: Any, cli: Any) -> None:
+    source = write_world(tmp_path, (DENY_ZONE_B,))
+    args = ("decide", "--source", source, "--src", "10.0.0.1", "--dst", "10.96.0.10", "--port", "80")
+    status, out, _ = cli(*args)
+    assert status == 1
+    assert "reason:      service-partially-allowed" in out
+    assert "service:     Service pay/api cluster-ip 10.96.0.10:80/TCP (http) -> targetPort http" in out
+    assert "ALLOW  10.0.1.1:8080 pod pay/api-1 on node n1: not-isolated" in out
+    assert "DENY  10.0.1.2:8080 pod pay/api-2 on node n2: denied-on-ingress" in out
+    status, out, _ = cli(*args, "--service-partial", "allow", "--json", "--explain")
+    assert status == 0
+    import json
+
+    body = json.loads(out)
+    assert body["reason"] == "service-partially-allowed" and body["dst"]["kind"] == "service"
+    assert [e["verdict"] for e in body["service"]["endpoints"]] == ["ALLOW", "DENY"]
+    assert body["service"]["endpoints"][1]["explanation"]["ingress"]["isolating_policies"] == ["pay/deny-b"]

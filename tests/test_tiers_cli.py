@@ -70,7 +70,7 @@ def test_audit_counts_the_new_reasons(cli: Cli) -> None:
 def test_what_if_without_a_cluster_scoped_policy(cli: Cli) -> None:
     status, out, err = cli("audit", str(FLOWS), "--source", str(CLUSTER), "--without", "protect-kube-system")
     assert status == 0  # nothing turns from ALLOW to DENY
-    assert "what-if (remove ClusterNetworkPolicy protect-kube-system): 1 of 45 flows changes verdict" in err
+    assert "what-if (remove ClusterNetworkPolicy protect-kube-system): 1 of 54 flows changes verdict" in err
     [group] = [json.loads(line) for line in out.splitlines()]
     assert (group["before_reason"], group["after_reason"]) == ("denied-by-admin-policy", "not-isolated")
     assert group["responsible"] == ["ClusterNetworkPolicy protect-kube-system"]
@@ -87,7 +87,7 @@ def test_what_if_with_an_admin_network_policy_file(cli: Cli) -> None:
     )
     assert status == 3  # allowed flows become denied
     assert (
-        "what-if (add AdminNetworkPolicy no-debug-pod): 2 of 45 flows change verdict, 2 from ALLOW to DENY"
+        "what-if (add AdminNetworkPolicy no-debug-pod): 2 of 54 flows change verdict, 2 from ALLOW to DENY"
         in err
     )
     groups = [json.loads(line) for line in out.splitlines()]
@@ -109,7 +109,7 @@ def test_validate_warns_about_two_policies_of_one_tier_and_priority(cli: Cli, tm
     first = (CLUSTER / "policies" / "cluster.yaml").read_text().split("\n---\n")[0]
     (tmp_path / "cluster" / "policies" / "tie.yaml").write_text(first.replace("protect-kube-system", "a-tie"))
     status, out, err = cli("validate", "--source", str(tmp_path / "cluster"))
-    assert status == 0 and out.startswith("ok: 51 objects")
+    assert status == 0 and out.startswith("ok: 63 objects")
     assert err.strip() == (
         "warning: ClusterNetworkPolicy a-tie and ClusterNetworkPolicy protect-kube-system share the Admin "
         "tier priority 10 and both select kube-system/coredns-5d78c-7hx2m: the API leaves their order "

@@ -43,7 +43,7 @@ from netpol_pdp.clients.flowlogs.source import (
     size_of,
     splittable,
 )
-from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
 from netpol_pdp.index.model import Object
@@ -59,6 +59,8 @@ class WorldSpec:
     objects: tuple[Object, ...]
     change: WorldChange | None = None
     explain: bool = False
+    #: ``--service-partial``: the verdict of a partially allowed Service flow
+    service_partial: Verdict = Verdict.DENY
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -102,7 +104,7 @@ def _world(spec: WorldSpec) -> tuple[Index, WhatIf | None]:
     built = _WORLDS.get(spec.token)
     if built is None:
         _WORLDS.clear()  # one audit's world at a time
-        index = Index.from_objects(spec.objects)
+        index = Index.from_objects(spec.objects, spec.service_partial)
         built = _WORLDS[spec.token] = (index, WhatIf(index, spec.change) if spec.change else None)
     return built
 

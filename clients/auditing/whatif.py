@@ -170,7 +170,7 @@ class WhatIf:
     def __init__(self, current: Index, change: WorldChange) -> None:
         objects = current.objects()
         self.current = current
-        self.changed = Index.from_objects(change.apply(objects).values())
+        self.changed = Index.from_objects(change.apply(objects).values(), current.service_partial)
         self.changed_names = change.changed_policies(objects)
         self.description = change.describe(objects)
         self.labels = PodLabels(objects)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from netpol_pdp.index.decision import (
+    AddressKind,
     Decision,
     DirectionTrace,
     Endpoint,
     EndpointKind,
     Reason,
     RuleRef,
+    ServiceEndpoint,
+    ServiceTrace,
     TierRuleRef,
     Verdict,
 )
@@ -95,6 +98,54 @@ EXPLAINED = Decision(
                 explained=True,
             ),
             id="explained with no direction evaluated",
+        ),
+        pytest.param(
+            Decision(
+                Verdict.DENY,
+                Reason.SERVICE_PARTIALLY_ALLOWED,
+                5,
+                Endpoint(EndpointKind.POD, "shop/front", "shop"),
+                Endpoint(EndpointKind.SERVICE, "pay/api", "pay"),
+                ("externalTrafficPolicy Cluster: kube-proxy may rewrite the source",),
+                explained=True,
+                service=ServiceTrace(
+                    "pay/api",
+                    "192.168.0.2",
+                    AddressKind.NODE_PORT,
+                    "TCP",
+                    30080,
+                    "http",
+                    "http",
+                    "Cluster",
+                    (
+                        ServiceEndpoint("10.0.1.1", 8080, EXPLAINED, "Pod pay/api-1", "n1"),
+                        ServiceEndpoint(
+                            "10.0.1.2",
+                            8080,
+                            Decision(
+                                Verdict.ALLOW,
+                                Reason.NOT_ISOLATED,
+                                5,
+                                Endpoint(EndpointKind.POD, "shop/front", "shop"),
+                                Endpoint(EndpointKind.POD, "pay/api-2", "pay"),
+                            ),
+                            terminating=True,
+                        ),
+                    ),
+                ),
+            ),
+            id="a Service flow with its endpoints' decisions",
+        ),
+        pytest.param(
+            Decision(
+                Verdict.DENY,
+                Reason.SERVICE_PORT_NOT_FOUND,
+                5,
+                Endpoint(EndpointKind.EXTERNAL),
+                Endpoint(EndpointKind.SERVICE, "pay/api", "pay"),
+                service=ServiceTrace("pay/api", "10.96.0.10", AddressKind.CLUSTER_IP, "UDP", 80),
+            ),
+            id="a Service port not found",
         ),
     ],
 )

@@ -45,27 +45,31 @@ def world(ports: tuple[int, ...], from_any_namespace: bool = False) -> str:
 
     def pod(namespace: str, name: str, app: str, ip: str) -> dict[str, object]:
         return {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"namespace": namespace, "name": name, "labels": {"app": app}},
             "spec": {"nodeName": "node-1"},
             "status": {"phase": "Running", "podIP": ip},
         }
 
-    return yaml.safe_dump_all([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}},
-        pod("shop", "db", "db", DB),
-        pod("shop", "web", "web", WEB),
-        pod("other", "intruder", "web", INTRUDER),
-        {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"namespace": "shop", "name": "db"},
-            "spec": {
-                "podSelector": {"matchLabels": {"app": "db"}},
-                "ingress": [{"from": [peer], "ports": [{"port": port} for port in ports]}],
+    return yaml.safe_dump_all(
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}},
+            pod("shop", "db", "db", DB),
+            pod("shop", "web", "web", WEB),
+            pod("other", "intruder", "web", INTRUDER),
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"namespace": "shop", "name": "db"},
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": "db"}},
+                    "ingress": [{"from": [peer], "ports": [{"port": port} for port in ports]}],
+                },
             },
-        },
-    ])
+        ]
+    )
 
 
 @dataclass
@@ -110,8 +114,12 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 
 def start_pdp(root: Path, port: int, authz_port: int) -> ServerProcess:
     pdp = ServerProcess(
-        "--source", str(root / "cluster"), "--listen", f"127.0.0.1:{port}",
-        "--envoy-http-listen", f"127.0.0.1:{authz_port}",
+        "--source",
+        str(root / "cluster"),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--envoy-http-listen",
+        f"127.0.0.1:{authz_port}",
     )
     pdp.wait_event("feed_loaded")
     return pdp
@@ -140,8 +148,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         envoys.append(Envoy(BINARY, http_service_config, root / "http-service"))
         stack = Stack(
-            root, pdp_port, pdp, tcp_port, http_port, http_service_port, authz_port,
-            service, web, web_port, *envoys,
+            root,
+            pdp_port,
+            pdp,
+            tcp_port,
+            http_port,
+            http_service_port,
+            authz_port,
+            service,
+            web,
+            web_port,
+            *envoys,
         )
         yield stack
         pdp = stack.pdp  # restarted by the failure tests
@@ -198,7 +215,10 @@ def test_envoy_validate_accepts_the_shipped_bootstrap(example: str) -> None:
     assert BINARY is not None
     result = subprocess.run(
         [str(BINARY), "--mode", "validate", "-c", str(EXAMPLES / example), "--disable-hot-restart"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"configuration '{EXAMPLES / example}' OK" in result.stdout + result.stderr

@@ -41,19 +41,34 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Callable[[str], float
     def start(target_port: int) -> Callable[[str], float | None]:
         assert PROMETHEUS is not None
         config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-            "rule_files": [str(ALERTS)],
-            "scrape_configs": [{"job_name": "netpol-pdp", "static_configs": [
-                {"targets": [f"127.0.0.1:{target_port}"]}]}],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+                    "rule_files": [str(ALERTS)],
+                    "scrape_configs": [
+                        {
+                            "job_name": "netpol-pdp",
+                            "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
         web = free_port()
         with (tmp_path / "prometheus.log").open("wb") as log:
-            procs.append(subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{web}"],
-                stdout=log, stderr=subprocess.STDOUT,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        PROMETHEUS,
+                        f"--config.file={config}",
+                        f"--storage.tsdb.path={tmp_path / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{web}",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
 
         def query(expr: str) -> float | None:
             url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -106,9 +121,9 @@ def test_prometheus_sees_the_decisions_and_latencies_sent(
         for expr, value in expected.items():
             wait_for(lambda expr=expr, value=value: query(expr) == value, 15, f"{expr} == {value}")
         if workers > 1:
-            assert query('count(count by (worker) (netpol_pdp_ready))') == workers
+            assert query("count(count by (worker) (netpol_pdp_ready))") == workers
         # The histogram answers quantile queries: a Decide takes well under a second.
-        p99 = query('histogram_quantile(0.99, sum by (le) (netpol_pdp_rpc_duration_seconds_bucket))')
+        p99 = query("histogram_quantile(0.99, sum by (le) (netpol_pdp_rpc_duration_seconds_bucket))")
         assert p99 is not None and 0 < p99 < 1
         # Nothing is wrong, so none of the shipped alerts is pending or firing.
         assert query("count(ALERTS)") is None
@@ -119,8 +134,9 @@ def test_prometheus_sees_the_decisions_and_latencies_sent(
 @needs_promtool
 def test_promtool_accepts_the_shipped_alert_rules() -> None:
     assert PROMTOOL is not None
-    result = subprocess.run([PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 4 rules found" in result.stdout
 
@@ -175,6 +191,7 @@ def test_each_shipped_alert_fires_on_its_condition(tmp_path: Path) -> None:
     assert PROMTOOL is not None
     tests = tmp_path / "alerts_test.yaml"
     tests.write_text(ALERT_TESTS.format(alerts=ALERTS))
-    result = subprocess.run([PROMTOOL, "test", "rules", str(tests)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

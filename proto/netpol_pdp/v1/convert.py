@@ -13,12 +13,15 @@ are total in both directions: adding a reason code without a proto value fails.
 from __future__ import annotations
 
 from netpol_pdp.index.decision import (
+    AddressKind,
     Decision,
     DirectionTrace,
     Endpoint,
     EndpointKind,
     Reason,
     RuleRef,
+    ServiceEndpoint,
+    ServiceTrace,
     TierRuleRef,
     Verdict,
 )
@@ -167,6 +170,45 @@ def fill_decision(out: pb.Decision, d: Decision) -> None:
             _fill_trace(ex.egress, d.egress)
         if d.ingress is not None:
             _fill_trace(ex.ingress, d.ingress)
+    if d.service is not None:
+        _fill_service(out.service, d.service)
+
+
+def _fill_service(out: pb.ServiceTrace, trace: ServiceTrace) -> None:
+    out.service, out.address, out.address_kind = trace.service, trace.address, trace.address_kind.value
+    out.protocol, out.port, out.port_name = trace.protocol, trace.port, trace.port_name
+    out.target_port, out.traffic_policy = trace.target_port, trace.traffic_policy
+    for e in trace.endpoints:
+        msg = out.endpoints.add(ip=e.ip, port=e.port, terminating=e.terminating)
+        fill_decision(msg.decision, e.decision)
+        if e.target is not None:
+            msg.target = e.target
+        if e.node is not None:
+            msg.node = e.node
+
+
+def _service_from_pb(msg: pb.ServiceTrace) -> ServiceTrace:
+    return ServiceTrace(
+        msg.service,
+        msg.address,
+        AddressKind(msg.address_kind),
+        msg.protocol,
+        msg.port,
+        msg.port_name,
+        msg.target_port,
+        msg.traffic_policy,
+        tuple(
+            ServiceEndpoint(
+                e.ip,
+                e.port,
+                decision_from_pb(e.decision),
+                e.target if e.HasField("target") else None,
+                e.node if e.HasField("node") else None,
+                e.terminating,
+            )
+            for e in msg.endpoints
+        ),
+    )
 
 
 def decision_to_pb(d: Decision) -> pb.Decision:
@@ -211,4 +253,5 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
         egress=_trace_from_pb(ex.egress) if explained and ex.HasField("egress") else None,
         ingress=_trace_from_pb(ex.ingress) if explained and ex.HasField("ingress") else None,
         explained=explained,
+        service=_service_from_pb(msg.service) if msg.HasField("service") else None,
     )

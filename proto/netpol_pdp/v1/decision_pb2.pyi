@@ -38,6 +38,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_DENIED_BY_ADMIN_POLICY: _ClassVar[Reason]
     REASON_ALLOWED_BY_BASELINE_POLICY: _ClassVar[Reason]
     REASON_DENIED_BY_BASELINE_POLICY: _ClassVar[Reason]
+    REASON_SERVICE_PARTIALLY_ALLOWED: _ClassVar[Reason]
+    REASON_SERVICE_NO_READY_ENDPOINTS: _ClassVar[Reason]
+    REASON_SERVICE_PORT_NOT_FOUND: _ClassVar[Reason]
 
 class EndpointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +48,7 @@ class EndpointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENDPOINT_KIND_POD: _ClassVar[EndpointKind]
     ENDPOINT_KIND_NODE: _ClassVar[EndpointKind]
     ENDPOINT_KIND_EXTERNAL: _ClassVar[EndpointKind]
+    ENDPOINT_KIND_SERVICE: _ClassVar[EndpointKind]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_TCP: Protocol
 PROTOCOL_UDP: Protocol
@@ -68,10 +72,14 @@ REASON_ALLOWED_BY_ADMIN_POLICY: Reason
 REASON_DENIED_BY_ADMIN_POLICY: Reason
 REASON_ALLOWED_BY_BASELINE_POLICY: Reason
 REASON_DENIED_BY_BASELINE_POLICY: Reason
+REASON_SERVICE_PARTIALLY_ALLOWED: Reason
+REASON_SERVICE_NO_READY_ENDPOINTS: Reason
+REASON_SERVICE_PORT_NOT_FOUND: Reason
 ENDPOINT_KIND_UNSPECIFIED: EndpointKind
 ENDPOINT_KIND_POD: EndpointKind
 ENDPOINT_KIND_NODE: EndpointKind
 ENDPOINT_KIND_EXTERNAL: EndpointKind
+ENDPOINT_KIND_SERVICE: EndpointKind
 
 class Flow(_message.Message):
     __slots__ = ("src_ip", "dst_ip", "protocol", "dst_port", "src_port", "ip_protocol")
@@ -152,7 +160,7 @@ class Explanation(_message.Message):
     def __init__(self, egress: _Optional[_Union[DirectionTrace, _Mapping]] = ..., ingress: _Optional[_Union[DirectionTrace, _Mapping]] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("verdict", "reason", "generation", "src", "dst", "notes", "explanation")
+    __slots__ = ("verdict", "reason", "generation", "src", "dst", "notes", "explanation", "service")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +168,7 @@ class Decision(_message.Message):
     DST_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     reason: Reason
     generation: int
@@ -167,7 +176,46 @@ class Decision(_message.Message):
     dst: Endpoint
     notes: _containers.RepeatedScalarFieldContainer[str]
     explanation: Explanation
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[_Union[Reason, str]] = ..., generation: _Optional[int] = ..., src: _Optional[_Union[Endpoint, _Mapping]] = ..., dst: _Optional[_Union[Endpoint, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+    service: ServiceTrace
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[_Union[Reason, str]] = ..., generation: _Optional[int] = ..., src: _Optional[_Union[Endpoint, _Mapping]] = ..., dst: _Optional[_Union[Endpoint, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., service: _Optional[_Union[ServiceTrace, _Mapping]] = ...) -> None: ...
+
+class ServiceTrace(_message.Message):
+    __slots__ = ("service", "address", "address_kind", "protocol", "port", "port_name", "target_port", "traffic_policy", "endpoints")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_KIND_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_POLICY_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    address: str
+    address_kind: str
+    protocol: str
+    port: int
+    port_name: str
+    target_port: str
+    traffic_policy: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[ServiceEndpoint]
+    def __init__(self, service: _Optional[str] = ..., address: _Optional[str] = ..., address_kind: _Optional[str] = ..., protocol: _Optional[str] = ..., port: _Optional[int] = ..., port_name: _Optional[str] = ..., target_port: _Optional[str] = ..., traffic_policy: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[ServiceEndpoint, _Mapping]]] = ...) -> None: ...
+
+class ServiceEndpoint(_message.Message):
+    __slots__ = ("ip", "port", "decision", "target", "node", "terminating")
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATING_FIELD_NUMBER: _ClassVar[int]
+    ip: str
+    port: int
+    decision: Decision
+    target: str
+    node: str
+    terminating: bool
+    def __init__(self, ip: _Optional[str] = ..., port: _Optional[int] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., target: _Optional[str] = ..., node: _Optional[str] = ..., terminating: _Optional[bool] = ...) -> None: ...
 
 class FlowError(_message.Message):
     __slots__ = ("field", "message")
