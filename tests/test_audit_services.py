@@ -206,6 +206,10 @@ def test_every_format_decides_service_addresses_through_the_services(
         "service shop/db",
         "service shop/empty",
     }
+    isolating = {(p["src"], p["dst"]): p["isolating_policies"] for p in report["top_denied"]}
+    assert isolating[("pod other/stranger", "service shop/web")] == ["shop/web"], "from the denying endpoint"
+    assert isolating[("pod shop/client", "service shop/db")] == ["shop/db"]
+    assert isolating[("pod shop/client", "service shop/empty")] == [], "no endpoint: no policy to name"
     heat = {(c["src_namespace"], c["dst_namespace"]): c["denied"] for c in report["heat_map"]}
     assert heat[("other", "shop")] == 2, "a flow to a Service counts in the Service's namespace"
     observed = report["observed"]

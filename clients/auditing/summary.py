@@ -169,8 +169,10 @@ class AuditSummary:
         """Name the isolating policies of the denied direction(s) of the top denied pairs."""
         for pair, _count in self.top_denied(n):
             decision = explain(self.denied_examples[pair])
+            # a flow to a Service: the traces are on the endpoints' own decisions
+            decided = [e.decision for e in decision.service.endpoints] if decision.service else [decision]
             policies: list[str] = []
-            for trace in (decision.egress, decision.ingress):
+            for trace in (t for d in decided for t in (d.egress, d.ingress)):
                 if trace is None or trace.allowed:
                     continue
                 if trace.decided_by is not None:  # a cluster policy Deny: it is the one to name
