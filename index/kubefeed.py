@@ -3,11 +3,12 @@
 Threads and who owns what::
 
     kube-watch-namespaces  ─┐
-    kube-watch-pods        ─┤  Listed / Changed messages   ┌──────────────┐
-    kube-watch-nodes       ─┼─────────► queue ───────────► │ kube-applier │ ──► Index.apply(batch)
-    kube-watch-networkpolicies ┘  (in stream order          │ (the one     │     one generation
-                                    per collection)         │  writer)     │     per batch
-                                                            └──────────────┘
+    kube-watch-pods        ─┤
+    kube-watch-nodes       ─┤  Listed / Changed messages   ┌──────────────┐
+    kube-watch-services    ─┼─────────► queue ───────────► │ kube-applier │ ──► Index.apply(batch)
+    kube-watch-networkpolicies ┤  (in stream order          │ (the one     │     one generation
+    kube-watch-endpointslices  ┤   per collection)          │  writer)     │     per batch
+    kube-watch-<policy CRDs>   ┘                            └──────────────┘
 
 - Each watcher (:mod:`netpol_pdp.index.kubewatch`) lists then watches one
   collection and never touches the index.
@@ -20,7 +21,10 @@ Threads and who owns what::
   ``Listed`` snapshot (first sync, or re-list after ``410 Gone``) is diffed
   against what the applier knows of that kind, so objects created or deleted
   during a gap become Upsert/Delete events like any other.
-- **Ready** once the initial lists of all four collections have been applied.
+- **Ready** once the initial lists of all the collections have been applied.
+- Services and EndpointSlices are events like any other: an EndpointSlice
+  event is one Upsert/Delete of that slice (never a re-list, never a rebuild of
+  its Service), and the index updates only that Service's entries.
 - **Stale** when some collection has had no working watch for ``stale_after``
   seconds; answers keep coming from the last state.
 - **Fail closed** (``fail_closed_after``, off by default): after that long
@@ -118,7 +122,7 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
 
 
 class KubeFeed:
-    """List+watch the four collections into ``index``; see the module docstring."""
+    """List+watch the collections into ``index``; see the module docstring."""
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """List-then-watch of one Kubernetes collection, on its own thread.
 
-One :class:`Watcher` per collection (Namespaces, Pods, Nodes, NetworkPolicies,
-all namespaces; the cluster-scoped ClusterNetworkPolicies, AdminNetworkPolicies
-and BaselineAdminNetworkPolicies of policy.networking.k8s.io).  It does what
+One :class:`Watcher` per collection (Namespaces, Pods, Nodes, Services,
+NetworkPolicies, EndpointSlices of discovery.k8s.io/v1, all namespaces; the
+cluster-scoped ClusterNetworkPolicies, AdminNetworkPolicies and
+BaselineAdminNetworkPolicies of policy.networking.k8s.io).  It does what
 client-go's reflector does, with the official ``kubernetes`` client underneath:
 
 1. **list** (paged, ``limit`` + ``continue``, one consistent snapshot) and hand
@@ -91,11 +92,21 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(Kind.POD, "", "pods", True, lambda c: client.CoreV1Api(c).list_pod_for_all_namespaces),
     Collection(Kind.NODE, "", "nodes", False, lambda c: client.CoreV1Api(c).list_node),
     Collection(
+        Kind.SERVICE, "", "services", True, lambda c: client.CoreV1Api(c).list_service_for_all_namespaces
+    ),
+    Collection(
         Kind.NETWORK_POLICY,
         "networking.k8s.io",
         "networkpolicies",
         True,
         lambda c: client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
+    ),
+    Collection(
+        Kind.ENDPOINT_SLICE,
+        "discovery.k8s.io",
+        "endpointslices",
+        True,
+        lambda c: client.DiscoveryV1Api(c).list_endpoint_slice_for_all_namespaces,
     ),
     Collection(
         Kind.CLUSTER_NETWORK_POLICY,

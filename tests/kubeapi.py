@@ -3,8 +3,9 @@
 No real API server can run on the test machines, so this implements the part of
 the protocol the feed relies on, the way kube-apiserver does it:
 
-- ``GET /api/v1/{namespaces,pods,nodes}`` and
-  ``GET /apis/networking.k8s.io/v1/networkpolicies`` (the all-namespaces lists):
+- ``GET /api/v1/{namespaces,pods,nodes,services}``,
+  ``GET /apis/networking.k8s.io/v1/networkpolicies`` and
+  ``GET /apis/discovery.k8s.io/v1/endpointslices`` (the all-namespaces lists):
   a ``<Kind>List`` whose ``metadata.resourceVersion`` is the store's revision at
   the time of the list; items carry no ``kind``/``apiVersion`` (as in the real
   API); ``limit`` + ``continue`` page through one consistent snapshot.
@@ -14,11 +15,34 @@ the protocol the feed relies on, the way kube-apiserver does it:
   ``resourceVersion`` unset or ``"0"`` first sends synthetic ADDED events for the
   current state; ``timeoutSeconds`` ends the stream cleanly after that long;
   ``allowWatchBookmarks`` enables BOOKMARK events carrying only
-  ``metadata.resourceVersion``.
+  ``metadata.resourceVersion``.  As kube-apiserver's watch cache does, a
+  bookmark carries the cache's revision for that collection (its last change,
+  or the store's revision at the last etcd progress notification:
+  :meth:`progress_notify`, or every ``progress_notify_interval`` seconds), and is
+  sent only when that is newer than what the watch has already been sent.  So
+  without progress notifications a quiet collection gets no bookmarks and its
+  watchers keep the revision of their list (a compaction sends them back to a
+  re-list, as in a real cluster); with them, bookmarks move those watchers on.
 - One revision counter for every resource, like etcd.  :meth:`compact` forgets
   history; resuming a watch from a compacted revision gets ``410 Gone`` — as an
   ``ERROR`` event with a ``Status`` object (what kube-apiserver does) or, with
-  ``expired_as_http=True``, as an HTTP 410 response.
+  ``expired_as_http=True``, as an HTTP 410 response.  Nothing else expires: a
+  watch that merely broke resumes.  :meth:`restart` is the API server going
+  down and coming back with a fresh watch cache (history gone: every resume
+  older than the restart gets 410).
+- What the API server fills in on write: ``resourceVersion``, ``uid``,
+  ``creationTimestamp``, a Namespace's ``kubernetes.io/metadata.name`` label,
+  and a Service's defaults and allocations (``clusterIP``/``clusterIPs`` from
+  10.96.0.0/12, and fd00:10:96::/112 for dual stack, unless given or ``None``
+  (headless); ``ipFamilies``, ``ipFamilyPolicy``, ``sessionAffinity``,
+  ``internalTrafficPolicy``; each port's ``protocol`` and ``targetPort`` (= ``port``);
+  for NodePort and LoadBalancer a ``nodePort`` from 30000-32767 and
+  ``externalTrafficPolicy: Cluster``).  An update that omits the allocated
+  ``clusterIP(s)`` or a port's ``nodePort`` keeps the old ones, as the real
+  registry's ``patchAllocatedValues`` does.  EndpointSlice ports default their
+  ``protocol`` to TCP; the slices themselves are written by the test (the
+  endpointslice controller's part), owned by their Service through the
+  ``kubernetes.io/service-name`` label.
 - The cluster-scoped policy collections (``/apis/policy.networking.k8s.io/...``)
   are CRDs, installed unless ``crds=()`` (or another subset) is given; one not
   installed answers ``404 Not Found`` as an API server without the CRD does, until
@@ -66,6 +90,8 @@ RESOURCES: dict[str, Resource] = {
         Resource("/api/v1/pods", "Pod", "v1", True),
         Resource("/api/v1/nodes", "Node", "v1", False),
         Resource("/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy", "networking.k8s.io/v1", True),
+        Resource("/api/v1/services", "Service", "v1", True),
+        Resource("/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice", "discovery.k8s.io/v1", True),
         Resource(
             "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
             "ClusterNetworkPolicy",
@@ -130,14 +156,21 @@ class FakeKubeAPI:
         bookmark_interval: float = 0.5,
         expired_as_http: bool = False,
         crds: tuple[str, ...] | None = None,
+        progress_notify_interval: float | None = None,
     ) -> None:
         self.bookmark_interval = bookmark_interval
+        self.progress_notify_interval = progress_notify_interval
+        self._last_progress = time.monotonic()
         self.expired_as_http = expired_as_http
         self._cond = threading.Condition()
         self._revision = 1
         self._compacted = 0  # history of revisions <= this is gone
         self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {k: {} for k in RESOURCES}
         self._history: list[_Change] = []
+        #: kind -> revision of its last change: the watch cache's resourceVersion, what bookmarks carry
+        self._kind_revision: dict[str, int] = {}
+        self._allocated_ips: int = 0  # Service ClusterIPs handed out (the allocator's cursor)
+        self._allocated_ports: int = 0  # Service nodePorts handed out
         self._snapshots: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._epoch = 0  # bumped by drop_watches/go_down: watches of an older epoch end abruptly
         self._connections: set[socket.socket] = set()
@@ -188,6 +221,12 @@ class FakeKubeAPI:
         """Listen again on the same port, with the store as it is now."""
         self.start()
 
+    def restart(self) -> None:
+        """Go down and come back with a fresh watch cache: every older resourceVersion is 410 Gone."""
+        self.go_down()
+        self.compact()
+        self.come_back()
+
     def close(self) -> None:
         self.go_down()
 
@@ -236,6 +275,17 @@ class FakeKubeAPI:
             self._history.clear()
             self._snapshots.clear()
 
+    def progress_notify(self) -> None:
+        """etcd's progress notification: every collection's watch cache is now at the store's revision."""
+        with self._cond:
+            self._progress_locked()
+            self._cond.notify_all()
+
+    def _progress_locked(self) -> None:
+        self._last_progress = time.monotonic()
+        for kind in RESOURCES:
+            self._kind_revision[kind] = self._revision
+
     def objects(self, kind: str) -> list[dict[str, Any]]:
         """The stored objects of ``kind`` (shared, do not mutate)."""
         with self._cond:
@@ -273,6 +323,7 @@ class FakeKubeAPI:
             gone = copy.deepcopy(old)
             gone["metadata"]["resourceVersion"] = str(self._revision)
             self._history.append(_Change(self._revision, kind, "DELETED", gone))
+            self._kind_revision[kind] = self._revision
             self._cond.notify_all()
             return self._revision
 
@@ -301,8 +352,53 @@ class FakeKubeAPI:
             meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
         if res.kind == "Namespace":  # the API server's defaulting of the name label
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        elif res.kind == "Service":
+            self._default_service(obj.setdefault("spec", {}), (old or {}).get("spec") or {})
+        elif res.kind == "EndpointSlice":
+            for port in obj.get("ports") or []:
+                port.setdefault("protocol", "TCP")
         self._objects[res.kind][key] = obj
         self._history.append(_Change(self._revision, res.kind, "MODIFIED" if old else "ADDED", obj))
+        self._kind_revision[res.kind] = self._revision
+
+    def _default_service(self, spec: dict[str, Any], old: dict[str, Any]) -> None:
+        """What kube-apiserver defaults and allocates in a Service's spec (lock held)."""
+        kind = spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if kind != "ExternalName":
+            for field in ("clusterIP", "clusterIPs"):  # patchAllocatedValues: kept when omitted
+                if field not in spec and field in old:
+                    spec[field] = copy.deepcopy(old[field])
+            dual = spec.get("ipFamilyPolicy") in ("PreferDualStack", "RequireDualStack")
+            if "clusterIPs" not in spec:
+                if spec.get("clusterIP") == "None":
+                    spec["clusterIPs"] = ["None"]
+                elif spec.get("clusterIP"):
+                    spec["clusterIPs"] = [spec["clusterIP"]]
+                else:
+                    n = self._allocated_ips = self._allocated_ips + 1
+                    spec["clusterIPs"] = [f"10.96.{n // 250}.{n % 250 + 1}"]
+                    if dual:
+                        spec["clusterIPs"].append(f"fd00:10:96::{n:x}")
+            spec.setdefault("clusterIP", spec["clusterIPs"][0])
+            if spec["clusterIP"] != "None":
+                families = ["IPv6" if ":" in ip else "IPv4" for ip in spec["clusterIPs"]]
+                spec.setdefault("ipFamilies", families)
+                spec.setdefault("ipFamilyPolicy", "SingleStack" if len(families) == 1 else "RequireDualStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        external = kind in ("NodePort", "LoadBalancer")
+        if external:
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p for p in old.get("ports") or []}
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+            if external and "nodePort" not in port:
+                was = old_ports.get((port.get("port"), port["protocol"]), {}).get("nodePort")
+                if was is None:
+                    was = 30000 + self._allocated_ports
+                    self._allocated_ports += 1
+                port["nodePort"] = was
 
     # --- serving ---------------------------------------------------------------------
 
@@ -348,7 +444,7 @@ class FakeKubeAPI:
             return 200, [], rv
 
     def _changes_after(self, kind: str, rv: int) -> tuple[list[_Change], int]:
-        """Changes of ``kind`` newer than ``rv`` and the store's revision (lock held)."""
+        """Changes of ``kind`` newer than ``rv`` and the revision of its last change (lock held)."""
         # history is sorted by revision: bisect by hand to stay O(log n + k)
         lo, hi = 0, len(self._history)
         while lo < hi:
@@ -357,7 +453,11 @@ class FakeKubeAPI:
                 lo = mid + 1
             else:
                 hi = mid
-        return [c for c in itertools.islice(self._history, lo, None) if c.kind == kind], self._revision
+        changes = [c for c in itertools.islice(self._history, lo, None) if c.kind == kind]
+        interval = self.progress_notify_interval
+        if interval is not None and time.monotonic() - self._last_progress >= interval:
+            self._progress_locked()
+        return changes, max(rv, self._kind_revision.get(kind, 0))
 
 
 def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
@@ -442,6 +542,7 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
         def _stream(self, res: Resource, rv: int, epoch: int, timeout: float, bookmarks: bool) -> None:
             deadline = time.monotonic() + timeout if timeout else float("inf")
             next_bookmark = time.monotonic() + api.bookmark_interval
+            sent = rv  # the newest revision this watch has been told about (event or bookmark)
             while True:
                 with api._cond:
                     changes, current = api._changes_after(res.kind, rv)
@@ -452,15 +553,19 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     if api._epoch != epoch:
                         raise _Stop
                 self._chunk([{"type": c.type, "object": c.obj} for c in changes])
+                if changes:
+                    sent = changes[-1].revision
                 rv = current  # every change of this kind up to `current` has been sent
                 now = time.monotonic()
                 if now >= deadline:
                     self._end()
                     return
                 if bookmarks and now >= next_bookmark:
-                    meta = {"resourceVersion": str(rv)}
-                    mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
-                    self._chunk([{"type": "BOOKMARK", "object": mark}])
+                    if rv > sent:  # the watch cache has seen something newer than this watch was sent
+                        meta = {"resourceVersion": str(rv)}
+                        mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
+                        self._chunk([{"type": "BOOKMARK", "object": mark}])
+                        sent = rv
                     next_bookmark = now + api.bookmark_interval
 
         def _end(self) -> None:

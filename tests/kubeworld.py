@@ -95,3 +95,41 @@ current-context: fake
 """
     )
     return path
+
+
+def service(ns: str, name: str, *ports: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A Service as written by its owner (the API server fills in addresses and defaults)."""
+    spec.setdefault("selector", {"app": name})
+    return {
+        "kind": "Service",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {**spec, "ports": list(ports)},
+    }
+
+
+def endpoint_slice(
+    ns: str,
+    name: str,
+    service_name: str,
+    endpoints: list[tuple[str, bool]],
+    *ports: dict[str, Any],
+    address_type: str = "IPv4",
+) -> dict[str, Any]:
+    """An EndpointSlice as the endpointslice controller writes it: ``endpoints`` are (address, ready)."""
+    return {
+        "kind": "EndpointSlice",
+        "metadata": {
+            "namespace": ns,
+            "name": name,
+            "labels": {
+                "kubernetes.io/service-name": service_name,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+        },
+        "addressType": address_type,
+        "endpoints": [
+            {"addresses": [ip], "conditions": {"ready": ready, "serving": ready, "terminating": False}}
+            for ip, ready in endpoints
+        ],
+        "ports": list(ports),
+    }

@@ -51,7 +51,7 @@ from kubeworld import (
     write_kubeconfig,
 )
 
-KINDS = ("Namespace", "Pod", "Node", "NetworkPolicy")
+KINDS = ("Namespace", "Pod", "Node", "Service", "NetworkPolicy", "EndpointSlice")
 FAST = WatchOptions(
     watch_timeout=2, read_slack=2.0, connect_timeout=2.0, page_size=50, backoff=Backoff(0.05, 0.4)
 )

@@ -24,7 +24,8 @@ from netpol_pdp.server.serve import ServeOptions, Service
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kubeapi import FakeKubeAPI
-from kubeworld import BASE, CLIENT, DENY_WEB, WEB, eventually, write_kubeconfig
+from kubeworld import BASE, CLIENT, DENY_WEB, WEB, endpoint_slice, eventually, write_kubeconfig
+from kubeworld import service as k8s_service
 
 
 @pytest.fixture
@@ -73,7 +74,9 @@ def test_get_status_shows_every_collection_synced_and_decisions_follow_the_clust
         "Namespace": True,
         "Pod": True,
         "Node": True,
+        "Service": True,
         "NetworkPolicy": True,
+        "EndpointSlice": True,
         "ClusterNetworkPolicy": True,
         "AdminNetworkPolicy": True,
         "BaselineAdminNetworkPolicy": True,
@@ -102,6 +105,27 @@ def test_api_server_down_is_stale_then_fails_closed_then_recovers(
     eventually(lambda: client.health() == "SERVING", what="health SERVING again")
     assert not client.status()["feed"]["stale"]
     assert verdict(client, CLIENT, WEB) is Verdict.DENY
+
+
+def test_a_cluster_ip_is_decided_through_the_watched_service_over_grpc(
+    api: FakeKubeAPI, client: DecisionClient
+) -> None:
+    client.wait_ready(10)
+    vip = "10.96.0.10"
+    flow = make_flow(CLIENT, vip, "TCP", 8080)
+    assert client.decide(flow).reason == "not-isolated", "no Service yet: an outside address"
+    api.add(k8s_service("shop", "web", {"port": 8080, "targetPort": 80}, clusterIP=vip))
+    api.add(endpoint_slice("shop", "web-1", "web", [(WEB, True)], {"port": 80}))
+    eventually(lambda: client.decide(flow).reason == "denied-on-ingress", what="the Service and its slice")
+    decision = client.decide(flow)
+    assert decision.service is not None and decision.service.service == "shop/web"
+    assert [e.ip for e in decision.service.endpoints] == [WEB]
+    api.modify(endpoint_slice("shop", "web-1", "web", [(WEB, False)], {"port": 80}))
+    eventually(
+        lambda: client.decide(flow).reason == "service-no-ready-endpoints", what="the unready endpoint"
+    )
+    counts = {r["kind"]: r["objects"] for r in client.status()["feed"]["resources"]}
+    assert (counts["Service"], counts["EndpointSlice"]) == (1, 1)
 
 
 def _options(*argv: str) -> ServeOptions:

@@ -35,9 +35,29 @@ class Agreement(StrEnum):
 
 
 def compare(observed: Verdict | None, direction: Direction | None, decision: Decision) -> Agreement | None:
-    """None when the log carries no policy verdict; otherwise whether (and how) they differ."""
+    """None when the log carries no policy verdict; otherwise whether (and how) they differ.
+
+    A flow addressed to a Service went to ONE endpoint, the one kube-proxy picked,
+    and the enforcer judged that one.  So the verdict agrees when it is the
+    verdict of some endpoint the Service translates to: a
+    ``service-partially-allowed`` DENY agrees with both a forward (an allowing
+    endpoint was picked) and a drop (a denying one was); where every endpoint
+    decides alike, that one verdict is compared as for any flow.  A Service with
+    no endpoint to send to (no ready endpoint, no such port) is compared as the
+    DENY it is, wherever the enforcer looked.
+    """
     if observed is None:
         return None
+    service = decision.service
+    if service is not None:
+        if not service.endpoints:  # nowhere to send it: a DENY whichever side looked
+            return _compare(observed, None, decision)
+        seen = {_compare(observed, direction, e.decision) for e in service.endpoints}
+        return Agreement.AGREES if Agreement.AGREES in seen else seen.pop()
+    return _compare(observed, direction, decision)
+
+
+def _compare(observed: Verdict, direction: Direction | None, decision: Decision) -> Agreement:
     if direction is Direction.EGRESS:
         policy_allows = decision.reason not in EGRESS_DENIED
     elif direction is Direction.INGRESS and observed is Verdict.DENY:

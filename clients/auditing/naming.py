@@ -27,8 +27,8 @@ def endpoint_name(endpoint: Endpoint, ip: str) -> str:
 
 
 def endpoint_namespace(endpoint: Endpoint) -> str:
-    """The namespace for the heat map: a pod's, or ``(node)`` / ``(external)``."""
-    if endpoint.kind is EndpointKind.POD and endpoint.namespace:
+    """The namespace for the heat map: a pod's or a Service's, or ``(node)`` / ``(external)``."""
+    if endpoint.kind in (EndpointKind.POD, EndpointKind.SERVICE) and endpoint.namespace:
         return endpoint.namespace
     return "(node)" if endpoint.kind is EndpointKind.NODE else "(external)"
 

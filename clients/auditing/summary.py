@@ -1,4 +1,4 @@
-"""The aggregate of one audit: totals, reasons, top denied pairs, heat map, disagreements.
+"""The aggregate of one audit: totals, reasons, top denied pairs, heat map, Services, disagreements.
 
 Everything here is a counter keyed by plain tuples, so summaries built on
 partitions of a log (worker processes, Dask) merge by addition and give the
@@ -18,13 +18,18 @@ from netpol_pdp.clients.auditing.deciding import DedupStats
 from netpol_pdp.clients.auditing.naming import endpoint_name, endpoint_namespace, port_text
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats
 from netpol_pdp.clients.render import plural
-from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.decision import Decision, Reason
 from netpol_pdp.index.flows import Flow
 
 #: (source, destination, "PROTO/port")
 PairKey = tuple[str, str, str]
 #: (agreement kind, source, destination, "PROTO/port")
 DisagreementKey = tuple[str, str, str, str]
+#: (Service "ns/name", "PROTO/port" as addressed)
+ServiceKey = tuple[str, str]
+#: a Service row's columns: allowed, denied, partially allowed, unreachable (no ready endpoint, no such port)
+SERVICE_COLUMNS = ("allowed", "denied", "partially_allowed", "unreachable")
+UNREACHABLE = frozenset({Reason.SERVICE_NO_READY_ENDPOINTS, Reason.SERVICE_PORT_NOT_FOUND})
 
 TOP = 10
 FOLD_AT = 50_000
@@ -43,6 +48,9 @@ class AuditSummary:
     denied_examples: dict[PairKey, Flow] = field(default_factory=dict)
     #: (source namespace, destination namespace) -> [allowed, denied, disagreeing]
     heat: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: flows addressed to a Service (decided through its endpoints), per Service and port:
+    #: [allowed, denied, partially allowed, unreachable] (see SERVICE_COLUMNS)
+    services: dict[ServiceKey, list[int]] = field(default_factory=dict)
     observed: int = 0
     agreement: Counter[str] = field(default_factory=Counter)
     disagreements: Counter[DisagreementKey] = field(default_factory=Counter)
@@ -103,12 +111,26 @@ class AuditSummary:
             pair = (src, dst, port)
             self.denied_pairs[pair] += count
             self.denied_examples.setdefault(pair, flow)
+        if decision.service is not None:
+            self._add_service(decision, port, count)
         if agreement is not None:
             self.observed += count
             self.agreement[agreement.value] += count
             if agreement is not Agreement.AGREES:
                 cell[2] += count
                 self.disagreements[(agreement.value, src, dst, port)] += count
+
+    def _add_service(self, decision: Decision, port: str, count: int) -> None:
+        assert decision.service is not None
+        key = (decision.service.service, port)
+        row = self.services.get(key)
+        if row is None:
+            row = self.services[key] = [0, 0, 0, 0]
+        row[0 if decision.allowed else 1] += count
+        if decision.reason is Reason.SERVICE_PARTIALLY_ALLOWED:
+            row[2] += count
+        elif decision.reason in UNREACHABLE:
+            row[3] += count
 
     def merge(self, other: AuditSummary) -> None:
         self.fold()
@@ -122,6 +144,10 @@ class AuditSummary:
             self.denied_examples.setdefault(pair, flow)
         for key, counts in other.heat.items():
             mine = self.heat.setdefault(key, [0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+        for key, counts in other.services.items():
+            mine = self.services.setdefault(key, [0, 0, 0, 0])
             for i, n in enumerate(counts):
                 mine[i] += n
         self.observed += other.observed
@@ -152,8 +178,10 @@ class AuditSummary:
         """Name the isolating policies of the denied direction(s) of the top denied pairs."""
         for pair, _count in self.top_denied(n):
             decision = explain(self.denied_examples[pair])
+            # a flow to a Service: the traces are on the endpoints' own decisions
+            decided = [e.decision for e in decision.service.endpoints] if decision.service else [decision]
             policies: list[str] = []
-            for trace in (decision.egress, decision.ingress):
+            for trace in (t for d in decided for t in (d.egress, d.ingress)):
                 if trace is None or trace.allowed:
                     continue
                 if trace.decided_by is not None:  # a cluster policy Deny: it is the one to name
@@ -162,6 +190,11 @@ class AuditSummary:
                 elif trace.isolated:
                     policies.extend(p for p in trace.isolating if p not in policies)
             self.isolating[pair] = policies
+
+    def by_service(self) -> list[tuple[ServiceKey, list[int]]]:
+        """Every (Service, port) flows were addressed to, most flows first, then by name."""
+        self.fold()
+        return sorted(self.services.items(), key=lambda kv: (-kv[1][0] - kv[1][1], kv[0]))
 
     def namespaces(self) -> list[str]:
         """Every namespace of the heat map, real namespaces first, sorted."""
@@ -189,6 +222,15 @@ class AuditSummary:
             "heat_map": [
                 {"src_namespace": s, "dst_namespace": d, "allowed": c[0], "denied": c[1], "disagreeing": c[2]}
                 for (s, d), c in sorted(self.heat.items())
+            ],
+            "services": [
+                {
+                    "service": svc,
+                    "port": port,
+                    "flows": c[0] + c[1],
+                    **dict(zip(SERVICE_COLUMNS, c, strict=True)),
+                }
+                for (svc, port), c in self.by_service()
             ],
             "observed": {
                 "compared": self.observed,
@@ -218,6 +260,12 @@ class AuditSummary:
             for (src, dst, port), count in self.top_denied(top):
                 policies = ", ".join(self.isolating.get((src, dst, port), [])) or "-"
                 lines.append(f"  {count:>7,}  {src} -> {dst} {port}: {policies}")
+        if self.services:
+            lines.append(
+                "flows to Services (Service port: allowed / denied, partially allowed, unreachable):"
+            )
+            for (svc, port), (allowed, denied, partial, gone) in self.by_service()[:top]:
+                lines.append(f"  service {svc} {port}: {allowed:,} / {denied:,}, {partial:,}, {gone:,}")
         if self.observed:
             agreeing = self.agreement.get(Agreement.AGREES.value, 0)
             lines.append(f"observed vs policy: {self.observed:,} compared, {agreeing:,} agree")
