@@ -152,7 +152,7 @@ def main() -> int:
             ("msgspec bare parse", best(each_line(args.log, decode), args.repeat), lines),
         ]
         try:
-            import orjson  # optional: the yardstick, not a dependency
+            import orjson  # the yardstick (bench and test extras), not a dependency of netpol-pdp
         except ImportError:
             have_orjson = False
         else:
