@@ -1060,7 +1060,10 @@ class Index:
 
     def _entry_for(self, ip: str, claims: _Claims) -> Entry | None:
         if claims.pods:
-            ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, _pod_name(k)))
+            if len(claims.pods) == 1:  # the common case: nothing to rank
+                ranked = list(claims.pods)
+            else:
+                ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, _pod_name(k)))
             winner = self._pods[ranked[-1]]
             wkey = ranked[-1]
             notes: tuple[str, ...] = ()

@@ -233,9 +233,11 @@ def _stream_ok(text: str) -> bool:
 
 def _characters_ok(text: str) -> bool:
     """None of the characters left to PyYAML wherever they are, nor any PyYAML refuses."""
+    if text.isascii():  # the common case: of the rare characters only a tab can be there
+        return "\t" not in text and _ASCII_REFUSED.search(text) is None
     if any(c in text for c in _RARE_CHARACTERS):
         return False
-    return (_ASCII_REFUSED if text.isascii() else _REFUSED).search(text) is None
+    return _REFUSED.search(text) is None
 
 
 def screened(text: str) -> bool:

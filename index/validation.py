@@ -132,25 +132,35 @@ _VALID_LABELS: set[tuple[str, str]] = set()
 _MAX_VALID_LABELS = 65_536
 
 
+def _plain_labels(raw: object) -> dict[str, str] | None:
+    """A copy of a map of labels when every pair is valid, else None (nothing reported)."""
+    if type(raw) is not dict:
+        return None
+    valid = _VALID_LABELS
+    for pair in raw.items():
+        k, v = pair
+        if type(k) is not str or type(v) is not str:
+            return None
+        if pair not in valid:
+            if label_key_problem(k) is not None or label_value_problem(v) is not None:
+                return None
+            if len(valid) >= _MAX_VALID_LABELS:
+                valid.clear()
+            valid.add(pair)
+    return dict(raw)
+
+
 def _labels(raw: object, path: FieldPath, errs: _Errors) -> dict[str, str]:
     if raw is None:
         return {}
+    plain = _plain_labels(raw)
+    if plain is not None:
+        return plain
     if type(raw) is not dict and not isinstance(raw, Mapping):
         errs.add(path, "must be a map of label keys to values", raw)
         return {}
     out: dict[str, str] = {}
-    valid = _VALID_LABELS
     for k, v in raw.items():
-        if type(k) is str and type(v) is str:
-            if (k, v) in valid:
-                out[k] = v
-                continue
-            if label_key_problem(k) is None and label_value_problem(v) is None:
-                if len(valid) >= _MAX_VALID_LABELS:
-                    valid.clear()
-                valid.add((k, v))
-                out[k] = v
-                continue
         problem = label_key_problem(k)
         if problem:
             errs.add(path.key(str(k)), problem, k)
@@ -393,14 +403,21 @@ _CANONICAL_IPV4 = re.compile(
 )
 
 
-def _ip(raw: object, path: FieldPath, errs: _Errors) -> str | None:
+def _ip_text(raw: object) -> str | None:
+    """``raw`` as ``ipaddress`` writes the address, or None when it is not one."""
     if type(raw) is str and _CANONICAL_IPV4.fullmatch(raw):
         return raw
     try:
         return str(ipaddress.ip_address(str(raw).strip()))
     except ValueError:
-        errs.add(path, "must be a valid IP address", raw)
         return None
+
+
+def _ip(raw: object, path: FieldPath, errs: _Errors) -> str | None:
+    ip = _ip_text(raw)
+    if ip is None:
+        errs.add(path, "must be a valid IP address", raw)
+    return ip
 
 
 def parse_namespace(doc: Mapping[str, Any]) -> Namespace:
@@ -414,6 +431,121 @@ def parse_namespace(doc: Mapping[str, Any]) -> Namespace:
 
 
 def parse_pod(doc: Mapping[str, Any]) -> Pod:
+    plain = _plain_pod(doc)
+    if plain is not None:
+        return plain
+    return _located_pod(doc)
+
+
+def _plain_pod(doc: Mapping[str, Any]) -> Pod | None:
+    """The Pod of a manifest with nothing to report, without building a field path; None
+    for anything else (and for shapes it leaves to :func:`_located_pod`, which reads the
+    manifest again, locates every problem, and is the contract: the same Pod when
+    there is none).  Pods are most of a world: this is most of its validation."""
+    meta = doc.get("metadata")
+    if type(meta) is not dict:
+        return None
+    name = meta.get("name")
+    if type(name) is not str or not name or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        return None
+    namespace = meta.get("namespace", "default")
+    if namespace is None or namespace == "":
+        namespace = "default"
+    if type(namespace) is not str or len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        return None
+    raw_labels = meta.get("labels")
+    labels = {} if raw_labels is None else _plain_labels(raw_labels)
+    if labels is None:
+        return None
+    created = 0.0
+    if meta.get("creationTimestamp") is not None:
+        errs = _Errors()
+        created = _parse_time(meta["creationTimestamp"], _CREATED_PATH, errs)
+        if errs.items:
+            return None
+    spec = doc.get("spec", {})
+    if spec is None:
+        spec = {}
+    status = doc.get("status", {})
+    if status is None:
+        status = {}
+    if type(spec) is not dict or type(status) is not dict:
+        return None
+    node_name = spec.get("nodeName")
+    host_network = spec.get("hostNetwork", False)
+    phase = status.get("phase")
+    if (node_name is not None and type(node_name) is not str) or type(host_network) is not bool:
+        return None
+    if phase is not None and type(phase) is not str:
+        return None
+    ports = _plain_container_ports(spec.get("containers"))
+    ips = _plain_pod_ips(status)
+    if ports is None or ips is None:
+        return None
+    return Pod(namespace, name, labels, node_name, host_network, ips, phase, ports, created)
+
+
+_CREATED_PATH = FieldPath("metadata.creationTimestamp")
+
+
+def _plain_container_ports(containers: object) -> tuple[ContainerPort, ...] | None:
+    """``spec.containers[*].ports`` when every one is valid, else None (see :func:`_plain_pod`)."""
+    if containers is None:
+        return ()
+    if type(containers) is not list:
+        return None
+    ports: list[ContainerPort] = []
+    for container in containers:
+        if container is None:
+            continue
+        if type(container) is not dict:
+            return None
+        raw_ports = container.get("ports")
+        if raw_ports is None:
+            continue
+        if type(raw_ports) is not list:
+            return None
+        for port in raw_ports:
+            if type(port) is not dict:
+                return None
+            number = port.get("containerPort")
+            protocol = port.get("protocol", "TCP")
+            pname = port.get("name")
+            if type(number) is not int or not 1 <= number <= 65535:
+                return None
+            if type(protocol) is not str or protocol not in PORT_PROTOCOLS:
+                return None
+            if pname is not None and (type(pname) is not str or service_name_problem(pname) is not None):
+                return None
+            ports.append(ContainerPort(number, protocol, pname))
+    return tuple(ports)
+
+
+def _plain_pod_ips(status: dict[str, Any]) -> tuple[str, ...] | None:
+    """``status.podIP`` first, then ``status.podIPs``, when every one is valid, else None."""
+    raw_ips = status.get("podIPs")
+    ips: list[str] = []
+    if raw_ips is not None:
+        if type(raw_ips) is not list:
+            return None
+        for entry in raw_ips:
+            if type(entry) is not dict:
+                return None
+            ip = _ip_text(entry.get("ip"))
+            if ip is None:
+                return None
+            if ip not in ips:
+                ips.append(ip)
+    if status.get("podIP"):
+        ip = _ip_text(status["podIP"])
+        if ip is None:
+            return None
+        if ip not in ips:
+            ips.insert(0, ip)
+    return tuple(ips)
+
+
+def _located_pod(doc: Mapping[str, Any]) -> Pod:
     errs = _Errors()
     namespace, name, meta = _metadata(doc, errs, namespaced=True, name_re=_DNS_SUBDOMAIN)
     labels = _labels(meta.get("labels"), FieldPath("metadata").child("labels"), errs)
