@@ -608,7 +608,7 @@ class Index:
             )
 
         if view is None or not view.service.headless:
-            note = f"headless: {service} is no headless Service at generation {gen.number}"
+            note = f"headless: {service} is no headless Service"
             return refused(Reason.SERVICE_NO_READY_ENDPOINTS, note)
         family = 6 if ":" in src_ip else 4
         notes: tuple[str, ...] = ()

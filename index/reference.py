@@ -607,7 +607,7 @@ class ReferenceEvaluator:
                 0,
                 src.endpoint,
                 dst_ep,
-                (f"headless: {qualified} is no headless Service at generation 0",),
+                (f"headless: {qualified} is no headless Service",),
                 explained=explain,
                 service=ServiceTrace(qualified, flow.dst_ip, kind, flow.protocol, flow.dst_port),
             )
