@@ -31,7 +31,7 @@ from pathlib import Path
 
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.documents import DocumentError, yaml_document
-from netpol_pdp.index.ends import FlowByName, resolve
+from netpol_pdp.index.ends import FlowByName, headless_source, resolve
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
 from netpol_pdp.index.flows import Flow, canonical_ip, make_flow, normalize_protocol
 from netpol_pdp.index.generation import Generation
@@ -305,6 +305,8 @@ def _ends(world: World, end: End, where: str) -> list[_End]:
         if world.gen is None:
             raise FlowError(where, f"{end.name}: names are resolved by an index (give --source)")
         resolved = resolve(world.gen, end.name, where)
+        if resolved.headless is not None and where == "from":
+            raise FlowError(where, headless_source(end.name))
         addresses = (resolved.headless,) if resolved.headless is not None else resolved.addresses
         return [(end.name, resolved.pod, addresses, resolved.port_for)]
     if end.ip is not None:

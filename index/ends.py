@@ -126,6 +126,11 @@ def _service(world: World, rest: str, text: str, field: str) -> Resolved:
     return Resolved(text, svc.ref, svc.cluster_ips, None, port_for)
 
 
+def headless_source(text: str) -> str:
+    """The refusal of a headless Service as a flow's source."""
+    return f"{text}: a headless Service has no address to send from; name one of its pods (NAMESPACE/NAME)"
+
+
 def _pod(world: World, text: str, field: str) -> Resolved:
     namespace, _, name = text.partition("/")
     if not namespace or not name or "/" in name:
@@ -270,6 +275,8 @@ def resolve_flow(
     src_field, dst_field, port_field = fields
     proto = normalize_protocol("TCP" if protocol is None else protocol)
     s = resolve(world, src, src_field)
+    if s.headless is not None:
+        raise FlowError(src_field, headless_source(s.text))
     d = resolve(world, dst, dst_field)
     if d.headless is not None:  # no address: the source's first, whose family picks the endpoints
         s_ip, d_ip = s.addresses[0], d.headless

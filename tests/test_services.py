@@ -757,6 +757,16 @@ def test_a_headless_service_by_name_is_its_name_and_service_port(
     assert decision.service.address == "svc/pay/headless"
 
 
+def test_a_headless_service_is_no_source() -> None:
+    from netpol_pdp.index.ends import resolve_flow
+    from netpol_pdp.index.errors import FlowError
+
+    with pytest.raises(FlowError) as info:
+        resolve_flow(Index.from_objects(objects()).snapshot(), "svc/pay/headless", "shop/front", "TCP", 80)
+    assert info.value.field == "src_name"
+    assert info.value.message.startswith("svc/pay/headless: a headless Service has no address to send from")
+
+
 def test_a_headless_service_without_ports_by_name_takes_a_port_number_not_a_name() -> None:
     from netpol_pdp.index.ends import resolve_flow
     from netpol_pdp.index.errors import FlowError
