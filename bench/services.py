@@ -7,7 +7,10 @@ What is measured, in ONE process on ONE index (ratios, as docs/benchmarks.md ask
   bench/events.py on the same index;
 - **decision to a ClusterIP** (a cache miss: ``Index._decide_miss``) next to the
   same source's decision to one of that Service's pod IPs and port, over many
-  distinct (source, Service) pairs.
+  distinct (source, Service) pairs;
+- **decision to a headless Service by name** (``svc/NAMESPACE/NAME``, R43) next
+  to the ClusterIP decision, after a headless twin of each of those Services
+  (same endpoints) was added to the same index.
 
 Run: ``python -m netpol_pdp.bench.services --size large`` (``--size tiny`` is the test's).
 """
@@ -34,12 +37,16 @@ SERVICE_NET = ipaddress.IPv4Network("10.96.0.0/12")
 PORT, TARGET = 80, 8080
 
 
-def service_manifests(dep: Deployment, cluster_ip: str, ready: bool = True) -> list[dict[str, Any]]:
-    """The Service of ``dep`` (port 80 -> targetPort 8080) and its one EndpointSlice."""
+def service_manifests(
+    dep: Deployment, cluster_ip: str, ready: bool = True, name: str | None = None
+) -> list[dict[str, Any]]:
+    """The Service of ``dep`` (port 80 -> targetPort 8080) and its one EndpointSlice; ``name``
+    (and ``cluster_ip`` ``None``): a headless twin of that name."""
+    name = name or dep.name
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": dep.name, "namespace": dep.namespace},
+        "metadata": {"name": name, "namespace": dep.namespace},
         "spec": {
             "clusterIP": cluster_ip,
             "selector": dep.labels,
@@ -53,9 +60,9 @@ def service_manifests(dep: Deployment, cluster_ip: str, ready: bool = True) -> l
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
-            "name": f"{dep.name}-abcde",
+            "name": f"{name}-abcde",
             "namespace": dep.namespace,
-            "labels": {"kubernetes.io/service-name": dep.name},
+            "labels": {"kubernetes.io/service-name": name},
         },
         "addressType": "IPv4",
         "endpoints": endpoints,
@@ -121,6 +128,31 @@ def run(size: str, rounds: int = 200, flows: int = 5000, seed: int = 0) -> dict[
         timings[name] = (time.perf_counter() - start) / len(batch)
     pod_us = min(timings["pod"], timings["pod again"]) * 1e6
     vip_us = min(timings["vip"], timings["vip again"]) * 1e6
+    # a headless twin of every Service in the pairs, then decisions to it by name (R43) vs the
+    # ClusterIP, on the same index after that update
+    twins = {(d.namespace, d.name): d for _, (d, _) in pairs}
+    index.apply(
+        [
+            Upsert(o)
+            for d in twins.values()
+            for o in _parsed(service_manifests(d, "None", name=f"{d.name}-headless"))
+        ]
+    )
+    gen = index._gen
+    to_headless = [Flow(s, f"svc/{d.namespace}/{d.name}-headless", "TCP", PORT) for s, (d, _) in pairs]
+    for name, batch in (
+        ("vip2", to_vip),
+        ("headless", to_headless),
+        ("vip3", to_vip),
+        ("headless2", to_headless),
+    ):
+        start = time.perf_counter()
+        for f in batch:
+            decision = index._decide_miss(gen, f, False)
+        timings[name] = (time.perf_counter() - start) / len(batch)
+    assert decision.service is not None and decision.service.address_kind.value == "headless"
+    vip2_us = min(timings["vip2"], timings["vip3"]) * 1e6
+    headless_us = min(timings["headless"], timings["headless2"]) * 1e6
     endpoints = sum(len(d.pod_ips) for d, _ in placed) / len(placed)
     return {
         "size": size,
@@ -134,6 +166,8 @@ def run(size: str, rounds: int = 200, flows: int = 5000, seed: int = 0) -> dict[
         "decision_pod_ip_us": round(pod_us, 2),
         "decision_cluster_ip_us": round(vip_us, 2),
         "cluster_ip_vs_pod_ip_decision": round(vip_us / pod_us, 2),
+        "decision_headless_by_name_us": round(headless_us, 2),
+        "headless_by_name_vs_cluster_ip_decision": round(headless_us / vip2_us, 2),
     }
 
 

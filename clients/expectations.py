@@ -31,7 +31,7 @@ from pathlib import Path
 
 from netpol_pdp.index.decision import Decision, Verdict
 from netpol_pdp.index.documents import DocumentError, yaml_document
-from netpol_pdp.index.ends import FlowByName, resolve
+from netpol_pdp.index.ends import FlowByName, headless_source, resolve
 from netpol_pdp.index.errors import FlowError, NetpolPdpError
 from netpol_pdp.index.flows import Flow, canonical_ip, make_flow, normalize_protocol
 from netpol_pdp.index.generation import Generation
@@ -294,16 +294,24 @@ def _addresses(src_ips: Sequence[str], dst_ips: Sequence[str]) -> tuple[str, str
     return src_ips[0], _pick(dst_ips, _family(src_ips[0]))
 
 
-def _ends(world: World, end: End, where: str) -> list[tuple[str, Pod | None, tuple[str, ...]]]:
-    """(name, pod, addresses) of each concrete end; a name that does not resolve raises FlowError."""
+#: (name, pod, addresses, how a Service maps the asked port) of one concrete end
+_End = tuple[str, Pod | None, tuple[str, ...], Callable[[int | str, str], int] | None]
+
+
+def _ends(world: World, end: End, where: str) -> list[_End]:
+    """The concrete ends of ``end``; a name that does not resolve raises FlowError.  A headless
+    Service's address is its name ``svc/NAMESPACE/NAME`` (docs/services.md)."""
     if end.name is not None:
         if world.gen is None:
             raise FlowError(where, f"{end.name}: names are resolved by an index (give --source)")
         resolved = resolve(world.gen, end.name, where)
-        return [(end.name, resolved.pod, resolved.addresses)]
+        if resolved.headless is not None and where == "from":
+            raise FlowError(where, headless_source(end.name))
+        addresses = (resolved.headless,) if resolved.headless is not None else resolved.addresses
+        return [(end.name, resolved.pod, addresses, resolved.port_for)]
     if end.ip is not None:
-        return [(end.ip, None, (end.ip,))]
-    return [(f"{p.namespace}/{p.name}", p, p.ips) for p in world.select(end)]
+        return [(end.ip, None, (end.ip,), None)]
+    return [(f"{p.namespace}/{p.name}", p, p.ips, None) for p in world.select(end)]
 
 
 def check(
@@ -327,17 +335,26 @@ def check(
         if empty:
             result.problem = "; ".join(empty)
             continue
-        for src_name, _src_pod, src_ips in srcs:
-            for dst_name, dst_pod, dst_ips in dsts:
-                src_ip, dst_ip = _addresses(src_ips, dst_ips)
-                port = _port_of(dst_pod, exp)
+        for src_name, _src_pod, src_ips, _ in srcs:
+            for dst_name, dst_pod, dst_ips, port_for in dsts:
+                headless = dst_ips[0].startswith("svc/")
+                src_ip, dst_ip = (src_ips[0], dst_ips[0]) if headless else _addresses(src_ips, dst_ips)
+                if port_for is not None and exp.port is not None:  # a Service port, by number or name
+                    try:
+                        port: int | str | None = port_for(exp.port, exp.protocol)
+                    except FlowError as err:
+                        result.problem = f"port: {err.message}"
+                        break
+                else:
+                    port = _port_of(dst_pod, exp)
                 if port is None and isinstance(exp.port, str):
                     missing = f"{dst_name} has no {exp.protocol} container port named {exp.port!r}"
                     flow = Flow(src_ip, dst_ip, exp.protocol, 0)
                     result.checked.append(Checked(flow, src_name, dst_name, None, missing))
                     continue
                 try:
-                    flow = make_flow(src_ip, dst_ip, exp.protocol, port)
+                    flow = make_flow(src_ip, src_ip if headless else dst_ip, exp.protocol, port)
+                    flow = flow._replace(dst_ip=dst_ip)
                 except FlowError as err:
                     result.problem = f"port: {err.message}"
                     break

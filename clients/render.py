@@ -7,7 +7,6 @@ renders the same way.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 from netpol_pdp.index.decision import Decision, DirectionTrace, Endpoint, EndpointKind, ServiceTrace
@@ -43,10 +42,11 @@ def printable(text: str) -> str:
 
 
 def address(ip: str, port: int | None = None) -> str:
-    """``10.0.0.1:80``, ``[fd00::1]:80``, or the bare address when there is no port."""
+    """``10.0.0.1:80``, ``[fd00::1]:80``, or the bare address when there is no port; a headless
+    Service's name stands for its address (``svc/data/pg:5432``, docs/services.md)."""
     if port is None:
         return ip
-    if ipaddress.ip_address(ip).version == 6:
+    if ":" in ip:  # IPv6 text; an IPv4 address or a Service name has none
         return f"[{ip}]:{port}"
     return f"{ip}:{port}"
 
@@ -129,7 +129,9 @@ def service_lines(trace: ServiceTrace) -> list[str]:
     named = f" ({trace.port_name})" if trace.port_name else ""
     target = f" -> targetPort {trace.target_port}" if trace.target_port else ""
     where = f"{trace.address_kind.value} {address(trace.address, trace.port)}/{trace.protocol}"
-    lines = [f"Service {trace.service} {where}{named}{target}; traffic policy {trace.traffic_policy}"]
+    # a headless Service has no traffic policy: no kube-proxy translates it (docs/services.md)
+    policy = f"; traffic policy {trace.traffic_policy}" if trace.traffic_policy else ""
+    lines = [f"Service {trace.service} {where}{named}{target}{policy}"]
     if not trace.endpoints:
         lines.append("  no endpoint to translate to")
     for e in trace.endpoints:

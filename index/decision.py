@@ -228,6 +228,8 @@ class AddressKind(StrEnum):
     EXTERNAL_IP = "external-ip"
     LOAD_BALANCER_IP = "load-balancer-ip"
     NODE_PORT = "node-port"
+    #: a headless Service by name: no address, its endpoints as DNS gives them
+    HEADLESS = "headless"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ The forms (the first segment dispatches, :data:`RESOLVERS`):
 - ``node/NAME``: the Node's addresses (InternalIP/ExternalIP, as the feed keeps them);
 - ``svc/NAMESPACE/NAME``: a Service's cluster IPs, the port a Service port (number
   or name): the flow is then decided through the Service (docs/services.md); a
-  headless Service has no address and is refused, naming its endpoints instead;
+  headless Service has no address: the flow's destination is the text
+  ``svc/NAMESPACE/NAME`` itself, which the engine decides on the Service's ready
+  endpoints of the source's family (docs/services.md, "Headless Services by name");
 - ``NAMESPACE/NAME``: the pod's addresses (``status.podIPs``).
 
 Errors are :class:`~netpol_pdp.index.errors.FlowError` naming the field the end
@@ -69,6 +71,8 @@ class Resolved:
     #: the packet reaches, raising FlowError when it has none (a Service: its targetPort);
     #: None: a number is the packet's port and a name is the pod's container port
     port_for: Callable[[int | str, str], int] | None = None
+    #: a headless Service: the flow's destination, ``svc/NAMESPACE/NAME`` (it has no address)
+    headless: str | None = None
 
 
 #: prefix -> resolver of the rest of the text (after ``prefix/``).  A resolver
@@ -97,16 +101,17 @@ def _service(world: World, rest: str, text: str, field: str) -> Resolved:
     svc = world.object((Kind.SERVICE, namespace, name))
     if not isinstance(svc, Service):
         raise FlowError(field, f"Service {namespace}/{name} is not known")
-    if svc.headless:
-        raise FlowError(
-            field,
-            f"Service {namespace}/{name} is headless: it has no address to send to; "
-            "name one of its endpoint pods (NAMESPACE/NAME) instead",
-        )
-    if not svc.cluster_ips:
+    if not svc.cluster_ips and not svc.headless:
         raise FlowError(field, f"Service {namespace}/{name} has no cluster IP (spec.clusterIP is unset)")
 
     def port_for(asked: int | str, protocol: str) -> int:
+        if svc.headless and not svc.ports:  # DNS A records without SRV: the port is the client's
+            if isinstance(asked, str):
+                raise FlowError(
+                    "dst_port_name",
+                    f"Service {namespace}/{name} is headless without ports: give a port number",
+                )
+            return asked
         for sp in svc.ports:
             if sp.protocol == protocol and (sp.name == asked if isinstance(asked, str) else sp.port == asked):
                 return sp.port
@@ -116,7 +121,14 @@ def _service(world: World, rest: str, text: str, field: str) -> Resolved:
             f"Service {namespace}/{name} has no port {asked!r} for {protocol} (ports: {known or 'none'})",
         )
 
+    if svc.headless:
+        return Resolved(text, svc.ref, (), None, port_for, f"svc/{namespace}/{name}")
     return Resolved(text, svc.ref, svc.cluster_ips, None, port_for)
+
+
+def headless_source(text: str) -> str:
+    """The refusal of a headless Service as a flow's source."""
+    return f"{text}: a headless Service has no address to send from; name one of its pods (NAMESPACE/NAME)"
 
 
 def _pod(world: World, text: str, field: str) -> Resolved:
@@ -263,13 +275,23 @@ def resolve_flow(
     src_field, dst_field, port_field = fields
     proto = normalize_protocol("TCP" if protocol is None else protocol)
     s = resolve(world, src, src_field)
+    if s.headless is not None:
+        raise FlowError(src_field, headless_source(s.text))
     d = resolve(world, dst, dst_field)
-    s_ip, d_ip = pick_pair(s, d, src_field, dst_field)
+    if d.headless is not None:  # no address: the source's first, whose family picks the endpoints
+        s_ip, d_ip = s.addresses[0], d.headless
+    else:
+        s_ip, d_ip = pick_pair(s, d, src_field, dst_field)
     if d.port_for is not None:
         if dst_port_name and dst_port not in (None, 0):
             raise FlowError(port_field, "give a port number or a port name, not both")
         asked = dst_port_name or normalize_port(dst_port, proto)
-        port = d.port_for(asked, proto)
+        try:
+            port = d.port_for(asked, proto)
+        except FlowError as err:  # named by the caller's own port field (the CLI's ``--port``)
+            if port_field == "dst_port_name":
+                raise
+            raise FlowError(port_field, err.message) from None
     elif dst_port_name:
         if dst_port not in (None, 0):
             raise FlowError(port_field, "give a port number or a port name, not both")

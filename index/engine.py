@@ -86,7 +86,15 @@ from netpol_pdp.index.model import (
 )
 from netpol_pdp.index.ports import PortIndex
 from netpol_pdp.index.selectors import Anchor, PeerKey, anchor_of, matches, peer_key
-from netpol_pdp.index.services import ServiceBook, ServicePortEntry, ServiceTables, pick
+from netpol_pdp.index.services import (
+    HEADLESS_PREFIX,
+    Candidate,
+    ServiceBook,
+    ServicePortEntry,
+    ServiceTables,
+    headless_key,
+    pick,
+)
 
 log = logging.getLogger(__name__)
 _K = TypeVar("_K")
@@ -346,6 +354,8 @@ class Index:
         decision = None
         if gen.services is not None:
             decision = self._decide_service(gen, gen.services, flow, explain)
+        elif flow.dst_ip.startswith(HEADLESS_PREFIX):  # a headless Service's name, no Service at all
+            decision = self._decide_headless(gen, None, flow, explain)
         if decision is None:
             decision = self._decide_direct(gen, flow, explain)
         if not explain:
@@ -445,6 +455,8 @@ class Index:
                     service=ServiceTrace(service, dst_ip, kind, protocol, port),
                 )
         else:
+            if dst_ip.startswith(HEADLESS_PREFIX):
+                return self._decide_headless(gen, services, flow, explain)
             if not services.node_ports:
                 return None
             found = services.node_ports.get((protocol, port))
@@ -469,7 +481,7 @@ class Index:
         explain: bool,
     ) -> Decision:
         """Decide ``flow`` to each endpoint of ``entry`` and combine the verdicts."""
-        src_ip, dst_ip, protocol, port = flow
+        dst_ip = flow.dst_ip
         internal = kind is AddressKind.CLUSTER_IP
         policy = entry.internal_policy if internal else entry.external_policy
         more: list[str] = []
@@ -504,13 +516,52 @@ class Index:
                 "externalTrafficPolicy Cluster: kube-proxy may rewrite the source to a node's address "
                 "(SNAT); this decision keeps the original source"
             )
+        sp = entry.port
+        return self._through(
+            gen,
+            flow,
+            s,
+            entry.service,
+            kind,
+            (sp.name, str(sp.target_port), policy.value),
+            chosen,
+            fell_back,
+            notes,
+            explain,
+            more,
+            snat and kind is AddressKind.NODE_PORT,
+            node,
+        )
+
+    def _through(
+        self,
+        gen: Generation,
+        flow: Flow,
+        s: Entry | None,
+        service: str,
+        kind: AddressKind,
+        port_info: tuple[str, str, str],
+        chosen: Sequence[Candidate],
+        fell_back: bool,
+        notes: Sequence[str],
+        explain: bool,
+        trailing: Sequence[str] = (),
+        snat: bool = False,
+        node: str | None = None,
+    ) -> Decision:
+        """The decision of ``flow`` through Service ``service``: each ``chosen`` endpoint decided
+        from the same source, combined; ``port_info`` is the trace's (port name, targetPort,
+        traffic policy); notes: ``notes``, the endpoints' own, then ``trailing``; ``snat``:
+        also decide each endpoint from the addressed node ``node`` (R40)."""
+        src_ip, dst_ip, protocol, port = flow
         endpoints: list[ServiceEndpoint] = []
         merged = list(notes)
+        more = list(trailing)
         for c in chosen:
             sub = self._decide_direct(gen, Flow(src_ip, c.ip, protocol, c.port), explain, hairpin=True)
             endpoints.append(ServiceEndpoint(c.ip, c.port, sub, c.target, c.node, fell_back))
             merged.extend(n for n in sub.notes if n not in merged)
-            if snat and kind is AddressKind.NODE_PORT:
+            if snat:
                 alt = self._decide_direct(gen, Flow(dst_ip, c.ip, protocol, c.port), False, hairpin=True)
                 if alt.verdict is not sub.verdict:
                     more.append(
@@ -519,28 +570,61 @@ class Index:
                     )
         merged.extend(n for n in more if n not in merged)
         verdict, reason = combine([e.decision for e in endpoints], self.service_partial)
-        sp = entry.port
-        trace = ServiceTrace(
-            entry.service,
-            dst_ip,
-            kind,
-            protocol,
-            port,
-            sp.name,
-            str(sp.target_port),
-            policy.value,
-            tuple(endpoints),
-        )
+        trace = ServiceTrace(service, dst_ip, kind, protocol, port, *port_info, tuple(endpoints))
         return Decision(
             verdict,
             reason,
             gen.number,
             s.endpoint if s is not None else EXTERNAL,
-            _service_endpoint(entry.service),
+            _service_endpoint(service),
             tuple(merged),
             explained=explain,
             service=trace,
         )
+
+    def _decide_headless(
+        self, gen: Generation, services: ServiceTables | None, flow: Flow, explain: bool
+    ) -> Decision:
+        """A flow to a headless Service by name (destination ``svc/NAMESPACE/NAME``): to each ready
+        endpoint of the source's IP family, as a client resolving the Service's DNS name reaches
+        them (docs/services.md, "Headless Services by name")."""
+        src_ip, dst_ip, protocol, port = flow
+        s = gen.entry(src_ip)
+        key = headless_key(dst_ip)
+        view = services.view(*key) if key is not None and services is not None else None
+        service = f"{key[0]}/{key[1]}" if key is not None else dst_ip
+        kind = AddressKind.HEADLESS
+
+        def refused(reason: Reason, note: str) -> Decision:
+            return Decision(
+                Verdict.DENY,
+                reason,
+                gen.number,
+                s.endpoint if s is not None else EXTERNAL,
+                _service_endpoint(service),
+                (note,),
+                explained=explain,
+                service=ServiceTrace(service, dst_ip, kind, protocol, port),
+            )
+
+        if view is None or not view.service.headless:
+            note = f"headless: {service} is no headless Service"
+            return refused(Reason.SERVICE_NO_READY_ENDPOINTS, note)
+        family = 6 if ":" in src_ip else 4
+        notes: tuple[str, ...] = ()
+        if view.service.ports:
+            entry = next((e for e in view.ports if e.port.protocol == protocol and e.port.port == port), None)
+            if entry is None:
+                note = f"service-port-not-found: Service {service} has no port {port}/{protocol}"
+                return refused(Reason.SERVICE_PORT_NOT_FOUND, note)
+            candidates = entry.candidates[family]
+            port_info = (entry.port.name, str(entry.port.target_port), "")
+        else:
+            candidates = tuple(dataclasses.replace(c, port=port) for c in view.candidates[family])
+            port_info = ("", "", "")
+            notes = (f"headless: Service {service} declares no ports; the flow's port is used as is",)
+        chosen = sorted((c for c in candidates if c.ready), key=lambda c: (c.ip, c.port))
+        return self._through(gen, flow, s, service, kind, port_info, chosen, False, notes, explain)
 
     def _decide_tiered(
         self,

@@ -158,6 +158,22 @@ R41. Reach: the peers of an address A of a pod for ``ingress`` are the addresses
 R42. Matrix: the cell (from, to, protocol, port) is the decision of the flow from
      the first address of ``from`` to the first address of ``to`` of the same
      family (IPv4 first); pods without a common family have no cell.
+
+Headless Services by name (docs/services.md; numbered after the queries, which
+came first):
+
+R43. A flow whose destination is the text ``svc/NAMESPACE/NAME`` naming a headless
+     Service (what ``svc/...`` names resolve to, as the Service has no address) is
+     decided the way a client resolving the Service's DNS name reaches it, with no
+     kube-proxy translation (so no traffic policy and no terminating fallback): its
+     candidates are those of R35 for the Service port with the flow's protocol and
+     port (none: DENY ``service-port-not-found``, R34) in the SOURCE's IP family;
+     a headless Service without ports has as candidates every endpoint's first
+     address of every slice of that family (slice-name order, each address once)
+     with the flow's port (noted).  The ready ones, sorted by (address, port), are
+     decided and combined by R38-R39; the trace's address kind is ``headless``.
+     A name that is no headless Service denies with ``service-no-ready-endpoints``
+     (noted).
 """
 
 from __future__ import annotations
@@ -576,7 +592,104 @@ class ReferenceEvaluator:
                 out.append((ep.addresses[0], numbers[0], ep))
         return out
 
+    def _decide_headless(self, flow: Flow, explain: bool) -> Decision:
+        # R43
+        namespace, _, name = flow.dst_ip[len("svc/") :].partition("/")
+        qualified = f"{namespace}/{name}"
+        src = self._resolve(flow.src_ip)
+        dst_ep = Endpoint(EndpointKind.SERVICE, qualified, namespace)
+        kind = AddressKind.HEADLESS
+        found = [s for s in self.services if s.namespace == namespace and s.name == name and s.headless]
+        if not found:
+            return Decision(
+                Verdict.DENY,
+                Reason.SERVICE_NO_READY_ENDPOINTS,
+                0,
+                src.endpoint,
+                dst_ep,
+                (f"headless: {qualified} is no headless Service",),
+                explained=explain,
+                service=ServiceTrace(qualified, flow.dst_ip, kind, flow.protocol, flow.dst_port),
+            )
+        svc = found[0]
+        ip_family = "IPv6" if ipaddress.ip_address(flow.src_ip).version == 6 else "IPv4"
+        notes: list[str] = []
+        if svc.ports:
+            matching = [p for p in svc.ports if p.port == flow.dst_port and p.protocol == flow.protocol]
+            if not matching:
+                return Decision(
+                    Verdict.DENY,
+                    Reason.SERVICE_PORT_NOT_FOUND,
+                    0,
+                    src.endpoint,
+                    dst_ep,
+                    (
+                        f"service-port-not-found: Service {qualified} "
+                        f"has no port {flow.dst_port}/{flow.protocol}",
+                    ),
+                    explained=explain,
+                    service=ServiceTrace(qualified, flow.dst_ip, kind, flow.protocol, flow.dst_port),
+                )
+            candidates = self._candidates(svc, matching[0], ip_family)
+            port_name, target_port = matching[0].name, str(matching[0].target_port)
+        else:
+            candidates = []
+            for eps in self.slices:
+                if eps.namespace != namespace or eps.service != name or eps.address_type != ip_family:
+                    continue
+                for ep in eps.endpoints:
+                    if ep.addresses and all(ip != ep.addresses[0] for ip, _, _ in candidates):
+                        candidates.append((ep.addresses[0], flow.dst_port, ep))
+            port_name = target_port = ""
+            notes.append(f"headless: Service {qualified} declares no ports; the flow's port is used as is")
+        chosen = sorted([c for c in candidates if c[2].ready], key=lambda c: (c[0], c[1]))
+        endpoints = self._endpoints(flow, chosen, False, explain, notes)
+        verdict, reason = self._combined(endpoints)
+        trace = ServiceTrace(
+            qualified,
+            flow.dst_ip,
+            kind,
+            flow.protocol,
+            flow.dst_port,
+            port_name,
+            target_port,
+            "",
+            tuple(endpoints),
+        )
+        return Decision(
+            verdict, reason, 0, src.endpoint, dst_ep, tuple(notes), explained=explain, service=trace
+        )
+
+    def _endpoints(
+        self,
+        flow: Flow,
+        chosen: list[tuple[str, int, SliceEndpoint]],
+        fell_back: bool,
+        explain: bool,
+        notes: list[str],
+    ) -> list[ServiceEndpoint]:
+        # R38: each endpoint decided from the same source; its notes added to ``notes``
+        endpoints = []
+        for ip, number, ep in chosen:
+            sub = self._decide_direct(Flow(flow.src_ip, ip, flow.protocol, number), explain, hairpin=True)
+            endpoints.append(ServiceEndpoint(ip, number, sub, ep.target, ep.node_name, fell_back))
+            for n in sub.notes:
+                if n not in notes:
+                    notes.append(n)
+        return endpoints
+
+    def _combined(self, endpoints: list[ServiceEndpoint]) -> tuple[Verdict, Reason]:
+        # R39
+        allowed = [e for e in endpoints if e.decision.verdict is Verdict.ALLOW]
+        if not endpoints:
+            return Verdict.DENY, Reason.SERVICE_NO_READY_ENDPOINTS
+        if len(allowed) == len(endpoints) or not allowed:
+            return endpoints[0].decision.verdict, endpoints[0].decision.reason
+        return self.service_partial, Reason.SERVICE_PARTIALLY_ALLOWED
+
     def _decide_service(self, flow: Flow, explain: bool) -> Decision | None:
+        if flow.dst_ip.startswith("svc/"):
+            return self._decide_headless(flow, explain)
         found = self._service_for(flow)
         if found is None:
             return None
@@ -651,34 +764,21 @@ class ReferenceEvaluator:
                 "externalTrafficPolicy Cluster: kube-proxy may rewrite the source to a node's address "
                 "(SNAT); this decision keeps the original source"
             )
-        # R38
-        endpoints = []
-        for ip, number, ep in chosen:
-            sub = self._decide_direct(Flow(flow.src_ip, ip, flow.protocol, number), explain, hairpin=True)
-            endpoints.append(ServiceEndpoint(ip, number, sub, ep.target, ep.node_name, fell_back))
-            for n in sub.notes:
-                if n not in notes:
-                    notes.append(n)
-            if snat and kind is AddressKind.NODE_PORT:
-                # R40
-                alt = self._decide_direct(Flow(flow.dst_ip, ip, flow.protocol, number), False, hairpin=True)
-                if alt.verdict is not sub.verdict:
+        endpoints = self._endpoints(flow, chosen, fell_back, explain, notes)
+        if snat and kind is AddressKind.NODE_PORT:
+            # R40
+            for e in endpoints:
+                alt = self._decide_direct(Flow(flow.dst_ip, e.ip, flow.protocol, e.port), False, hairpin=True)
+                if alt.verdict is not e.decision.verdict:
                     node_name = self._resolve(flow.dst_ip).endpoint.name
                     more.append(
                         f"snat: with the source rewritten to node {node_name}'s address {flow.dst_ip}, "
-                        f"{ip}:{number} would be {alt.verdict.value} ({alt.reason.value})"
+                        f"{e.ip}:{e.port} would be {alt.verdict.value} ({alt.reason.value})"
                     )
         for n in more:
             if n not in notes:
                 notes.append(n)
-        # R39
-        allowed = [e for e in endpoints if e.decision.verdict is Verdict.ALLOW]
-        if not endpoints:
-            verdict, reason = Verdict.DENY, Reason.SERVICE_NO_READY_ENDPOINTS
-        elif len(allowed) == len(endpoints) or not allowed:
-            verdict, reason = endpoints[0].decision.verdict, endpoints[0].decision.reason
-        else:
-            verdict, reason = self.service_partial, Reason.SERVICE_PARTIALLY_ALLOWED
+        verdict, reason = self._combined(endpoints)
         trace = ServiceTrace(
             svc.qualified_name,
             flow.dst_ip,

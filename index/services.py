@@ -14,7 +14,11 @@ Shape and why:
   address and port.  Readiness and node are kept per candidate, because which
   ones are used depends on the flow (:func:`pick`: traffic policy Local keeps the
   node's own; no ready endpoint falls back to serving, terminating ones).
-- **Name table** ``(namespace, name) -> ServiceView`` for flows that name a Service.
+- **Name table** ``(namespace, name) -> ServiceView`` for flows that name a Service,
+  and for flows to a headless Service by name: their destination is the text
+  ``svc/NAMESPACE/NAME`` (:data:`HEADLESS_PREFIX`, :func:`headless_key`), since a
+  headless Service has no address; they are decided on its endpoints as DNS gives
+  them (docs/services.md, "Headless Services by name").
 - Not indexed: headless and ExternalName Services (no address to translate;
   the name table still holds them), FQDN slices (no address), slices owned by no
   Service.
@@ -79,7 +83,8 @@ class ServiceView:
 
     service: Service
     ports: tuple[ServicePortEntry, ...]
-    #: a headless Service's endpoints (every port), per family
+    #: a headless Service's endpoint addresses per family, whatever their ports (port 0: the
+    #: flow's port is used, for a headless Service without ports)
     candidates: Mapping[int, tuple[Candidate, ...]] = field(default_factory=dict)
 
 
@@ -97,6 +102,19 @@ class ServiceTables:
     def view(self, namespace: str, name: str) -> ServiceView | None:
         key = (namespace, name)
         return self.names[hash(key) & SHARD_MASK].get(key)
+
+
+#: The destination of a flow to a headless Service by name: ``svc/NAMESPACE/NAME``
+#: (no address is ever this text, so it cannot collide with one).
+HEADLESS_PREFIX = "svc/"
+
+
+def headless_key(dst: str) -> ServiceKey | None:
+    """The (namespace, name) of a headless Service destination ``svc/NAMESPACE/NAME``, else None."""
+    if not dst.startswith(HEADLESS_PREFIX):
+        return None
+    namespace, _, name = dst[len(HEADLESS_PREFIX) :].partition("/")
+    return (namespace, name) if namespace and name else None
 
 
 def family(ip: str) -> int:
@@ -117,7 +135,7 @@ def translate(
     svc: Service, slices: Iterable[EndpointSlice]
 ) -> tuple[list[ServicePortEntry], dict[int, tuple[Candidate, ...]]]:
     """The port entries of ``svc`` from its slices, and (for headless Services) every
-    endpoint address with the first slice port's number, per family."""
+    endpoint address, per family, with port 0 (the flow's port is used)."""
     ordered = sorted(slices, key=lambda s: s.name)
     entries: list[ServicePortEntry] = []
     for sp in svc.ports:
@@ -159,14 +177,13 @@ def translate(
         for eps in ordered:
             if eps.address_type not in ("IPv4", "IPv6"):
                 continue
-            number = next((p.port for p in eps.ports if p.port is not None), 0)
             for ep in eps.endpoints:
                 if ep.addresses and ep.addresses[0] not in seen_ip:
                     seen_ip.add(ep.addresses[0])
                     headless[family(ep.addresses[0])].append(
                         Candidate(
                             ep.addresses[0],
-                            number,
+                            0,
                             ep.ready,
                             ep.serving,
                             ep.terminating,

@@ -37,7 +37,6 @@ E5. the ``kubernetes.io/service-name`` label (when set) names the owning Service
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,7 +122,7 @@ def _cluster_ips(spec: Mapping[str, Any], path: FieldPath, errs: _Errors) -> tup
         ip = _ip(text, field.index(i) if many else field, errs)
         if ip is None:
             continue
-        family = ipaddress.ip_address(ip).version
+        family = _version(ip)
         if family in families:
             errs.add(field.index(i) if many else field, "must be of a different IP family (dual stack)", text)
             continue
@@ -252,6 +251,12 @@ def _condition(body: Mapping[str, Any], key: str, default: bool, path: FieldPath
     return raw
 
 
+def _version(ip: str) -> int:
+    """The IP version of an address ``_ip`` returned: its text is canonical, and only IPv6 text
+    has a ``:``, so the address is parsed once (a slice's addresses are the feed's hot spot)."""
+    return 6 if ":" in ip else 4
+
+
 def _slice_endpoint(raw: object, path: FieldPath, family: str, errs: _Errors) -> SliceEndpoint | None:
     body = _map(raw, path, errs)
     apath = path.child("addresses")
@@ -269,7 +274,7 @@ def _slice_endpoint(raw: object, path: FieldPath, family: str, errs: _Errors) ->
         ip = _ip(text, apath.index(i), errs)
         if ip is None:
             continue
-        if f"IPv{ipaddress.ip_address(ip).version}" != family:
+        if f"IPv{_version(ip)}" != family:
             errs.add(apath.index(i), f"must be an {family} address (`addressType`)", text)
             continue
         if ip not in addresses:

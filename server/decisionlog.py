@@ -102,6 +102,15 @@ class Caller:
     subject: str = ""
 
 
+def peer_of(name: object) -> str:
+    """A socket's ``peername`` in gRPC's spelling (``ipv4:1.2.3.4:5678``, ``ipv6:[fd00::1]:5678``),
+    for the callers of the HTTP servers; empty when the transport gives none."""
+    if isinstance(name, tuple) and len(name) >= 2:
+        host, port = name[0], name[1]
+        return f"ipv6:[{host}]:{port}" if ":" in str(host) else f"ipv4:{host}:{port}"
+    return ""
+
+
 class _Record:
     """One call's decisions, as the serving path had them (the writer renders them)."""
 

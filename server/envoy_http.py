@@ -28,7 +28,9 @@ The server is a bare asyncio HTTP/1.1 protocol on its own thread and event loop
 (keep-alive, no body expected; a body's Content-Length is honoured and skipped),
 because a general HTTP framework's per-request work was what this mode exists to
 avoid.  Responses are cached as bytes per (flow, generation), like the gRPC
-servicer's.  Decisions are counted under ``method="Check"``.
+servicer's.  Decisions are counted under ``method="Check"``, and written to the
+decision log (``serve --decision-log``, server/decisionlog.py) under the same
+method, with Envoy's connection to this server as the caller, like a gRPC Check.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 from netpol_pdp.index.decision import Decision
 from netpol_pdp.index.errors import FlowError
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.server.decisionlog import Caller, peer_of
 from netpol_pdp.server.envoy import (
     INVALID_REQUEST,
     METHOD,
@@ -99,6 +102,10 @@ _NOT_READY = (
 )
 
 
+def _invalid(error: FlowError) -> bytes:
+    return _http("403 Forbidden", INVALID_REQUEST, f"netpol-pdp: {INVALID_REQUEST}: {error}\n")
+
+
 def answer(
     decider: DecidesFlows, source: str | None, destination: str | None
 ) -> tuple[bytes, Decision | None]:
@@ -106,7 +113,12 @@ def answer(
     try:
         flow = flow_from_headers(source, destination)
     except FlowError as error:
-        return _http("403 Forbidden", INVALID_REQUEST, f"netpol-pdp: {INVALID_REQUEST}: {error}\n"), None
+        return _invalid(error), None
+    return _decided(decider, flow)
+
+
+def _decided(decider: DecidesFlows, flow: Flow) -> tuple[bytes, Decision]:
+    """The HTTP response for one flow, and its Decision."""
     decision = decider.decide(flow)
     reason = decision.reason.value
     if decision.allowed:
@@ -145,9 +157,12 @@ class _Protocol(asyncio.Protocol):
         self.buffer = b""
         self.skip = 0
         self.transport: Any = None
+        self.caller: Caller | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.owner.log is not None:
+            self.caller = Caller(peer_of(transport.get_extra_info("peername")))
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data
@@ -161,7 +176,7 @@ class _Protocol(asyncio.Protocol):
                 break
             head, buffer = buffer[:end], buffer[end + 4 :]
             source, destination, self.skip = _headers(head)
-            self.transport.write(self.owner.respond(source, destination))
+            self.transport.write(self.owner.respond(source, destination, self.caller))
         if len(buffer) > _MAX_HEAD:
             self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n")
             self.transport.close()
@@ -177,17 +192,20 @@ class HttpAuthorizer:
         metrics: ObservesCalls | None = None,
         *,
         reuse_port: bool = False,
+        decision_log: Any = None,
     ) -> None:
         self._getter = index_getter
         self._metrics = metrics
         self._reuse_port = reuse_port
-        self._responses: dict[tuple[str | None, str | None, int], tuple[bytes, Decision]] = {}
+        #: ``serve --decision-log`` (server/decisionlog.py): each decision, as a gRPC Check's
+        self.log = decision_log
+        self._responses: dict[tuple[str | None, str | None, int], tuple[bytes, Decision, Flow]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def respond(self, source: str | None, destination: str | None) -> bytes:
-        """The response bytes for one request's two headers."""
+    def respond(self, source: str | None, destination: str | None, caller: Caller | None = None) -> bytes:
+        """The response bytes for one request's two headers (``caller``: Envoy's connection, logged)."""
         decider = self._getter()
         if decider is None:
             return _NOT_READY
@@ -196,23 +214,27 @@ class HttpAuthorizer:
         # The source port varies per connection and is never decided on: key on the IP.
         key = (_without_port(source), destination, generation) if isinstance(generation, int) else None
         cached = self._responses.get(key) if key is not None else None
-        decision: Decision | None
         if cached is not None:
-            data, decision = cached
+            data, decision, flow = cached
         else:
-            data, decision = answer(decider, source, destination)
-            if key is not None and decision is not None:
+            try:
+                flow = flow_from_headers(source, destination)
+            except FlowError as error:  # not a decision: counted, never logged
+                if self._metrics is not None:
+                    self._metrics.flow_error(error.field)
+                return _invalid(error)
+            data, decision = _decided(decider, flow)
+            if key is not None:
                 if len(self._responses) >= RESPONSE_CACHE_SIZE:
                     self._responses.clear()
-                self._responses[key] = (data, decision)
+                self._responses[key] = (data, decision, flow)
         if self._metrics is not None:
-            if decision is not None:
-                self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
-            else:
-                try:
-                    flow_from_headers(source, destination)
-                except FlowError as error:
-                    self._metrics.flow_error(error.field)
+            self._metrics.observe(METHOD, time.perf_counter() - start, (decision,), None)
+        if self.log is not None:  # explained by the log's writer at the generation current now
+            gen = decider.snapshot() if hasattr(decider, "snapshot") else None
+            self.log.decided(
+                METHOD, caller, time.perf_counter() - start, 0, decider, gen, (flow,), (decision,)
+            )
         return data
 
     def start(self, host: str, port: int) -> int:

@@ -53,7 +53,7 @@ from netpol_pdp.server.config import (
     ConfigError,
     read_pem,
 )
-from netpol_pdp.server.decisionlog import Caller
+from netpol_pdp.server.decisionlog import Caller, peer_of
 from netpol_pdp.server.service import DecisionCore, RequestError
 from netpol_pdp.v1 import decision_pb2 as pb
 
@@ -128,10 +128,7 @@ def caller_of(request: web.BaseRequest) -> Caller:
     peer = ""
     subject = ""
     if transport is not None:
-        name = transport.get_extra_info("peername")
-        if isinstance(name, tuple) and len(name) >= 2:
-            host, port = name[0], name[1]
-            peer = f"ipv6:[{host}]:{port}" if ":" in str(host) else f"ipv4:{host}:{port}"
+        peer = peer_of(transport.get_extra_info("peername"))
         cert = transport.get_extra_info("peercert")
         if isinstance(cert, dict):
             parts = [

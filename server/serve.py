@@ -349,7 +349,10 @@ class Service:
         host, port = split_host_port(options.envoy_http_listen, "--envoy-http-listen")
         index, state = self.index, self.state
         authorizer = HttpAuthorizer(
-            lambda: index if state.ready else None, self.metrics, reuse_port=options.reuse_port
+            lambda: index if state.ready else None,
+            self.metrics,
+            reuse_port=options.reuse_port,
+            decision_log=self.decision_log,
         )
         try:
             return authorizer, authorizer.start(host, port)

@@ -640,7 +640,8 @@ def world_ports(world: list[Object]) -> list[int]:
 
 def service_targets(world: list[Object]) -> list[tuple[str, str, int]]:
     """(address, protocol, port) of every Service port on its addresses and every node port
-    on every node address: flows to Services would hardly ever be drawn by chance."""
+    on every node address: flows to Services would hardly ever be drawn by chance; a headless
+    Service's ports on its name ``svc/NAMESPACE/NAME`` (R43; without ports: port 80)."""
     node_ips = sorted({ip for obj in world if isinstance(obj, Node) for ip in obj.addresses})
     out: set[tuple[str, str, int]] = set()
     for obj in world:
@@ -650,6 +651,11 @@ def service_targets(world: list[Object]) -> list[tuple[str, str, int]]:
                     out.add((ip, p.protocol, p.port))
                 if p.node_port is not None:
                     out.update((ip, p.protocol, p.node_port) for ip in node_ips)
+            if obj.headless:
+                name = f"svc/{obj.namespace}/{obj.name}"
+                out.update((name, p.protocol, p.port) for p in obj.ports)
+                if not obj.ports:
+                    out.update({(name, "TCP", 80), (name, "UDP", 53)})
     return sorted(out)
 
 
@@ -675,6 +681,9 @@ def flows(world: list[Object]) -> st.SearchStrategy[Flow]:
     def one(draw: Draw) -> Flow:
         if targets and draw(st.booleans()):
             dst, protocol, port = draw(st.sampled_from(targets))
+            if dst.startswith("svc/"):  # a headless Service by name: the flow index/ends.py makes
+                src = make_flow(draw(ips), "10.0.0.1", protocol, port).src_ip
+                return Flow(src, dst, protocol, port)
             return make_flow(draw(ips), dst, protocol, port)
         protocol = draw(protocols)
         port = draw(port_values) if protocol in PROTOCOLS else None

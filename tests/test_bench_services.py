@@ -26,3 +26,4 @@ def test_the_benchmark_reports_both_ratios() -> None:
     out = run("tiny", rounds=5, flows=50)
     assert out["services"] > 0
     assert out["slice_vs_pod_event"] > 0 and out["cluster_ip_vs_pod_ip_decision"] > 0
+    assert out["headless_by_name_vs_cluster_ip_decision"] > 0

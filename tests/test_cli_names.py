@@ -68,9 +68,9 @@ def test_an_explained_denial_by_name_says_why_not(cli: Cli) -> None:
             ["--from", WEB_POD, "--to", "node/nope"], "error: --to: node nope is not known", id="unknown node"
         ),
         pytest.param(
-            ["--from", WEB_POD, "--to", "svc/data/postgres-headless", "--port", "5432"],
-            "error: --to: Service data/postgres-headless is headless",
-            id="headless svc",
+            ["--from", WEB_POD, "--to", "svc/data/postgres-headless", "--port", "pg"],
+            "error: --port: Service data/postgres-headless has no port 'pg' for TCP (ports: postgres",
+            id="headless svc, no such port name",
         ),
         pytest.param(
             ["--from", WEB_POD, "--to", "8.8.8.8", "--port", "http"],
@@ -94,6 +94,26 @@ def test_bad_names_are_one_line_errors_naming_the_option(cli: Cli, argv: list[st
     assert (status, out) == (2, "")
     assert err.startswith(message), err
     assert err.count("\n") == 1
+
+
+def test_a_headless_service_by_name_is_decided_on_each_ready_endpoint(cli: Cli) -> None:
+    """docs/services.md "Headless Services by name": the API reaches both postgres pods; web neither."""
+    status, out, _ = cli(
+        "decide", "--from", API_POD, "--to", "svc/data/postgres-headless", "--port", "postgres"
+    )
+    assert status == 0
+    assert out.splitlines()[0] == "ALLOW  TCP 10.244.1.20 -> svc/data/postgres-headless:5432"
+    assert "Service data/postgres-headless headless svc/data/postgres-headless:5432/TCP (postgres)" in out
+    assert "ALLOW  10.244.1.30:5432 pod data/postgres-1 on node node-a: allowed-by-policy" in out
+    assert "ALLOW  10.244.2.30:5432 pod data/postgres-0 on node node-b: allowed-by-policy" in out
+    status, out, _ = cli(
+        "decide", "--from", WEB_POD, "--to", "svc/data/postgres-headless", "--port", "5432", "--json"
+    )
+    doc = json.loads(out)
+    assert status == 1
+    assert doc["flow"]["dst_ip"] == "svc/data/postgres-headless"
+    assert (doc["reason"], doc["service"]["address_kind"]) == ("denied-on-ingress", "headless")
+    assert [e["ip"] for e in doc["service"]["endpoints"]] == ["10.244.1.30", "10.244.2.30"]
 
 
 def test_src_and_from_exclude_each_other(cli: Cli) -> None:

@@ -149,3 +149,30 @@ def test_ends_may_be_names_and_an_unknown_name_is_an_error(
         "ERROR  unknown pod  (0 flows)",
     ]
     assert "`from`: pod staging/nope is not known" in out
+
+
+SERVICES = """\
+- {name: api reaches postgres by its headless name, from: backend/api-5b7f9-4hq2c,
+   to: svc/data/postgres-headless, port: postgres, expect: allow}
+- {name: web does not, from: frontend/web-6d4cf-x2lqp, to: svc/data/postgres-headless, port: 5432,
+   expect: deny}
+- {name: web reaches the api Service by its port name, from: frontend/web-6d4cf-x2lqp, to: svc/backend/api,
+   port: http, expect: allow}
+- {name: no such Service port, from: frontend/web-6d4cf-x2lqp, to: svc/data/postgres-headless, port: pg,
+   expect: deny}
+"""
+
+
+def test_services_by_name_are_decided_through_the_service_headless_ones_on_their_endpoints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, _ = run_test(capsys, write(tmp_path, SERVICES))
+    assert status == 1
+    assert "PASS   api reaches postgres by its headless name  (1 flow)" in out
+    assert "PASS   web does not  (1 flow)" in out
+    assert "PASS   web reaches the api Service by its port name  (1 flow)" in out
+    assert "ERROR  no such Service port" in out
+    assert "port: Service data/postgres-headless has no port 'pg' for TCP" in out
+    assert out.rstrip().endswith(
+        "3 passed, 0 failed, 1 error (an expectation that could not be checked counts as failed)"
+    )

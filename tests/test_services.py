@@ -26,7 +26,7 @@ from test_semantics import netpol, node, ns, pod
 
 from netpol_pdp.index.decision import AddressKind, Decision, Reason, Verdict
 from netpol_pdp.index.engine import Index
-from netpol_pdp.index.flows import make_flow
+from netpol_pdp.index.flows import Flow, make_flow
 from netpol_pdp.index.model import Delete, Kind, Object, Upsert
 from netpol_pdp.index.reference import ReferenceEvaluator
 from netpol_pdp.index.validation import parse_object
@@ -407,6 +407,137 @@ CASES = [
         (service("pay", "zzz", "10.96.0.10", {"port": 80}),),
         note="service-conflict: 10.96.0.10 claimed by pay/api, pay/zzz; pay/api (first by name) wins",
     ),
+    # R43: a headless Service by name (its flow's destination is svc/NAMESPACE/NAME, what
+    # index/ends.py resolves the name to), decided on its endpoints as DNS gives them
+    Case(
+        "a headless Service by name is decided on each ready endpoint",
+        "10.0.0.1",
+        "svc/pay/headless",
+        8080,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name whose endpoints disagree is service-partially-allowed",
+        "10.0.0.1",
+        "svc/pay/headless",
+        8080,
+        D,
+        Reason.SERVICE_PARTIALLY_ALLOWED,
+        (("10.0.1.1:8080", A), ("10.0.1.2:8080", D)),
+        (DENY_ZONE_B,),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name with every endpoint denying denies with their reason",
+        "10.0.0.1",
+        "svc/pay/headless",
+        8080,
+        D,
+        Reason.DENIED_INGRESS,
+        (("10.0.1.1:8080", D), ("10.0.1.2:8080", D)),
+        (DENY_ALL_PAY,),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name maps its Service port to the slices' port like a cluster IP",
+        "10.0.0.1",
+        "svc/pay/hl-named",
+        80,
+        A,
+        Reason.NOT_ISOLATED,
+        (("10.0.1.1:8080", A),),
+        (
+            service("pay", "hl-named", "None", {"name": "web", "port": 80, "targetPort": "http"}),
+            eps("pay", "hl-named-a", "hl-named", endpoint("10.0.1.1"), ports=[("web", 8080)]),
+        ),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name without that port is service-port-not-found",
+        "10.0.0.1",
+        "svc/pay/headless",
+        9090,
+        D,
+        Reason.SERVICE_PORT_NOT_FOUND,
+        (),
+        kind=AddressKind.HEADLESS,
+        note="service-port-not-found: Service pay/headless has no port 9090/TCP",
+    ),
+    Case(
+        "a headless Service by name without ports takes the flow's port as is",
+        "10.0.0.1",
+        "svc/pay/hl-raw",
+        5432,
+        D,
+        Reason.SERVICE_PARTIALLY_ALLOWED,
+        (("10.0.1.1:5432", A), ("10.0.1.2:5432", D)),
+        (
+            DENY_ZONE_B,
+            service("pay", "hl-raw", "None"),
+            eps("pay", "hl-raw-a", "hl-raw", endpoint("10.0.1.2"), endpoint("10.0.1.1"), ports=[]),
+            eps("pay", "hl-raw-b", "hl-raw", endpoint("10.0.1.1"), ports=[]),
+        ),
+        kind=AddressKind.HEADLESS,
+        note="Service pay/hl-raw declares no ports; the flow's port is used as is",
+    ),
+    Case(
+        "a headless Service by name has no terminating fallback: DNS gives only ready endpoints",
+        "10.0.0.1",
+        "svc/pay/hl-down",
+        8080,
+        D,
+        Reason.SERVICE_NO_READY_ENDPOINTS,
+        (),
+        (
+            service("pay", "hl-down", "None", {"name": "http", "port": 8080}),
+            eps(
+                "pay",
+                "hl-down-a",
+                "hl-down",
+                endpoint("10.0.1.1", ready=False, serving=True, terminating=True),
+            ),
+        ),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name uses the slices of the source's address family",
+        "fd00::1",
+        "svc/pay/headless",
+        8080,
+        A,
+        Reason.NOT_ISOLATED,
+        (("fd00::11:8080", A),),
+        (eps("pay", "headless-v6", "headless", endpoint("fd00::11"), family="IPv6"),),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a headless Service by name ignores traffic policies: no kube-proxy translates it",
+        "10.0.0.1",
+        "svc/pay/hl-local",
+        8080,
+        A,
+        Reason.NOT_ISOLATED,
+        BOTH,
+        (
+            service("pay", "hl-local", "None", {"name": "http", "port": 8080}, internalTrafficPolicy="Local"),
+            eps("pay", "hl-local-a", "hl-local", endpoint("10.0.1.1", "n1"), endpoint("10.0.1.2", "n2")),
+        ),
+        kind=AddressKind.HEADLESS,
+    ),
+    Case(
+        "a name that is no headless Service (made by hand) denies with no ready endpoints",
+        "10.0.0.1",
+        "svc/pay/api",
+        80,
+        D,
+        Reason.SERVICE_NO_READY_ENDPOINTS,
+        (),
+        kind=AddressKind.HEADLESS,
+        note="headless: pay/api is no headless Service",
+    ),
 ]
 
 
@@ -439,7 +570,11 @@ def endpoints_of(decision: Decision) -> tuple[tuple[str, Verdict], ...] | None:
 @pytest.mark.parametrize("explain", [False, True], ids=["plain", "explained"])
 def test_service_rule(make: Factory, case: Case, explain: bool) -> None:
     evaluator = make(objects(case.extra), case.partial)
-    decision = evaluator.decide(make_flow(case.src, case.dst, case.protocol, case.port), explain)
+    if case.dst.startswith("svc/"):  # a headless Service by name: the flow index/ends.py makes (R43)
+        flow = Flow(case.src, case.dst, case.protocol, case.port)
+    else:
+        flow = make_flow(case.src, case.dst, case.protocol, case.port)
+    decision = evaluator.decide(flow, explain)
     assert (decision.verdict, decision.reason) == (case.verdict, case.reason)
     assert endpoints_of(decision) == case.endpoints
     if case.kind is not None:
@@ -575,7 +710,14 @@ def test_a_service_by_name_is_its_cluster_ip_and_service_port(
     ("dst", "port", "port_name", "field", "words"),
     [
         pytest.param("svc/pay/nope", 80, None, "dst_name", "Service pay/nope is not known", id="unknown"),
-        pytest.param("svc/pay/headless", 8080, None, "dst_name", "is headless", id="headless has no address"),
+        pytest.param(
+            "svc/pay/headless",
+            None,
+            "grpc",
+            "dst_port_name",
+            "has no port 'grpc'",
+            id="headless: no such name",
+        ),
         pytest.param("svc/pay/api", 8080, None, "dst_port", "has no port 8080 for TCP", id="no such port"),
         pytest.param("svc/pay/api", None, "grpc", "dst_port_name", "has no port 'grpc'", id="no such name"),
         pytest.param("svc/pay", 80, None, "dst_name", "svc/NAMESPACE/NAME", id="malformed"),
@@ -591,6 +733,51 @@ def test_a_service_by_name_that_cannot_be_sent_to_is_a_located_error(
     with pytest.raises(FlowError) as info:
         resolve_flow(index.snapshot(), "shop/front", dst, "TCP", port, port_name)
     assert info.value.field == field and words in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("src", "port", "port_name", "flow"),
+    [
+        pytest.param("shop/front", 8080, None, ("10.0.0.1", 8080), id="by port number"),
+        pytest.param("shop/front", None, "http", ("10.0.0.1", 8080), id="by Service port name"),
+        pytest.param("fd00::1", 8080, None, ("fd00::1", 8080), id="the source's address picks the family"),
+    ],
+)
+def test_a_headless_service_by_name_is_its_name_and_service_port(
+    src: str, port: int | None, port_name: str | None, flow: tuple[str, int]
+) -> None:
+    from netpol_pdp.index.ends import resolve_flow
+
+    index = Index.from_objects(objects())
+    resolved = resolve_flow(index.snapshot(), src, "svc/pay/headless", "TCP", port, port_name)
+    assert resolved.flow == Flow(flow[0], "svc/pay/headless", "TCP", flow[1])
+    assert resolved.dst.ref == "Service pay/headless" and resolved.dst.headless == "svc/pay/headless"
+    decision = index.decide(resolved.flow)
+    assert decision.service is not None and decision.service.address_kind is AddressKind.HEADLESS
+    assert decision.service.address == "svc/pay/headless"
+
+
+def test_a_headless_service_is_no_source() -> None:
+    from netpol_pdp.index.ends import resolve_flow
+    from netpol_pdp.index.errors import FlowError
+
+    with pytest.raises(FlowError) as info:
+        resolve_flow(Index.from_objects(objects()).snapshot(), "svc/pay/headless", "shop/front", "TCP", 80)
+    assert info.value.field == "src_name"
+    assert info.value.message.startswith("svc/pay/headless: a headless Service has no address to send from")
+
+
+def test_a_headless_service_without_ports_by_name_takes_a_port_number_not_a_name() -> None:
+    from netpol_pdp.index.ends import resolve_flow
+    from netpol_pdp.index.errors import FlowError
+
+    index = Index.from_objects(objects([service("pay", "hl-raw", "None")]))
+    gen = index.snapshot()
+    assert resolve_flow(gen, "shop/front", "svc/pay/hl-raw", "TCP", 5432).flow.dst_port == 5432
+    with pytest.raises(FlowError) as info:
+        resolve_flow(gen, "shop/front", "svc/pay/hl-raw", "TCP", None, "pg")
+    assert info.value.field == "dst_port_name"
+    assert info.value.message == "Service pay/hl-raw is headless without ports: give a port number"
 
 
 def test_decide_to_a_service_by_name_on_the_bundled_example(cli: Any) -> None:

@@ -315,6 +315,40 @@ def test_envoy_checks_are_logged_as_check(
     assert line["caller"]["peer"].startswith("ipv4:127.0.0.1:")
 
 
+def test_envoy_plain_http_checks_are_logged_as_check(
+    start_service: Callable[..., Service], world: Path, tmp_path: Path
+) -> None:
+    import http.client
+
+    svc = logged_service(start_service, world, tmp_path, envoy_http_listen="127.0.0.1:0")
+    assert svc.envoy_http_port is not None
+    conn = http.client.HTTPConnection("127.0.0.1", svc.envoy_http_port, timeout=5)
+    statuses = []
+    for src, dst in [(INTRUDER, WEB), (INTRUDER, WEB), (CLIENT, WEB), ("10.9.9.9", "no-address")]:
+        # the third is allowed; the last is no flow (403 invalid-request), so no decision to log
+        conn.request(
+            "GET",
+            "/",
+            headers={"x-netpol-pdp-source": f"{src}:40000", "x-netpol-pdp-destination": f"{dst}:8080"},
+        )
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+    port = conn.sock.getsockname()[1]
+    conn.close()
+    svc.close(0.2)
+    assert statuses == [403, 403, 200, 403]
+    denied, allowed = sorted(
+        lines_of(tmp_path / "decisions.jsonl"), key=lambda line: line["verdict"] != "DENY"
+    )
+    assert (denied["method"], denied["count"], denied["reason"]) == ("Check", 2, "denied-on-ingress")
+    assert denied["calls"] == allowed["calls"] == 3  # the calls of the line's (method, caller, generation)
+    assert denied["policies"] == ["shop/web-from-client"]
+    assert (denied["src"]["ip"], denied["dst"]["ip"], denied["dst_port"]) == (INTRUDER, WEB, 8080)
+    assert (allowed["method"], allowed["count"], allowed["verdict"]) == ("Check", 1, "ALLOW")
+    assert denied["caller"]["peer"] == allowed["caller"]["peer"] == f"ipv4:127.0.0.1:{port}"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

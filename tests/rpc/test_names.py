@@ -189,6 +189,20 @@ def test_decide_by_name_with_server_answers_as_the_local_decide(example: Service
     )
 
 
+def test_a_headless_service_by_name_with_server_answers_as_the_local_decide(
+    example: Service, cli: Cli
+) -> None:
+    argv = ["--from", "frontend/web-6d4cf-x2lqp", "--to", "svc/data/postgres-headless", "--port", "postgres"]
+    local = json.loads(cli("decide", "--json", *argv)[1])
+    code, out, _ = cli("decide", "--json", *argv, "--server", example.address)
+    remote = json.loads(out)
+    assert code == 1
+    assert local.pop("flow")["dst_ip"] == "svc/data/postgres-headless"
+    assert remote == local
+    assert (remote["reason"], remote["service"]["address_kind"]) == ("denied-on-ingress", "headless")
+    assert [e["verdict"] for e in remote["service"]["endpoints"]] == ["DENY", "DENY"]
+
+
 def test_policy_tests_by_name_with_server_check_what_the_local_run_checks(
     example: Service, cli: Cli, tmp_path: Path
 ) -> None:
