@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netpol_pdp.bench.grpc_quick import Server, check_world, flows, measure, write_world
+from netpol_pdp.bench.envoy_proc import free_port
+from netpol_pdp.bench.grpc_quick import Server, check_world, closed_loop, flows, measure, write_world
 
 FILTERS = ("none", "deny", "all")
 
@@ -96,37 +96,20 @@ def _http_client(port: int, seconds: float, ns: int, pods: int) -> dict[str, Any
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.post(url, data=bodies[0]) as response:
                 assert response.status == 200, await response.text()
-            done = 0
-            begin = time.perf_counter()
-            stop_at = begin + seconds
 
-            async def worker(k: int) -> None:
-                nonlocal done
-                i = k
-                while True:
-                    async with session.post(url, data=bodies[i % len(bodies)]) as response:
-                        await response.read()
-                        assert response.status == 200
-                    done += 1
-                    i += 32
-                    if time.perf_counter() >= stop_at:
-                        return
+            async def post(i: int) -> None:
+                async with session.post(url, data=bodies[i % len(bodies)]) as response:
+                    await response.read()
+                    assert response.status == 200
 
-            await asyncio.gather(*(worker(k) for k in range(32)))
-            return done, time.perf_counter() - begin
+            return await closed_loop(post, seconds)
 
     n, elapsed = asyncio.run(run())
     return {"flows": n, "seconds": elapsed}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def http_vs_grpc(world: Path, seconds: float, rounds: int, ns: int, pods: int) -> dict[str, Any]:
-    http_port = _free_port()
+    http_port = free_port()
     srv = server(world, ["--http-listen", f"127.0.0.1:{http_port}"])
     grpc_rates: list[float] = []
     http_rates: list[float] = []

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,22 +253,7 @@ def _client(kind: str, target: str, seconds: float, ns: int, pods: int) -> dict[
         async def run() -> tuple[int, float]:
             async with AsyncDecisionClient(target) as client:
                 await client.decide(work[0])
-                done = 0
-                begin = time.perf_counter()
-                stop_at = begin + seconds
-
-                async def worker(k: int) -> None:
-                    nonlocal done
-                    i = k
-                    while True:
-                        await client.decide(work[i % len(work)])
-                        done += 1
-                        i += 32
-                        if time.perf_counter() >= stop_at:
-                            return
-
-                await asyncio.gather(*(worker(k) for k in range(32)))
-                return done, time.perf_counter() - begin
+                return await closed_loop(lambda i: client.decide(work[i % len(work)]), seconds)
 
         n, elapsed = asyncio.run(run())
         return {"flows": n, "seconds": elapsed}
@@ -343,6 +328,29 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(ordered[len(ordered) // 2])
     out["rates"] = [round(r["rate"]) for r in runs]
     return out
+
+
+async def closed_loop(
+    call: Callable[[int], Awaitable[object]], seconds: float, workers: int = 32
+) -> tuple[int, float]:
+    """``workers`` concurrent callers, caller ``k`` awaiting ``call(k)``, ``call(k + workers)``, ...
+    until ``seconds`` have passed: (calls completed, seconds taken)."""
+    done = 0
+    begin = time.perf_counter()
+    stop_at = begin + seconds
+
+    async def worker(k: int) -> None:
+        nonlocal done
+        i = k
+        while True:
+            await call(i)
+            done += 1
+            i += workers
+            if time.perf_counter() >= stop_at:
+                return
+
+    await asyncio.gather(*(worker(k) for k in range(workers)))
+    return done, time.perf_counter() - begin
 
 
 def measure(kind: str, target: str, seconds: float, ns: int, pods: int, clients: int = 1) -> dict[str, Any]:
