@@ -13,16 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
-import jinja2
-
+from netpol_pdp.clients.auditing.html import template
 from netpol_pdp.clients.render import plural
 from netpol_pdp.index.matrix import ALLOWED, CellChange, Matrix, port_text
 from netpol_pdp.index.reach import ReachAnswer, TargetReach, identity_text
 
-TEMPLATES = Path(__file__).resolve().parent / "auditing" / "templates"
 _LISTED = 5  # pod names shown per group in text; the JSON lists up to 50
 
 
@@ -194,14 +191,7 @@ def matrix_html(m: Matrix, title: str, after: Matrix | None = None) -> str:
                 )
             rows.append({"pod": src, "cells": cells})
         tables.append({"port": port_text(port), "rows": rows})
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("matrix.html.j2").render(
+    return template("matrix.html.j2").render(
         title=title, pods=m.pods, tables=tables, generation=shown.generation, diff=after is not None
     )
 

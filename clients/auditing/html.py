@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from netpol_pdp.clients.auditing.audit import AuditRun
+if TYPE_CHECKING:
+    from netpol_pdp.clients.auditing.audit import AuditRun
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def template(name: str) -> jinja2.Template:
+    """One of the pages' templates (the audit report, the matrix heat map): autoescaped, strict."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(name)
 
 
 def cell_style(allowed: int, denied: int, disagreeing: int, biggest: int) -> str:
@@ -48,14 +61,7 @@ def heat_map(data: dict[str, Any], namespaces: list[str]) -> list[dict[str, Any]
 
 
 def render_html(data: dict[str, Any], run: AuditRun) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
     namespaces = run.summary.namespaces()
-    return env.get_template("report.html.j2").render(
+    return template("report.html.j2").render(
         data=data, namespaces=namespaces, heat=heat_map(data, namespaces)
     )
