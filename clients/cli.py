@@ -3,8 +3,10 @@
 A subcommand is a module ``netpol_pdp.clients.cmd_<name>`` exposing
 ``add_parser(subparsers) -> None`` (which registers the subcommand and its
 options) and ``run(args) -> int`` (the exit status).  Adding one is one line in
-:data:`COMMANDS`; modules are imported when the parser is built, so a command's
-heavy dependencies belong inside its ``run``.
+:data:`COMMANDS`.  A run imports only the module of the command it names
+(:func:`command_named`); help, an unknown command and :func:`build_parser` import
+them all, so a command's heavy dependencies belong inside its ``run`` all the
+same.  ``--version`` reads the installed version only when asked.
 
 Exit statuses shared by every command: 0 success, 1 a negative answer (a DENY,
 validation errors), 2 bad input or a source that cannot be loaded, 130 when
@@ -20,8 +22,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from netpol_pdp.clients.errors import CommandError
 from netpol_pdp.clients.render import printable
@@ -85,16 +86,48 @@ class Parser(argparse.ArgumentParser):
         super()._print_message(printable(message), file)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class VersionAction(argparse.Action):
+    """``--version``: argparse's, with the installed version read only when it is asked for
+    (``importlib.metadata`` costs a start-up ~25 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> NoReturn:
+        from importlib.metadata import version  # noqa: PLC0415 (only for --version)
+
+        parser._print_message(f"{parser.prog} {version('netpol-pdp')}\n", sys.stdout)
+        parser.exit()
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs, when parsing it needs no other command's module.
+
+    None for help (``-h`` before the command, or no command at all) and for an
+    unknown command (its error lists them all); the top-level parser has no
+    option taking a value, so the first word not starting with ``-`` is the command.
+    """
+    for word in argv:
+        if word in ("-h", "--help") or word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return "" if argv else None  # only options (--version, or an error): no command module needed
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, just that subcommand's (``""``: none), for one run."""
     parser = Parser(
         prog="netpol-pdp",
         description="A policy decision point for Kubernetes NetworkPolicy: is this flow allowed, and why?",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('netpol-pdp')}")
+    parser.add_argument("--version", action=VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"netpol_pdp.clients.cmd_{name}")
-        module.add_parser(subparsers)
+        if only is None or name == only:
+            module = importlib.import_module(f"netpol_pdp.clients.cmd_{name}")
+            module.add_parser(subparsers)
     return parser
 
 
@@ -109,7 +142,7 @@ def report_source_error(err: SourceError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (the console script exits with it)."""
-    parser = build_parser()
+    parser = build_parser(command_named(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     try:
         status: int = args.run(args)

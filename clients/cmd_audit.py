@@ -12,11 +12,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
-from tqdm import tqdm
-
 from netpol_pdp.clients._options import RemoteDecider, add_client_options, connect_if_asked
 from netpol_pdp.clients.auditing.audit import AuditRun, run_audit
-from netpol_pdp.clients.auditing.parallel import WorldSpec, dask_cluster, local_pool, run_partitioned
 from netpol_pdp.clients.auditing.report import ReportError, check_report_path, write_report
 from netpol_pdp.clients.auditing.text import TextTotals, summary_lines
 from netpol_pdp.clients.auditing.whatif import WhatIf, WhatIfError, WorldChange
@@ -145,6 +142,8 @@ def _progress() -> Iterator[Any]:
     if not sys.stderr.isatty():
         yield None
         return
+    from tqdm import tqdm  # only on a terminal: importing it costs more than a small audit
+
     with tqdm(unit=" flows", unit_scale=True, delay=1.0, file=sys.stderr, desc="audit") as bar:
         yield bar.update
 
@@ -236,6 +235,14 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
     try:
         with log, _output(args.output) as out, _progress() as progress:
             if parallel and index is not None:
+                # worker processes: only with --jobs/--dask
+                from netpol_pdp.clients.auditing.parallel import (
+                    WorldSpec,
+                    dask_cluster,
+                    local_pool,
+                    run_partitioned,
+                )
+
                 spec = WorldSpec(tuple(index.objects().values()), change, args.explain, service_partial(args))
                 workers = (
                     dask_cluster(spec, args.dask, args.jobs) if args.dask else local_pool(spec, args.jobs)

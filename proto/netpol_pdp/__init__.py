@@ -11,11 +11,19 @@ One namespaced package whose parts live in the repository's top-level folders:
 - :mod:`netpol_pdp.v1`      the generated protobuf/gRPC modules of ``proto/``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("netpol-pdp")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed metadata when first asked for: every
+    ``netpol-pdp`` run imports this package, and ``importlib.metadata`` costs ~25 ms to import."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        value = version("netpol-pdp")
+    except PackageNotFoundError:  # running from a source tree without an install
+        value = "0.0.0"
+    globals()["__version__"] = value
+    return value
