@@ -18,7 +18,7 @@ from netpol_pdp.clients.auditing.deciding import DedupStats
 from netpol_pdp.clients.auditing.naming import endpoint_name, endpoint_namespace, port_text
 from netpol_pdp.clients.flowlogs.record import FlowRecord, ReadStats
 from netpol_pdp.clients.render import plural
-from netpol_pdp.index.decision import Decision, Reason
+from netpol_pdp.index.decision import Decision, Endpoint, EndpointKind, Reason, Verdict
 from netpol_pdp.index.flows import Flow
 
 #: (source, destination, "PROTO/port")
@@ -87,22 +87,59 @@ class AuditSummary:
             self.fold()
 
     def fold(self) -> None:
-        """Fold the pending records into the counters."""
-        for (flow, agreement, decision_id), count in self._pending.items():
-            self._add_many(flow, self._decisions[decision_id], agreement, count)
-        self._pending.clear()
-        self._decisions.clear()
+        """Fold the pending records into the counters.
 
-    def _add_many(self, flow: Flow, decision: Decision, agreement: Agreement | None, count: int) -> None:
+        An end's name and namespace are worked out once per fold (a generation
+        holds one :class:`Endpoint` per address, and the pending decisions keep
+        them alive, so they are keyed by identity); an external end is named by
+        its address, so that name is made per key.
+        """
+        ends: dict[int, tuple[str | None, str]] = {}
+
+        def end(endpoint: Endpoint) -> tuple[str | None, str]:
+            known = ends.get(id(endpoint))
+            if known is None:
+                external = endpoint.kind is EndpointKind.EXTERNAL
+                known = ends[id(endpoint)] = (
+                    None if external else endpoint_name(endpoint, ""),
+                    endpoint_namespace(endpoint),
+                )
+            return known
+
+        decisions = self._decisions
+        for (flow, agreement, decision_id), count in self._pending.items():
+            decision = decisions[decision_id]
+            src_name, src_ns = end(decision.src)
+            dst_name, dst_ns = end(decision.dst)
+            self._add_many(
+                flow,
+                decision,
+                agreement,
+                count,
+                endpoint_name(decision.src, flow.src_ip) if src_name is None else src_name,
+                endpoint_name(decision.dst, flow.dst_ip) if dst_name is None else dst_name,
+                (src_ns, dst_ns),
+            )
+        self._pending.clear()
+        decisions.clear()
+
+    def _add_many(
+        self,
+        flow: Flow,
+        decision: Decision,
+        agreement: Agreement | None,
+        count: int,
+        src: str,
+        dst: str,
+        cell_key: tuple[str, str],
+    ) -> None:
         self.total += count
-        self.reasons[decision.reason.value] += count
-        src, dst = endpoint_name(decision.src, flow.src_ip), endpoint_name(decision.dst, flow.dst_ip)
+        self.reasons[str(decision.reason)] += count  # (a StrEnum's str is its value, without enum's lookup)
         port = port_text(flow)
-        cell_key = (endpoint_namespace(decision.src), endpoint_namespace(decision.dst))
         cell = self.heat.get(cell_key)
         if cell is None:
             cell = self.heat[cell_key] = [0, 0, 0]
-        if decision.allowed:
+        if decision.verdict is Verdict.ALLOW:
             self.allowed += count
             cell[0] += count
         else:

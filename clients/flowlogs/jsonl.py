@@ -89,6 +89,9 @@ class JsonLinesReader:
         so are lines of only the flow fields: they repeat whole, and the line
         cache answers them without a key of their own.
         """
+        colons = raw.count(b":") if isinstance(raw, bytes) else raw.count(":")
+        if colons <= len(IDENTITY):
+            return None  # at most four keys (each key has its colon): the line cache's, not decoded here
         text = decode_line(raw, number) if type(raw) is bytes else raw
         if type(text) is not str:
             return None  # not UTF-8: parsed, to report it
