@@ -78,6 +78,7 @@ class Entry:
     decision: Decision | None = None
     changed: Decision | None = None
     agreement: Agreement | None = None
+    #: the output line with its newline (for a quick key's entry: what follows the head)
     output: str | None = None
     clash: bool = False
     count: int = 0
@@ -159,7 +160,8 @@ class LinePass:
                                 entry = None
                             if entry is not None and entry.output is not None:
                                 entry.count += 1
-                                out.append(line_head + entry.output)
+                                out.append(line_head)  # two pieces: joined once, when written
+                                out.append(entry.output)
                                 continue
                     text = self._miss(number, raw, len(out), fresh, waiting, diff)
                     if text is not None:
@@ -387,6 +389,7 @@ class LinePass:
             entry.decision, entry.changed, entry.agreement = decision, changed, agreement
             if render is not None:
                 line, entry.clash = render(record, rendered, agreement)
+                line += "\n"
                 self.replaced += entry.clash
                 out[at] = line
                 head = entry.head
