@@ -31,6 +31,9 @@ How the pieces connect (each runnable as ``netpol-pdp bench <name>``, docs/bench
 - ``flowlog_parsers.py`` one log: json/msgspec/orjson bare parse and orjson parse+dump vs the audit pass;
   the whole ``netpol-pdp audit`` as a process with its peak RSS (two log lengths); ``--hubble``: the same
   flows as Hubble lines;
+- ``parser_speed.py`` issue 15's figures in one run, each saying its parser: orjson parse+dump of a
+  500,000-flow log, the audit pass and the whole ``netpol-pdp audit``; yaml-rs's bare parse of the
+  world, its load and the ``validate`` process; ``--large``: the large world's first load (python -m only);
 - ``idle_streams.py`` health and Decide latency beside idle streams, sync and aio (python -m only);
 - ``soak.py``       a mixed soak with reloads and a broken rewrite, RSS sampled (python -m only);
 - ``test_kube_decode.py`` pytest-benchmark of the Kubernetes feed's decoding routes;

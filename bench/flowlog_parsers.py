@@ -9,8 +9,9 @@ Times, best of ``--repeat``, each over every line of ``LOG`` (a plain JSON Lines
   (what the readers use) and orjson (when installed);
 - orjson parse + dump per line (the floor of any JSON-in, JSON-out pass);
 - the world's load (manifests parsed, validated, the index built), in this process;
-- the audit pass alone (records read, decided and written, after the load; a
-  fresh generation each time, so no decision is cached from the run before);
+- the audit pass alone (records read, decided and written, the summary's
+  counters folded, after the load; a fresh generation each time, so no decision
+  is cached from the run before);
 - the whole ``netpol-pdp audit LOG --source DIR -o /dev/null`` as a separate
   process (interpreter start and world load included), with its peak RSS, on
   the log and on its first half (memory against the log's length);
@@ -71,7 +72,8 @@ def audit_pass(path: Path, index: Index) -> Callable[[], None]:
     def run() -> None:
         index.apply([])  # a fresh generation: every distinct flow is a cache miss again
         with open(os.devnull, "w") as sink:
-            run_audit(read_flowlog(str(path)), index.decide_many, write=sink.write)
+            run = run_audit(read_flowlog(str(path)), index.decide_many, write=sink.write)
+            run.summary.fold()  # the counters' share of the pass (done when the summary is read)
 
     return run
 

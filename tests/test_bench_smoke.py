@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 
-from netpol_pdp.bench import manifest_reload, reload_stall, world_load
+import pytest
+
+from netpol_pdp.bench import manifest_reload, parser_speed, reload_stall, world_load
 from netpol_pdp.bench.worlds import SIZES
 from netpol_pdp.clients.cli import main
 from netpol_pdp.index.manifests import ManifestSource
@@ -146,3 +148,33 @@ def test_world_load_measures_every_step_of_a_tiny_world(capsys):
         "validate_process",
     ):
         assert figures[step] > 0
+
+
+def test_parser_speed_reports_the_log_and_the_world_in_one_run_saying_which_parser(capsys):
+    assert parser_speed.main(["--size", "tiny", "--flows", "300", "--repeat", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    rows = {row["name"]: row for row in figures["rows"]}
+    assert list(rows) == [
+        "log: orjson parse+dump",
+        "log: audit pass (after load)",
+        "log: netpol-pdp audit (process)",
+        "tiny: yaml-rs bare parse",
+        "tiny: world load, in process",
+        "tiny: netpol-pdp validate (process)",
+    ]
+    for row in rows.values():
+        assert row["seconds"] > 0 and row["parser"]
+    assert {row["lines"] for name, row in rows.items() if name.startswith("log: ")} == {300}
+    assert rows["tiny: yaml-rs bare parse"]["parser"].startswith("yaml-rs ")
+    assert "in 13 of 13 files" in rows["tiny: netpol-pdp validate (process)"]["parser"]
+    assert set(figures["ratios"]) == {
+        "audit pass speed / orjson parse+dump speed (target >= 0.5)",
+        "tiny: world load / yaml-rs bare parse (target <= 2)",
+        "tiny: validate process / yaml-rs bare parse",
+    }
+
+
+def test_parser_speed_refuses_a_world_without_a_flow_log(tmp_path):
+    assert main(["bench", "world", "--size", "tiny", "-o", str(tmp_path)]) == 0
+    with pytest.raises(SystemExit, match="no flow log"):
+        parser_speed.main(["--world", str(tmp_path), "--repeat", "1"])
