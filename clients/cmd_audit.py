@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import io
 import json
 import os
@@ -28,7 +29,9 @@ from netpol_pdp.clients.sources import (
     warn_if_empty,
 )
 from netpol_pdp.index.decision import Decision
+from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
+from netpol_pdp.index.manifests import LoadResult
 
 
 class BatchDecider(Protocol):
@@ -200,6 +203,26 @@ def _not_the_log(option: str, path: str | None, log: str) -> None:
         raise CommandError(f"{option} {path}: is the flow log being read; write elsewhere")
 
 
+def _load_for_good(args: argparse.Namespace) -> tuple[Index, LoadResult]:
+    """The world, loaded for the rest of the process: the cycle collector neither runs while
+    it loads nor walks it afterwards (``gc.freeze``).
+
+    A load allocates ~25 objects per manifest and frees next to nothing: each collection
+    on the way walks the survivors again, and each later full one all of them (measured on
+    the medium world's ~250,000 objects: 0.3 s of collections in the load, ~0.15 s a full
+    collection after).  Nothing cyclic is left as garbage in numbers worth collecting.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loaded = load_index(args)
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
+    return loaded
+
+
 def _audit(args: argparse.Namespace, client: Any) -> int:
     _not_the_log("-o", args.output, args.flows)
     for report in args.report:
@@ -209,7 +232,7 @@ def _audit(args: argparse.Namespace, client: Any) -> int:
             check_report_path(path)
         index = None
         if client is None:
-            index, loaded = load_index(args)
+            index, loaded = _load_for_good(args)
             warn_if_empty(loaded, args)
         whatif = change = None
         if index is not None and (args.with_paths or args.without):
