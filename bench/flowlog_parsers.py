@@ -40,6 +40,7 @@ import msgspec
 
 from netpol_pdp.bench.flowlog_throughput import hubble_line
 from netpol_pdp.clients.auditing.audit import run_audit
+from netpol_pdp.clients.flowlogs import base as flow_base
 from netpol_pdp.clients.flowlogs import read_flowlog
 from netpol_pdp.index.engine import Index
 from netpol_pdp.index.flows import Flow
@@ -71,6 +72,7 @@ def each_line(path: Path, per_line: Callable[[bytes], object]) -> Callable[[], N
 def audit_pass(path: Path, index: Index) -> Callable[[], None]:
     def run() -> None:
         index.apply([])  # a fresh generation: every distinct flow is a cache miss again
+        flow_base._PARSED.clear()  # and every flow's addresses parsed again, as in a new process
         with open(os.devnull, "w") as sink:
             run = run_audit(read_flowlog(str(path)), index.decide_many, write=sink.write)
             run.summary.fold()  # the counters' share of the pass (done when the summary is read)
