@@ -80,11 +80,17 @@ class CowShards(Generic[K, V]):
             self._fresh.add(i)
         return self._shards[i]
 
+    def set(self, key: K, value: V) -> None:
+        i = hash(key) & SHARD_MASK  # _writable, inline: a first build sets every key once
+        if i in self._fresh:
+            self._shards[i][key] = value
+        else:
+            shard = self._shards[i] = dict(self._shards[i])
+            self._fresh.add(i)
+            shard[key] = value
+
     def get(self, key: K) -> V | None:
         return self._shards[hash(key) & SHARD_MASK].get(key)
-
-    def set(self, key: K, value: V) -> None:
-        self._writable(key)[key] = value
 
     def pop(self, key: K) -> None:
         shard = self._shards[hash(key) & SHARD_MASK]
