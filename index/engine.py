@@ -22,6 +22,16 @@ How a change travels (incremental means driven by the change, never a rescan):
 - **Policy add/change/delete**: its selectors are (un)registered; identities of
   its namespace selected by the old or new ``podSelector`` get their compiled
   :class:`DirPolicy` again, shared across identities with the same policy set.
+- **One batch, one settling**: an identity the batch creates is *unsettled*
+  until the batch publishes; every step above skips it, and ``_settle`` then
+  computes its memberships and policies once, from the batch's final state,
+  namespace by namespace (what the identities of a namespace share is looked
+  up once).  A first load or a re-list (all pods, then all policies) so
+  matches each identity once instead of once per policy of its namespace;
+  a batch of one event settles its identity at once, as before.  Compiled
+  directions share their :class:`PortIndex` and :class:`IPBlockMatcher` by
+  what they are built from (a world has a handful of port shapes).
+  tests/test_bulk_build.py: one batch publishes what the same events do one by one.
 
 Semantics: docs/semantics.md, which this module implements and
 tests/test_semantics.py mirrors rule by rule.
