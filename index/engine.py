@@ -22,6 +22,16 @@ How a change travels (incremental means driven by the change, never a rescan):
 - **Policy add/change/delete**: its selectors are (un)registered; identities of
   its namespace selected by the old or new ``podSelector`` get their compiled
   :class:`DirPolicy` again, shared across identities with the same policy set.
+- **One batch, one settling**: an identity the batch creates is *unsettled*
+  until the batch publishes; every step above skips it, and ``_settle`` then
+  computes its memberships and policies once, from the batch's final state,
+  namespace by namespace (what the identities of a namespace share is looked
+  up once).  A first load or a re-list (all pods, then all policies) so
+  matches each identity once instead of once per policy of its namespace;
+  a batch of one event settles its identity at once, as before.  Compiled
+  directions share their :class:`PortIndex` and :class:`IPBlockMatcher` by
+  what they are built from (a world has a handful of port shapes).
+  tests/test_bulk_build.py: one batch publishes what the same events do one by one.
 
 Semantics: docs/semantics.md, which this module implements and
 tests/test_semantics.py mirrors rule by rule.
@@ -33,7 +43,7 @@ import dataclasses
 import gc
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -98,6 +108,7 @@ from netpol_pdp.index.services import (
 
 log = logging.getLogger(__name__)
 _K = TypeVar("_K")
+_T = TypeVar("_T")
 _V = TypeVar("_V")
 
 #: The decision cache of a generation is dropped when it grows past this many flows.
@@ -107,7 +118,10 @@ _V = TypeVar("_V")
 CACHE_LIMIT = 1 << 18
 #: Batches longer than this run with the cyclic garbage collector paused.
 GC_PAUSE_AFTER = 1000
+#: Port and ipBlock shapes kept for sharing (at least; more while more directions are compiled).
+_SHAPES_KEPT = 1024
 INGRESS, EGRESS = "Ingress", "Egress"
+_NO_NAMED_PORTS: frozenset[tuple[str, str, int]] = frozenset()
 
 
 @dataclass(eq=False)
@@ -147,13 +161,15 @@ class _Cluster:
     peer_keys: list[PeerKey]
 
 
-@dataclass(eq=False)
 class _Claims:
     """Everything that claims one address; the published entry is derived from it."""
 
-    pods: set[tuple[str, str]] = field(default_factory=set)  # live, non-hostNetwork
-    host_pods: set[tuple[str, str]] = field(default_factory=set)  # live, hostNetwork
-    nodes: set[str] = field(default_factory=set)
+    __slots__ = ("host_pods", "nodes", "pods")
+
+    def __init__(self) -> None:
+        self.pods: set[tuple[str, str]] = set()  # live, non-hostNetwork
+        self.host_pods: set[tuple[str, str]] = set()  # live, hostNetwork
+        self.nodes: set[str] = set()
 
 
 def _pod_name(key: tuple[str, str]) -> str:
@@ -190,6 +206,11 @@ class Index:
         self._ns_indexed_labels: dict[str, Mapping[str, str]] = {}
         self._dir_cache: dict[tuple[str, frozenset[int]], DirPolicy] = {}
         self._dir_cache_by_serial: dict[int, set[tuple[str, frozenset[int]]]] = defaultdict(set)
+        #: the port and ipBlock halves of compiled directions by what they are built from: a
+        #: world's thousands of policy sets have a handful of distinct port shapes (medium: 800
+        #: compiled directions, 10 port shapes, 3 ipBlock shapes); immutable, so shared
+        self._port_indexes: dict[tuple[tuple[int, tuple[PolicyPort, ...]], ...], PortIndex] = {}
+        self._ip_matchers: dict[tuple[tuple[int, IPBlock], ...], IPBlockMatcher] = {}
         self._serial = 0
         self._next_id = 1
         # cluster-scoped policies (tiers.py): subjects are registered selectors
@@ -205,6 +226,8 @@ class Index:
         self._objects = CowShards[ObjectKey, Object]()
         self._dirty_idents: set[int] = set()
         self._dirty_ips: set[str] = set()
+        #: identities created in this batch: memberships and policies computed once, at publish
+        self._unsettled: set[int] = set()
         self._gen = Generation(0, self._addr.freeze(), self._views.freeze(), None, self._objects.freeze())
         self._hits = 0
         self._misses = 0
@@ -214,7 +237,7 @@ class Index:
     @classmethod
     def from_objects(cls, objects: Iterable[Object], service_partial: Verdict = Verdict.DENY) -> Index:
         index = cls(service_partial)
-        index.apply(Upsert(o) for o in objects)
+        index._batch(objects, index._upsert)  # apply() of one Upsert per object, without the events
         return index
 
     @property
@@ -227,20 +250,27 @@ class Index:
         Writer thread only.  ADDED and MODIFIED are both :class:`Upsert`; a
         :class:`Delete` of an absent object is a no-op.
         """
+        return self._batch(events, self._event)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, Upsert):
+            self._upsert(event.obj)
+        else:
+            self._delete(event.key)
+
+    def _batch(self, items: Iterable[_T], step: Callable[[_T], None]) -> int:
+        """``step`` each item, then publish one generation (``apply``'s body)."""
         # A large batch (a first load, a re-list) allocates millions of small objects
         # and the cyclic collector then spends most of the build re-scanning them
         # (measured: 60% of a 100,000-pod build).  Nothing built here is cyclic
         # garbage, so the collector is paused for big batches and runs once after.
         paused = False
         try:
-            for n, event in enumerate(events):
+            for n, item in enumerate(items):
                 if n == GC_PAUSE_AFTER and gc.isenabled():
                     gc.disable()
                     paused = True
-                if isinstance(event, Upsert):
-                    self._upsert(event.obj)
-                else:
-                    self._delete(event.key)
+                step(item)
             self._publish()
         finally:
             if paused:
@@ -751,8 +781,10 @@ class Index:
     def _upsert(self, obj: Object) -> None:
         self._objects.set(obj.key, obj)
         if isinstance(obj, Pod):
-            self._remove_pod((obj.namespace, obj.name))
-            self._add_pod(obj)
+            key = (obj.namespace, obj.name)
+            if key in self._pods:
+                self._remove_pod(key)
+            self._add_pod(key, obj)
         elif isinstance(obj, NetworkPolicy):
             self._remove_policy((obj.namespace, obj.name))
             self._add_policy(obj)
@@ -805,15 +837,17 @@ class Index:
 
     # pods ------------------------------------------------------------------------
 
-    def _add_pod(self, pod: Pod) -> None:
-        key = (pod.namespace, pod.name)
+    def _add_pod(self, key: tuple[str, str], pod: Pod) -> None:
         self._pods[key] = pod
         if not pod.live or (pod.host_network and not pod.node_name):
             return  # a hostNetwork pod has its node's address: without a node it has none
+        all_claims, dirty = self._claims, self._dirty_ips
         for ip in pod.ips:
-            claims = self._claim(ip)
+            claims = all_claims.get(ip)
+            if claims is None:
+                claims = all_claims[ip] = _Claims()
             (claims.host_pods if pod.host_network else claims.pods).add(key)
-            self._dirty_ips.add(ip)
+            dirty.add(ip)
         if pod.host_network:
             return
         ident_key = (pod.namespace, frozenset(pod.labels.items()))
@@ -853,14 +887,14 @@ class Index:
         self._idents_by_ns[namespace].add(ident.id)
         for pair in ident.labels.items():
             self._idents_by_label[pair].add(ident.id)
-        ident.selectors = self._matching_selectors(ident)
-        self._recompute_policies(ident)
+        self._unsettled.add(ident.id)  # memberships and policies: _settle, at publish
         self._dirty_idents.add(ident.id)
         return ident
 
     def _drop_identity(self, ident: _Identity) -> None:
         del self._identities[(ident.namespace, frozenset(ident.labels.items()))]
         del self._identity_by_id[ident.id]
+        self._unsettled.discard(ident.id)
         self._idents_by_ns[ident.namespace].discard(ident.id)
         if not self._idents_by_ns[ident.namespace]:
             del self._idents_by_ns[ident.namespace]
@@ -871,22 +905,34 @@ class Index:
                 del self._idents_by_label[pair]
         self._dirty_idents.add(ident.id)
 
-    def _candidate_selectors(self, ident: _Identity) -> set[int]:
-        cands = set(self._sels_by_ns.get(ident.namespace, ()))
+    def _namespace_candidates(self, namespace: str, ns_labels: Mapping[str, str]) -> set[int]:
+        """The selectors that may match an identity of ``namespace`` whatever its pod labels:
+        bound to the namespace, anchored on one of its labels, or unanchored."""
+        cands = set(self._sels_by_ns.get(namespace, ()))
         cands |= self._sels_unanchored
-        for k, v in ident.labels.items():
-            cands |= self._sels_by_anchor.get(("pod", k, v), set())
-        for k, v in self._ns_labels(ident.namespace).items():
-            cands |= self._sels_by_anchor.get(("ns", k, v), set())
+        by_anchor = self._sels_by_anchor
+        for k, v in ns_labels.items():
+            found = by_anchor.get(("ns", k, v))
+            if found:
+                cands |= found
         return cands
 
-    def _matching_selectors(self, ident: _Identity) -> set[int]:
-        ns_labels = self._ns_labels(ident.namespace)
-        return {
-            sid
-            for sid in self._candidate_selectors(ident)
-            if self._selector_by_id[sid].key.matches(ident.namespace, ident.labels, ns_labels)
-        }
+    def _matching_selectors(
+        self, ident: _Identity, shared: set[int] | None = None, ns_labels: Mapping[str, str] | None = None
+    ) -> set[int]:
+        """The selectors ``ident`` satisfies; ``shared``/``ns_labels``: its namespace's
+        candidates and labels when the caller has them (:meth:`_namespace_candidates`)."""
+        namespace, labels = ident.namespace, ident.labels
+        if ns_labels is None:
+            ns_labels = self._ns_labels(namespace)
+        cands = set(shared) if shared is not None else self._namespace_candidates(namespace, ns_labels)
+        by_anchor = self._sels_by_anchor
+        for k, v in labels.items():
+            found = by_anchor.get(("pod", k, v))
+            if found:
+                cands |= found
+        by_id = self._selector_by_id
+        return {sid for sid in cands if by_id[sid].key.matches(namespace, labels, ns_labels)}
 
     def _candidate_identities(self, sel: _Selector) -> Iterable[int]:
         key = sel.key
@@ -918,7 +964,10 @@ class Index:
     def _relabel_namespace(self, namespace: str) -> None:
         """The namespace's labels may have changed: re-test its identities' global selectors."""
         self._index_namespace_labels(namespace)
+        unsettled = self._unsettled
         for ident_id in self._idents_by_ns.get(namespace, ()):
+            if ident_id in unsettled:
+                continue
             ident = self._identity_by_id[ident_id]
             new = self._matching_selectors(ident)
             if new != ident.selectors:
@@ -943,7 +992,10 @@ class Index:
         for key in peer_keys:
             if not key.is_any_pod:
                 self._ref_selector(key)
+        unsettled = self._unsettled
         for ident_id in self._idents_by_ns.get(obj.namespace, ()):
+            if ident_id in unsettled:
+                continue
             ident = self._identity_by_id[ident_id]
             if matches(obj.pod_selector, ident.labels):
                 self._recompute_policies(ident)
@@ -982,7 +1034,10 @@ class Index:
                 self._sels_by_anchor[sel.anchor].add(sel.id)
             else:
                 self._sels_unanchored.add(sel.id)
+            unsettled = self._unsettled
             for ident_id in list(self._candidate_identities(sel)):
+                if ident_id in unsettled:
+                    continue
                 ident = self._identity_by_id[ident_id]
                 if key.matches(ident.namespace, ident.labels, self._ns_labels(ident.namespace)):
                     ident.selectors.add(sel.id)
@@ -1014,13 +1069,18 @@ class Index:
                 ident.selectors.discard(sel.id)
                 self._dirty_idents.add(ident_id)
 
-    def _recompute_policies(self, ident: _Identity) -> None:
-        policies: dict[str, list[_Policy]] = {INGRESS: [], EGRESS: []}
-        for pol in self._policies_by_ns.get(ident.namespace, {}).values():
-            if matches(pol.obj.pod_selector, ident.labels):
+    def _recompute_policies(self, ident: _Identity, in_namespace: Iterable[_Policy] | None = None) -> None:
+        """``ident``'s policies per direction; ``in_namespace``: its namespace's policies, when
+        the caller has them."""
+        if in_namespace is None:
+            in_namespace = self._policies_by_ns.get(ident.namespace, {}).values()
+        policies: dict[str, list[int]] = {INGRESS: [], EGRESS: []}
+        labels = ident.labels
+        for pol in in_namespace:
+            if matches(pol.obj.pod_selector, labels):
                 for direction in pol.obj.policy_types:
-                    policies[direction].append(pol)
-        new = {d: frozenset(p.serial for p in pols) for d, pols in policies.items()}
+                    policies[direction].append(pol.serial)
+        new = {d: frozenset(serials) for d, serials in policies.items()}
         if new != ident.policies:
             ident.policies = new
             self._dirty_idents.add(ident.id)
@@ -1054,13 +1114,29 @@ class Index:
         compiled = DirPolicy(
             tuple(p.obj.qualified_name for p in pols),
             tuple(rules),
-            PortIndex(port_rules),
-            IPBlockMatcher(blocks) if blocks else None,
+            self._port_index(tuple(port_rules)),
+            self._ip_matcher(tuple(blocks)) if blocks else None,
         )
         self._dir_cache[cache_key] = compiled
         for serial in cache_key[1]:
             self._dir_cache_by_serial[serial].add(cache_key)
         return compiled
+
+    def _port_index(self, port_rules: tuple[tuple[int, tuple[PolicyPort, ...]], ...]) -> PortIndex:
+        found = self._port_indexes.get(port_rules)
+        if found is None:
+            if len(self._port_indexes) > max(_SHAPES_KEPT, len(self._dir_cache)):
+                self._port_indexes.clear()  # shapes of policies since deleted: start again
+            found = self._port_indexes[port_rules] = PortIndex(list(port_rules))
+        return found
+
+    def _ip_matcher(self, blocks: tuple[tuple[int, IPBlock], ...]) -> IPBlockMatcher:
+        found = self._ip_matchers.get(blocks)
+        if found is None:
+            if len(self._ip_matchers) > max(_SHAPES_KEPT, len(self._dir_cache)):
+                self._ip_matchers.clear()
+            found = self._ip_matchers[blocks] = IPBlockMatcher(list(blocks))
+        return found
 
     # cluster-scoped policies ------------------------------------------------------
 
@@ -1142,28 +1218,30 @@ class Index:
 
     # ------------------------------------------------------------------ writer: publish
 
+    def _pod_entry(self, key: tuple[str, str], notes: tuple[str, ...] = ()) -> PodEntry:
+        """The entry of an address the pod ``key`` owns."""
+        pod = self._pods[key]
+        name = f"{key[0]}/{key[1]}"
+        ports = pod.ports
+        return PodEntry(
+            name,
+            self._pod_identity[key].id,
+            pod.node_name,
+            frozenset([(p.name, p.protocol, p.port) for p in ports if p.name]) if ports else _NO_NAMED_PORTS,
+            Endpoint(EndpointKind.POD, name, pod.namespace),
+            notes,
+        )
+
     def _entry_for(self, ip: str, claims: _Claims) -> Entry | None:
         if claims.pods:
             if len(claims.pods) == 1:  # the common case: nothing to rank
-                ranked = list(claims.pods)
-            else:
-                ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, _pod_name(k)))
-            winner = self._pods[ranked[-1]]
+                (only,) = claims.pods
+                return self._pod_entry(only)
+            ranked = sorted(claims.pods, key=lambda k: (self._pods[k].created, _pod_name(k)))
             wkey = ranked[-1]
-            notes: tuple[str, ...] = ()
-            if len(ranked) > 1:
-                names = ", ".join(_pod_name(k) for k in ranked)
-                notes = (f"ip-conflict: {ip} claimed by {names}; {_pod_name(wkey)} (newest) wins",)
-            name = _pod_name(wkey)
-            named = frozenset((p.name, p.protocol, p.port) for p in winner.ports if p.name)
-            return PodEntry(
-                name,
-                self._pod_identity[wkey].id,
-                winner.node_name,
-                named,
-                Endpoint(EndpointKind.POD, name, winner.namespace),
-                notes,
-            )
+            names = ", ".join(_pod_name(k) for k in ranked)
+            note = f"ip-conflict: {ip} claimed by {names}; {_pod_name(wkey)} (newest) wins"
+            return self._pod_entry(wkey, (note,))
         if claims.nodes or claims.host_pods:
             host = tuple(sorted(_pod_name(k) for k in claims.host_pods))
             if claims.nodes:
@@ -1177,15 +1255,37 @@ class Index:
             return NodeEntry(node, host, Endpoint(EndpointKind.NODE, node, None, host), notes)
         return None
 
+    def _settle(self) -> None:
+        """Memberships and policies of the identities created in this batch, each once, from
+        the batch's final state (every selector, policy and namespace label is in place)."""
+        by_ns: dict[str, list[_Identity]] = defaultdict(list)
+        for ident_id in self._unsettled:
+            ident = self._identity_by_id[ident_id]
+            by_ns[ident.namespace].append(ident)
+        self._unsettled.clear()
+        for namespace, idents in by_ns.items():  # what a namespace's identities share, once
+            ns_labels = self._ns_labels(namespace)
+            shared = self._namespace_candidates(namespace, ns_labels)
+            policies = list(self._policies_by_ns.get(namespace, {}).values())
+            for ident in idents:
+                ident.selectors = self._matching_selectors(ident, shared, ns_labels)
+                self._recompute_policies(ident, policies)
+
     def _publish(self) -> None:
+        self._settle()
+        all_claims, addr = self._claims, self._addr
         for ip in self._dirty_ips:
-            claims = self._claims.get(ip)
+            claims = all_claims.get(ip)
+            if claims is not None and len(claims.pods) == 1:  # one pod owns it: nothing to rank
+                (only,) = claims.pods
+                addr.set(ip, self._pod_entry(only))
+                continue
             entry = self._entry_for(ip, claims) if claims is not None else None
             if entry is None:
-                self._claims.pop(ip, None)
-                self._addr.pop(ip)
+                all_claims.pop(ip, None)
+                addr.pop(ip)
             else:
-                self._addr.set(ip, entry)
+                addr.set(ip, entry)
         # identities whose view changed; entries of pods whose identity changed id are
         # covered because a pod's identity only changes through a pod event (dirty ip).
         for ident_id in self._dirty_idents:
@@ -1228,6 +1328,9 @@ class Index:
     def _dir_for(self, direction: str, serials: frozenset[int] | None) -> DirPolicy | None:
         if not serials:
             return None
+        found = self._dir_cache.get((direction, serials))
+        if found is not None:
+            return found
         return self._compiled(direction, [self._policy_by_serial[s] for s in serials])
 
     # ------------------------------------------------------------------ checks (tests)
