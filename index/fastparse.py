@@ -35,12 +35,36 @@ with the strict reader" (which then also locates any error).  None is returned:
    large document is read by PyYAML in chunks, which lets other threads (the
    server's) run meanwhile (docs/manifest-feed.md).
 
-Documents are split at their ``---`` markers here, each parsed alone: yaml-rs
-returns a one-document stream whose document is a list exactly as it returns a
-stream of several documents, and the document numbers of error lines and of
-"declared twice; first in ..." must be PyYAML's.
+**A whole stream at once** (:func:`_whole_stream`, the common case): an ASCII
+stream of at most :data:`MAX_FAST_DOCUMENT` characters is screened whole and, if
+it passes, parsed by one ``yaml_rs.loads`` call.  The screen is cheap because it
+does not try patterns at every separator: the rules on characters that are
+everywhere in a manifest (``:``, space, digits: rules 1 and 2 on numbers, bools, a
+``:`` opening a token, control characters, directives, end markers) are one pass of
+RE2's automaton (:data:`_SCREEN`, a ``google-re2`` Set over the text's bytes), and
+each rare feature is looked for only if a one-character ``in`` test (``memchr``)
+finds its character (:func:`_rare_feature`).  Two empty documents are appended
+(:data:`_SENTINELS`), so yaml-rs returns a list of the documents whatever their
+number (alone, a document that is a list would look like a stream).  A number-like
+token that PyYAML reads as a string but YAML 1.2 as a number (a generated
+``pod-template-hash: 65086e0705`` is a float, ``0165264961`` an int) does not send
+its document to PyYAML: where it stands alone on a ``key: token`` line, in a text
+with no block scalar, no comment and no quoted scalar that could span lines, it is
+put in single quotes for yaml-rs (:func:`_quoted_numbers`), which then reads the
+string PyYAML reads; a token PyYAML reads as something else (``017``, ``1:30``,
+``yes``) is not quoted.  tests/test_fastparse.py checks that the stream screen
+refuses whatever the document screen refuses and finds every number it finds.
+
+**Document by document** otherwise (a stream the stream screen refuses, non-ASCII
+text, a larger stream): documents are split at their ``---`` markers, each
+screened and parsed alone, by yaml-rs or by the strict loader.  Splitting is
+needed because yaml-rs returns a one-document stream whose document is a list
+exactly as it returns a stream of several documents, and the document numbers of
+error lines and of "declared twice; first in ..." must be PyYAML's.
 
 tests/test_fastparse.py proves the agreement: hypothesis-generated manifests and
+number-like tokens in sixteen places around a ``key: token`` line (quoted text over
+lines, block scalars, flows, plain scalars over lines, keys, comments) and
 YAML variety (quoting, block and flow styles, anchors, comments, multi-document
 streams, unicode, every number, bool and null spelling above, random text over
 YAML's indicator characters) give PyYAML's documents or None, never other
@@ -458,6 +482,16 @@ def yaml_documents(text: str) -> list[Any] | None:
             return None
         docs.append(strict[0])
     return docs
+
+
+def yaml_rs_count(text: str) -> int:
+    """How many documents of the stream :func:`yaml_documents` reads with yaml-rs (a figure of
+    ``bench/world_load.py``; the others are read by the strict loader)."""
+    if len(text) <= MAX_FAST_DOCUMENT and text.isascii():
+        whole = _whole_stream(text)
+        if whole is not None:
+            return len(whole)
+    return sum(len(piece) <= MAX_FAST_DOCUMENT and screened(piece) for piece in _documents(text))
 
 
 def json_value(text: str) -> tuple[Any] | None:

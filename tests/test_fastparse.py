@@ -504,3 +504,9 @@ def test_the_generated_world_is_read_by_yaml_rs_stream_by_stream(tmp_path: Path)
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert _same(fastparse._whole_stream(text), documents.yaml_documents(text)), path
+
+
+def test_the_count_of_documents_read_by_yaml_rs() -> None:
+    assert fastparse.yaml_rs_count("a: 1\n---\nhash: 65086e0705\n") == 2  # the hash quoted
+    assert fastparse.yaml_rs_count("a: 1\n---\nb: yes\n") == 1  # the second read by PyYAML
+    assert fastparse.yaml_rs_count("") == 0
