@@ -361,7 +361,9 @@ _NUMBER_SCREEN = _TOKEN_START + (
     + r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})"  # a timestamp
 )
 _SCREEN = re2.Set.SearchSet()
-for _pattern in ("|".join(_STREAM_SCREEN), _NUMBER_SCREEN):
+#: What each pattern of :data:`_SCREEN` stands for (its index in the set).
+_CHARACTERS, _TOKENS, _NUMBERS = 0, 1, 2
+for _pattern in ("|".join(_STREAM_SCREEN[:2]), "|".join(_STREAM_SCREEN[2:]), _NUMBER_SCREEN):
     _SCREEN.Add(_pattern)
 _SCREEN.Compile()
 _NUMBER = re2.compile(_NUMBER_SCREEN)
@@ -421,16 +423,30 @@ def _quoted_numbers(text: str, data: bytes) -> str | None:
     return "".join(pieces)
 
 
+def _stream_verdict(text: str, data: bytes) -> str:
+    """What the stream screen says of an ASCII text: ``"plain"`` (yaml-rs may read it as it
+    is), ``"quote"`` (once its number-like tokens are quoted) or ``"refuse"``."""
+    hits = _SCREEN.Match(data) or ()
+    if _CHARACTERS in hits:
+        return "refuse"
+    if _TOKENS not in hits and _NUMBERS not in hits and not _rare_feature(text):
+        return "plain"
+    if "#" in text:
+        # Words in comments ("# no ...", "port 8080.", "*production") look like tokens and
+        # features: look again without them (and quote nothing then).
+        bare = _COMMENT.sub(r"\1", text)
+        return "refuse" if _rare_feature(bare) or _SCREEN.Match(bare.encode("ascii")) else "plain"
+    return "quote" if _TOKENS not in hits and not _rare_feature(text) else "refuse"
+
+
 def _whole_stream(text: str) -> list[Any] | None:
     """The documents of an ASCII stream, parsed by yaml-rs in one call, when the whole text
     passes the screen (numbers quoted by :func:`_quoted_numbers`); None: screen each document."""
-    if _rare_feature(text):
-        return None
     data = text.encode("ascii")
-    hits = _SCREEN.Match(data)
-    if hits:
-        if 0 in hits:
-            return None
+    verdict = _stream_verdict(text, data)
+    if verdict == "refuse":
+        return None
+    if verdict == "quote":
         quoted = _quoted_numbers(text, data)
         if quoted is None:
             return None
