@@ -468,6 +468,11 @@ _QUOTE_PLACES = (
 @example("a: 65086e0705\n")
 @example("a: 'x\n  b: 65086e0705'\n")
 @example("a: x\n  - 65086e0705\n")
+@example("a: foo\n  b: 65086e0705\n")
+@example("a: b\nc\nd: 65086e0705\n")
+@example("? a\n: b: 65086e0705\n")
+@example("a:\n- b: 65086e0705\n  c: 1e5\n")
+@example("a: &x\n  b: 65086e0705\nc: *x\n")
 def test_a_quoted_number_is_read_as_pyyaml_reads_it_or_left_to_pyyaml(text: str) -> None:
     assert_agrees(text)
 
