@@ -362,8 +362,11 @@ _NUMBER_SCREEN = _TOKEN_START + (
 )
 _SCREEN = re2.Set.SearchSet()
 #: What each pattern of :data:`_SCREEN` stands for (its index in the set).
-_CHARACTERS, _TOKENS, _NUMBERS = 0, 1, 2
-for _pattern in ("|".join(_STREAM_SCREEN[:2]), "|".join(_STREAM_SCREEN[2:]), _NUMBER_SCREEN):
+_CHARACTERS, _TOKENS, _NUMBERS, _RARE = 0, 1, 2, 3
+#: A character of one of the rare features (:data:`_RARE_FEATURES` but ``:``, block scalars,
+#: flows): without one, :func:`_rare_feature` need not look (most files of Pods).
+_RARE_CHARACTER = r"[!&*<=?\r\[\]{},|>]"
+for _pattern in ("|".join(_STREAM_SCREEN[:2]), "|".join(_STREAM_SCREEN[2:]), _NUMBER_SCREEN, _RARE_CHARACTER):
     _SCREEN.Add(_pattern)
 _SCREEN.Compile()
 _NUMBER = re2.compile(_NUMBER_SCREEN)
@@ -429,14 +432,15 @@ def _stream_verdict(text: str, data: bytes) -> str:
     hits = _SCREEN.Match(data) or ()
     if _CHARACTERS in hits:
         return "refuse"
-    if _TOKENS not in hits and _NUMBERS not in hits and not _rare_feature(text):
+    rare = _RARE in hits and _rare_feature(text)
+    if _TOKENS not in hits and _NUMBERS not in hits and not rare:
         return "plain"
     if "#" in text:
         # Words in comments ("# no ...", "port 8080.", "*production") look like tokens and
         # features: look again without them (and quote nothing then).
         bare = _COMMENT.sub(r"\1", text)
         return "refuse" if _rare_feature(bare) or _SCREEN.Match(bare.encode("ascii")) else "plain"
-    return "quote" if _TOKENS not in hits and not _rare_feature(text) else "refuse"
+    return "quote" if _TOKENS not in hits and not rare else "refuse"
 
 
 def _whole_stream(text: str) -> list[Any] | None:
