@@ -28,7 +28,8 @@ How the pieces connect::
 - ``documents.py``   strict YAML/JSON reading (duplicate keys, nesting, unreadable values, alias bombs)
                      shared by the file readers;
 - ``fastparse.py``   the fast path of the manifest feed: yaml-rs / msgspec where they agree with
-                     ``documents.py`` (None where they may not: then ``documents.py`` reads it);
+                     ``documents.py`` (None where they may not: then ``documents.py`` reads it),
+                     a whole file screened in one RE2 pass and parsed in one yaml-rs call;
 - ``manifests.py``   the manifest-folder feed (load, diff, watch);
 - ``kubefeed.py``    the Kubernetes feed: a watcher per collection (CRDs optional), one applier,
   readiness, stale/fail-closed;

@@ -35,12 +35,36 @@ with the strict reader" (which then also locates any error).  None is returned:
    large document is read by PyYAML in chunks, which lets other threads (the
    server's) run meanwhile (docs/manifest-feed.md).
 
-Documents are split at their ``---`` markers here, each parsed alone: yaml-rs
-returns a one-document stream whose document is a list exactly as it returns a
-stream of several documents, and the document numbers of error lines and of
-"declared twice; first in ..." must be PyYAML's.
+**A whole stream at once** (:func:`_whole_stream`, the common case): an ASCII
+stream of at most :data:`MAX_FAST_DOCUMENT` characters is screened whole and, if
+it passes, parsed by one ``yaml_rs.loads`` call.  The screen is cheap because it
+does not try patterns at every separator: the rules on characters that are
+everywhere in a manifest (``:``, space, digits: rules 1 and 2 on numbers, bools, a
+``:`` opening a token, control characters, directives, end markers) are one pass of
+RE2's automaton (:data:`_SCREEN`, a ``google-re2`` Set over the text's bytes), and
+each rare feature is looked for only if a one-character ``in`` test (``memchr``)
+finds its character (:func:`_rare_feature`).  Two empty documents are appended
+(:data:`_SENTINELS`), so yaml-rs returns a list of the documents whatever their
+number (alone, a document that is a list would look like a stream).  A number-like
+token that PyYAML reads as a string but YAML 1.2 as a number (a generated
+``pod-template-hash: 65086e0705`` is a float, ``0165264961`` an int) does not send
+its document to PyYAML: where it stands alone on a ``key: token`` line, in a text
+with no block scalar, no comment and no quoted scalar that could span lines, it is
+put in single quotes for yaml-rs (:func:`_quoted_numbers`), which then reads the
+string PyYAML reads; a token PyYAML reads as something else (``017``, ``1:30``,
+``yes``) is not quoted.  tests/test_fastparse.py checks that the stream screen
+refuses whatever the document screen refuses and finds every number it finds.
+
+**Document by document** otherwise (a stream the stream screen refuses, non-ASCII
+text, a larger stream): documents are split at their ``---`` markers, each
+screened and parsed alone, by yaml-rs or by the strict loader.  Splitting is
+needed because yaml-rs returns a one-document stream whose document is a list
+exactly as it returns a stream of several documents, and the document numbers of
+error lines and of "declared twice; first in ..." must be PyYAML's.
 
 tests/test_fastparse.py proves the agreement: hypothesis-generated manifests and
+number-like tokens in sixteen places around a ``key: token`` line (quoted text over
+lines, block scalars, flows, plain scalars over lines, keys, comments) and
 YAML variety (quoting, block and flow styles, anchors, comments, multi-document
 streams, unicode, every number, bool and null spelling above, random text over
 YAML's indicator characters) give PyYAML's documents or None, never other
@@ -52,9 +76,12 @@ for most files).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import re2
+import yaml
 import yaml_rs
 
 from netpol_pdp.index import documents
@@ -78,6 +105,8 @@ _RARE_FEATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("<<", re.compile(r"<<(?<![^\s\[\]{},]<<)")),  # a merge key
     ("=", re.compile(r"=(?<![^\s\[\]{},]=)(?![^\s\[\]{},:])")),  # the value key
     ("?", re.compile(r"\?(?<![^\s\[\]{},]\?)(?![^\s])")),  # a complex key
+    # in a flow PyYAML takes any ``?`` opening a token for one (``{a: ?}``, yaml-rs: {a: "?"})
+    ("?", re.compile(r"[\[{][^\n]*(?<=[\s\[\]{},])\?")),
     ("\r", re.compile(r"\r(?!\n)")),  # a lone CR
     ("[", re.compile(r"\[[ ]*[:?|>]")),  # an indicator opening a flow scalar
     ("{", re.compile(r"\{[ ]*[:?|>]")),
@@ -189,6 +218,8 @@ _FLOW_COLON = re.compile(r"(?<![\"']):[^\s,\[\]{}\"']")
 def _odd_flow(text: str) -> bool:
     """Whether a flow collection may be read differently: one that spans lines, or holds a
     ``:`` that PyYAML and YAML 1.2 take differently (quoted text set aside, line by line)."""
+    if "[" not in text and "]" not in text and text.count("{") == text.count("}") == text.count("{}\n"):
+        return False  # only ``{}`` ending its line (``podSelector: {}``): nothing else can be there
     pos = 0
     while (found := _FLOW_OPEN.search(text, pos)) is not None:
         end = text.find("\n", found.start())
@@ -274,6 +305,168 @@ def _documents(text: str) -> list[str]:
     return pieces
 
 
+#: The screen of a whole stream, in one pass of RE2's automaton over the text's bytes (rules 1
+#: and 2 for what the ``in`` tests of :func:`_rare_feature` cannot find cheaply, the characters
+#: ``:``, space and digits being everywhere).  The text is ASCII here and holds no control
+#: character but a line break (the first pattern), so ``\s`` of the per-document screen is
+#: ``[ \n\r]``; each pattern finds at least what its counterpart there finds, none looks around.
+_SEPARATORS = b" \n\r[]{},"
+_SEPARATOR = r"[ \n\r\[\]{},]"
+_TOKEN_START = r"(?:^|" + _SEPARATOR + ")"
+_STREAM_SCREEN = (
+    r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]",  # _characters_ok: a tab, a character PyYAML refuses
+    r"(?:^|\n)(?:%|\.\.\.)",  # _stream_ok: a directive, a document end marker
+    r"(?:^|[ \n\r\[{,?-]):",  # a ``:`` opening a token
+    r":[\]},]",  # ``:`` ending a flow item
+    # _ambiguous_bool
+    _TOKEN_START + r"(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)(?:[ \n\r\[\]{},:]|$)",
+)
+#: A digit and around it what makes a number's mantissa (``1``, ``1.5``, ``.5``, ``1_0``), what
+#: may follow it (an exponent, sexagesimal parts) and what ends the token (a separator, ``:``).
+_MANTISSA = r"(?:[0-9_]*[0-9][0-9_]*(?:\.[0-9_]*)?|[0-9_]*\.[0-9_]*[0-9][0-9_]*)"
+_TAIL = r"(?:[eE][-+]?[0-9_]*)?(?::[0-9_.]*)*"
+_END = r"(?:[ \n\r\[\]{},:]|$)"
+#: :data:`_AMBIGUOUS_NUMBER` as a union of what its negative look-ahead leaves, each alternative
+#: a way of not being a plain ``123`` or ``1.5`` (a match may end on the separator after the
+#: token, which may start the next: :func:`_quoted_numbers` looks again from there).
+_NUMBER_SCREEN = _TOKEN_START + (
+    r"(?:[-+]?0[0-9_][0-9_]*\.?[0-9_]*"
+    + _TAIL
+    + _END  # 017, 08, 0165264961
+    + r"|[-+]?0(?:[xX][0-9a-fA-F_]*|[oO][0-7_]*|[bB][01_]*)"
+    + _END  # 0x1F, 0o17, 0b1
+    + r"|[-+]?\.(?:[iI][nN][fF]|[nN][aA][nN])"
+    + _END  # .inf, .NaN
+    + r"|\+"
+    + _MANTISSA
+    + _TAIL
+    + _END  # +1
+    + r"|[-+]?"
+    + _MANTISSA
+    + r"[eE][-+]?[0-9_]*(?::[0-9_.]*)*"
+    + _END  # 1e5, 65086e0705
+    + r"|[-+]?"
+    + _MANTISSA
+    + r"(?:[eE][-+]?[0-9_]*)?(?::[0-9_.]*)*:[0-9_.]"  # 1:30, and 0:0-
+    + r"|[-+]?[0-9.]*_[0-9_.]*"
+    + _TAIL
+    + _END  # 1_000
+    + r"|[-+]?\.[0-9_]+"
+    + _TAIL
+    + _END  # .5
+    + r"|[-+]?[0-9_]+\."
+    + _TAIL
+    + _END  # 5.
+    + r"|-?[0-9]{19}"  # beyond 64 bits
+    + r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})"  # a timestamp
+)
+_SCREEN = re2.Set.SearchSet()
+#: What each pattern of :data:`_SCREEN` stands for (its index in the set).
+_CHARACTERS, _TOKENS, _NUMBERS, _RARE = 0, 1, 2, 3
+#: A character of one of the rare features (:data:`_RARE_FEATURES` but ``:``, block scalars,
+#: flows): without one, :func:`_rare_feature` need not look (most files of Pods).
+_RARE_CHARACTER = r"[!&*<=?\r\[\]{},|>]"
+for _pattern in ("|".join(_STREAM_SCREEN[:2]), "|".join(_STREAM_SCREEN[2:]), _NUMBER_SCREEN, _RARE_CHARACTER):
+    _SCREEN.Add(_pattern)
+_SCREEN.Compile()
+_NUMBER = re2.compile(_NUMBER_SCREEN)
+
+#: A line where a number-like token may be quoted for yaml-rs: ``key: TOKEN`` (in block
+#: context, maybe a list item), the token the whole rest of the line.
+_QUOTABLE_LINE = re.compile(r"[ ]*(?:- )*[A-Za-z0-9][A-Za-z0-9._/-]*: ([-+._0-9A-Za-z]+)")
+#: A value in single quotes as a dumper writes it (``canary: 'true'``): a text whose every
+#: quote is in one of these has no quoted scalar over lines (where a line would be text).
+_SIMPLE_QUOTED = re.compile(r": '[A-Za-z0-9._/-]*'\n")
+#: PyYAML's own resolution of a plain scalar (types-PyYAML leaves it untyped).
+_pyyaml_tag: Callable[[type[yaml.Node], str, tuple[bool, bool]], str] = yaml.resolver.Resolver().resolve
+_STR_TAG = "tag:yaml.org,2002:str"
+#: Two empty documents after a stream: yaml-rs then returns a list of its documents whatever
+#: their number (one document alone, it returns as it is, even a list).
+_SENTINELS = "--- ~\n--- ~\n"
+
+
+def _rare_feature(text: str) -> bool:
+    """Rule 1 for the features a one-character ``in`` test finds absent almost always."""
+    for literal, pattern in _RARE_FEATURES:
+        if literal != ":" and literal[0] in text and literal in text and pattern.search(text):
+            return True
+    if ("|" in text or ">" in text) and _odd_block_scalar(text):
+        return True
+    return ("[" in text or "{" in text) and _odd_flow(text)
+
+
+def _quoted_numbers(text: str, data: bytes) -> str | None:
+    """The text with each number-like token :data:`_NUMBER` finds in single quotes, where that
+    reads it as PyYAML reads it: as the string it is to PyYAML (``65086e0705``, which YAML
+    1.2 reads as a float), alone on a ``key: token`` line, in a text with no block scalar and
+    no quoted scalar over lines (where the line would be text).  None if any token is not so."""
+    if "|" in text or ">" in text or "#" in text:
+        return None
+    if '"' in text or ("'" in text and text.count("'") != 2 * len(_SIMPLE_QUOTED.findall(text))):
+        return None
+    pieces: list[str] = []
+    done = pos = 0
+    while (match := _NUMBER.search(data, pos)) is not None:
+        # one alternative ends on the separator after ``5.``: the next token may start there
+        pos = match.end() - (data[match.end() - 1 : match.end()] in _SEPARATORS)
+        start = match.start() + (match.start() > 0 or data[:1] in _SEPARATORS)
+        if start < done:
+            return None  # a second token on a quoted line (it cannot be: the token ends it)
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start)
+        line = _QUOTABLE_LINE.fullmatch(text, line_start, line_end) if line_end >= 0 else None
+        if line is None or line.start(1) != start:
+            return None
+        token = line.group(1)
+        if _pyyaml_tag(yaml.ScalarNode, token, (True, False)) != _STR_TAG:
+            return None
+        pieces += [text[done:start], "'", token, "'"]
+        done = line_end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _stream_verdict(text: str, data: bytes) -> str:
+    """What the stream screen says of an ASCII text: ``"plain"`` (yaml-rs may read it as it
+    is), ``"quote"`` (once its number-like tokens are quoted) or ``"refuse"``."""
+    hits = _SCREEN.Match(data) or ()
+    if _CHARACTERS in hits:
+        return "refuse"
+    rare = _RARE in hits and _rare_feature(text)
+    if _TOKENS not in hits and _NUMBERS not in hits and not rare:
+        return "plain"
+    if "#" in text:
+        # Words in comments ("# no ...", "port 8080.", "*production") look like tokens and
+        # features: look again without them (and quote nothing then).
+        bare = _COMMENT.sub(r"\1", text)
+        return "refuse" if _rare_feature(bare) or _SCREEN.Match(bare.encode("ascii")) else "plain"
+    return "quote" if _TOKENS not in hits and not rare else "refuse"
+
+
+def _whole_stream(text: str) -> list[Any] | None:
+    """The documents of an ASCII stream, parsed by yaml-rs in one call, when the whole text
+    passes the screen (numbers quoted by :func:`_quoted_numbers`); None: screen each document."""
+    data = text.encode("ascii")
+    verdict = _stream_verdict(text, data)
+    if verdict == "refuse":
+        return None
+    if verdict == "quote":
+        quoted = _quoted_numbers(text, data)
+        if quoted is None:
+            return None
+        text = quoted
+    if text and not text.endswith("\n"):
+        text += "\n"
+    try:
+        docs = yaml_rs.loads(text + _SENTINELS, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
+    except Exception:  # a syntax error, a duplicate key, too deep, too many aliases in the stream
+        return None
+    if type(docs) is not list or len(docs) < 2 or docs[-1] is not None or docs[-2] is not None:
+        return None
+    del docs[-2:]
+    return docs
+
+
 def yaml_documents(text: str) -> list[Any] | None:
     """The documents of a YAML stream as PyYAML's strict loader gives them, or None:
     read this text with :func:`netpol_pdp.index.documents.yaml_documents`.
@@ -283,6 +476,10 @@ def yaml_documents(text: str) -> list[Any] | None:
     the strict loader alone, the others by yaml-rs.  Whatever goes wrong in either
     gives None, and the strict loader reads the whole stream (and says where).
     """
+    if len(text) <= MAX_FAST_DOCUMENT and text.isascii():
+        whole = _whole_stream(text)
+        if whole is not None:
+            return whole
     if not _stream_ok(text):
         return None
     docs: list[Any] = []
@@ -305,6 +502,16 @@ def yaml_documents(text: str) -> list[Any] | None:
             return None
         docs.append(strict[0])
     return docs
+
+
+def yaml_rs_count(text: str) -> int:
+    """How many documents of the stream :func:`yaml_documents` reads with yaml-rs (a figure of
+    ``bench/world_load.py``; the others are read by the strict loader)."""
+    if len(text) <= MAX_FAST_DOCUMENT and text.isascii():
+        whole = _whole_stream(text)
+        if whole is not None:
+            return len(whole)
+    return sum(len(piece) <= MAX_FAST_DOCUMENT and screened(piece) for piece in _documents(text))
 
 
 def json_value(text: str) -> tuple[Any] | None:

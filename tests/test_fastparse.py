@@ -390,3 +390,136 @@ def test_a_file_that_fails_validation_is_read_again_by_the_strict_reader(
     with pytest.raises(Exception, match=r"bad.yaml: document 1: Namespace Shop_: metadata.name"):
         ManifestSource(bad).load()
     assert len(calls) == 1
+
+
+# --- the screen of a whole stream (one RE2 pass) and the numbers it quotes -------------------------
+
+_ASCII_ALPHABET = " \n:-[]{},#'\"|>&*!?%.abcyesnoONY0123456789eE+_x\t\r\x01"
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(_ASCII_ALPHABET, max_size=40))
+@example("a: 1\n---\nb: yes\n")
+@example("a:\n- :\n- x\n")
+@example("[1*x:]\n")
+@example("a: b\n...\n")
+@example("a: 1 # yes\n")
+@example("a: 1e5 # c\n")
+@example("a: '# x\n  yes'\n")
+def test_the_stream_screen_refuses_whatever_the_document_screen_refuses(text: str) -> None:
+    # the stream's screen passes (no number to quote) only where each document's would
+    if fastparse._stream_verdict(text, text.encode("ascii")) == "plain":
+        assert all(fastparse.screened(piece) for piece in fastparse._documents(text)), text
+
+
+_NUMBER_ALPHABET = _TOKEN_CHARS + " \n[]{},:aiInNfF"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(_NUMBER_ALPHABET, max_size=16))
+@example("a 1e5")
+@example("[5.,1e5]")
+@example("0165264961")
+@example("1:30")
+def test_the_stream_screen_finds_every_number_the_document_screen_finds(text: str) -> None:
+    old = fastparse._AMBIGUOUS_NUMBER.search(text) or fastparse._AMBIGUOUS_NUMBER.match("\n" + text[:64])
+    if old:
+        assert fastparse._NUMBER.search(text.encode("ascii")), text
+
+
+#: Tokens YAML 1.2 reads as numbers and PyYAML as strings, or the other way, or alike.
+_HASHES = [*_words("65086e0705 0165264961 3435491e11 09a81d3e22 7e04865eb6 0123 017 08 1e5 0x1F")]
+
+#: Places around a number-like token where quoting it would be wrong (text, a flow, a key,
+#: a plain scalar over lines) or right (``key: token`` alone on its line).
+_QUOTE_PLACES = (
+    "{k}: {v}\n",
+    "- {k}: {v}\n",
+    "{k}:\n  {k}: {v}\n  b: '{v}'\n",
+    "{k}: 'x\n  {k}: {v}'\n",
+    '{k}: "x\n  {k}: {v}"\n',
+    "{k}: x\n  - {v}\n",
+    "{k}: |\n  {k}: {v}\n",
+    "{k}: >\n  {k}: {v}\n",
+    "{k}: [\n  {v}]\n",
+    "{k}: [{v},{v}]\n",
+    "{v}: {k}\n",
+    "{k}: {v} # c\n",
+    "{k}'s: '{v}\n{k}: {v}\n",
+    "{k}: '{v}'\n{k}x: {v}\n",
+    "{k}: {v}\n{v}: x\n",
+    "{k}: {v}",
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.builds(
+            lambda key, value, place: place.format(k=key, v=value),
+            st.sampled_from(["a", "b", "pod-template-hash", "k8s.io/x"]),
+            st.one_of(st.sampled_from(_HASHES + SPELLINGS), st.text(_TOKEN_CHARS, min_size=1, max_size=8)),
+            st.sampled_from(_QUOTE_PLACES),
+        ),
+        min_size=1,
+        max_size=4,
+    ).map(lambda lines: "---\n".join(lines) if len(lines) % 2 else "".join(lines))
+)
+@example("a: 65086e0705\n")
+@example("a: 'x\n  b: 65086e0705'\n")
+@example("a: x\n  - 65086e0705\n")
+@example("a: foo\n  b: 65086e0705\n")
+@example("a: b\nc\nd: 65086e0705\n")
+@example("? a\n: b: 65086e0705\n")
+@example("a:\n- b: 65086e0705\n  c: 1e5\n")
+@example("a: &x\n  b: 65086e0705\nc: *x\n")
+def test_a_quoted_number_is_read_as_pyyaml_reads_it_or_left_to_pyyaml(text: str) -> None:
+    assert_agrees(text)
+
+
+def test_a_hash_yaml_1_2_reads_as_a_number_is_quoted_not_left_to_pyyaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-65086e0705-x\n  labels:\n"
+        "    canary: 'true'\n    pod-template-hash: 65086e0705\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  labels:\n"
+        "    pod-template-hash: 0165264961\n"
+    )
+    expected = documents.yaml_documents(text)
+    assert expected[0]["metadata"]["labels"]["pod-template-hash"] == "65086e0705"
+
+    def refuse(text: str) -> list[Any]:
+        raise AssertionError("read by PyYAML")
+
+    monkeypatch.setattr(documents, "yaml_documents", refuse)
+    assert fastparse.yaml_documents(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: 1_000\n", "a: 017\n", "a: 1:30\n", "a: 2024-01-01\n", "a: 5.\n", "a: yes\n"],
+    ids=["underscore", "octal", "sexagesimal", "timestamp", "float", "bool"],
+)
+def test_a_token_pyyaml_reads_as_no_string_is_not_quoted(text: str) -> None:
+    assert fastparse._whole_stream(text) is None  # PyYAML reads that document
+    assert assert_agrees(text) == documents.yaml_documents(text)
+
+
+def test_the_generated_world_is_read_by_yaml_rs_stream_by_stream(tmp_path: Path) -> None:
+    files = write_world(generate_world("small", validate=False), tmp_path)
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert _same(fastparse._whole_stream(text), documents.yaml_documents(text)), path
+
+
+def test_the_count_of_documents_read_by_yaml_rs() -> None:
+    assert fastparse.yaml_rs_count("a: 1\n---\nhash: 65086e0705\n") == 2  # the hash quoted
+    assert fastparse.yaml_rs_count("a: 1\n---\nb: yes\n") == 1  # the second read by PyYAML
+    assert fastparse.yaml_rs_count("") == 0
+    assert fastparse.yaml_rs_count("# exported: no\na: 1 # yes, 8080.\n---\nb: 2\n") == 2  # comments aside
+
+
+def test_a_comment_that_looks_like_a_token_does_not_leave_the_stream_to_pyyaml() -> None:
+    text = "# no metrics here\na: 1  # port 8080.\n---\nb: 2\n"
+    assert fastparse._whole_stream(text) == [{"a": 1}, {"b": 2}]
